@@ -1,0 +1,658 @@
+//! Mail accounts: the SMTP services a tenant sends through. Creating one from
+//! a catalog preset fills in host, port and security; every input is checked
+//! and all problems are reported at once, each naming its field.
+//!
+//! Secrets are write-only: they go in through `AccountInput`, are sealed
+//! with the data directory's key, and never come out through `AccountView`.
+
+use crate::app::App;
+use crate::catalog::{Catalog, Provider, Security, UsernameForm};
+use crate::diagnosis::Report;
+use crate::domain::{EmailAddress, HeaderText, Hostname};
+use crate::error::{Error, Problems, Result};
+use crate::secrets::{Keyring, Secret};
+use crate::smtp::{Credentials, ServerSettings};
+use crate::store::accounts::AccountRow;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Statuses of an account.
+pub mod status {
+    /// Saved, not yet proven by a test email or a delivery.
+    pub const UNVERIFIED: &str = "unverified";
+    /// The last test or delivery went through.
+    pub const READY: &str = "ready";
+    /// The last test or delivery failed; see `status_message` and `last_report`.
+    pub const FAILING: &str = "failing";
+    /// OAuth2: no tokens yet, a person must sign in.
+    pub const AUTHORIZATION_REQUIRED: &str = "authorization_required";
+    /// OAuth2: the provider revoked the grant.
+    pub const AUTHORIZATION_EXPIRED: &str = "authorization_expired";
+}
+
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
+/// Fields of an account as the API and the CLI accept them; on an edit,
+/// an absent field keeps its value (and an absent secret keeps the secret).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountInput {
+    pub name: Option<String>,
+    pub provider: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub security: Option<String>,
+    pub auth: Option<AuthInput>,
+    pub from: Option<FromInput>,
+    pub tls: Option<TlsInput>,
+    pub timeout_secs: Option<u64>,
+    pub limits: Option<LimitsInput>,
+    /// Id or name of another account of the tenant; empty string clears it.
+    pub backup_account: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthInput {
+    pub method: Option<String>,
+    pub username: Option<String>,
+    pub secret: Option<String>,
+    pub oauth: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FromInput {
+    pub address: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsInput {
+    pub ca_pem: Option<String>,
+    pub skip_verify: Option<bool>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsInput {
+    pub connections: Option<u32>,
+    pub per_minute: Option<u32>,
+    pub per_day: Option<u32>,
+}
+
+/// An account as the API shows it: no secret, only whether one is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountView {
+    pub id: String,
+    pub name: String,
+    pub provider: String,
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub auth: AuthView,
+    pub from: FromView,
+    pub tls: TlsView,
+    pub timeout_secs: u64,
+    pub limits: LimitsView,
+    pub backup_account: Option<String>,
+    pub status: String,
+    pub status_message: Option<String>,
+    /// The OAuth2 redirect URI to register at the provider.
+    pub redirect_uri: String,
+    pub last_report: Option<Report>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthView {
+    pub method: String,
+    pub username: Option<String>,
+    /// True when a secret is stored; the secret itself is never shown.
+    pub secret_set: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FromView {
+    pub address: String,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TlsView {
+    pub ca_pem: Option<String>,
+    pub skip_verify: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LimitsView {
+    pub connections: Option<u32>,
+    pub per_minute: Option<u32>,
+    pub per_day: Option<u32>,
+}
+
+fn secret_context(account_id: &str) -> String {
+    format!("account:{account_id}:secret")
+}
+
+impl AccountView {
+    pub fn from_row(row: &AccountRow, redirect_uri: String) -> AccountView {
+        AccountView {
+            id: row.id.clone(),
+            name: row.name.clone(),
+            provider: row.provider.clone(),
+            host: row.host.clone(),
+            port: row.port as u16,
+            security: Security::parse(&row.security).unwrap_or(Security::Tls),
+            auth: AuthView {
+                method: row.auth_method.clone(),
+                username: row.username.clone(),
+                secret_set: row.secret.is_some(),
+            },
+            from: FromView { address: row.from_address.clone(), name: row.from_name.clone() },
+            tls: TlsView { ca_pem: row.tls_ca_pem.clone(), skip_verify: row.tls_skip_verify != 0 },
+            timeout_secs: row.timeout_secs as u64,
+            limits: LimitsView {
+                connections: row.limit_connections.map(|v| v as u32),
+                per_minute: row.limit_per_minute.map(|v| v as u32),
+                per_day: row.limit_per_day.map(|v| v as u32),
+            },
+            backup_account: row.backup_account.clone(),
+            status: row.status.clone(),
+            status_message: row.status_message.clone(),
+            redirect_uri,
+            last_report: row.last_report.as_deref().and_then(|r| serde_json::from_str(r).ok()),
+            created_at: crate::rfc3339(row.created_at),
+            updated_at: crate::rfc3339(row.updated_at),
+        }
+    }
+}
+
+/// How to reach and sign in to the account's server.
+pub fn server_settings(row: &AccountRow) -> ServerSettings {
+    ServerSettings {
+        host: row.host.clone(),
+        port: row.port as u16,
+        security: Security::parse(&row.security).unwrap_or(Security::Tls),
+        ca_pem: row.tls_ca_pem.clone(),
+        skip_verify: row.tls_skip_verify != 0,
+        timeout: Duration::from_secs(row.timeout_secs.max(1) as u64),
+        helo_name: helo_name(&row.from_address),
+    }
+}
+
+/// The EHLO name: the sender's domain, a name the server can relate to us.
+fn helo_name(from: &str) -> String {
+    from.rsplit_once('@')
+        .map(|(_, d)| d.to_string())
+        .filter(|d| d.is_ascii() && !d.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The credentials, decrypted for the one session that needs them.
+pub fn credentials(row: &AccountRow, keys: &Keyring) -> Result<Credentials> {
+    match row.auth_method.as_str() {
+        "none" => Ok(Credentials::None),
+        "password" => {
+            let sealed = row.secret.as_deref().ok_or_else(|| Error::field("auth.secret", "no secret is stored: set auth.secret"))?;
+            let secret = keys.open(&secret_context(&row.id), sealed)?;
+            Ok(Credentials::Password { username: row.username.clone().unwrap_or_else(|| row.from_address.clone()), secret })
+        }
+        other => Err(Error::field("auth.method", format!("'{other}' is not supported by this build"))),
+    }
+}
+
+/// The account's state while an input is applied to it.
+struct Draft {
+    name: Option<String>,
+    provider: String,
+    host: Option<String>,
+    port: Option<u16>,
+    security: Option<String>,
+    auth_method: Option<String>,
+    username: Option<String>,
+    new_secret: Option<String>,
+    has_secret: bool,
+    from_address: Option<String>,
+    from_name: Option<String>,
+    ca_pem: Option<String>,
+    skip_verify: bool,
+    timeout_secs: u64,
+    limits: (Option<u32>, Option<u32>, Option<u32>),
+    limits_given: bool,
+    backup: Option<String>,
+}
+
+impl Draft {
+    fn empty() -> Draft {
+        Draft {
+            name: None,
+            provider: "custom".into(),
+            host: None,
+            port: None,
+            security: None,
+            auth_method: None,
+            username: None,
+            new_secret: None,
+            has_secret: false,
+            from_address: None,
+            from_name: None,
+            ca_pem: None,
+            skip_verify: false,
+            timeout_secs: DEFAULT_TIMEOUT_SECS,
+            limits: (None, None, None),
+            limits_given: false,
+            backup: None,
+        }
+    }
+
+    fn from_row(r: &AccountRow) -> Draft {
+        Draft {
+            name: Some(r.name.clone()),
+            provider: r.provider.clone(),
+            host: Some(r.host.clone()),
+            port: Some(r.port as u16),
+            security: Some(r.security.clone()),
+            auth_method: Some(r.auth_method.clone()),
+            username: r.username.clone(),
+            new_secret: None,
+            has_secret: r.secret.is_some(),
+            from_address: Some(r.from_address.clone()),
+            from_name: r.from_name.clone(),
+            ca_pem: r.tls_ca_pem.clone(),
+            skip_verify: r.tls_skip_verify != 0,
+            timeout_secs: r.timeout_secs as u64,
+            limits: (
+                r.limit_connections.map(|v| v as u32),
+                r.limit_per_minute.map(|v| v as u32),
+                r.limit_per_day.map(|v| v as u32),
+            ),
+            limits_given: true,
+            backup: r.backup_account.clone(),
+        }
+    }
+
+    /// Overlays the given fields. A change of provider re-derives what the
+    /// preset decides (host, port, security) unless the input sets them too.
+    fn apply(&mut self, input: AccountInput) {
+        if let Some(p) = input.provider {
+            if p != self.provider {
+                self.host = None;
+                self.port = None;
+                self.security = None;
+                if !self.limits_given || input.limits.is_none() {
+                    self.limits = (None, None, None);
+                    self.limits_given = false;
+                }
+            }
+            self.provider = p;
+        }
+        if input.name.is_some() {
+            self.name = input.name;
+        }
+        if input.host.is_some() {
+            self.host = input.host;
+        }
+        if input.security.is_some() {
+            if input.port.is_none() && input.security != self.security {
+                self.port = None;
+            }
+            self.security = input.security;
+        }
+        if input.port.is_some() {
+            self.port = input.port;
+        }
+        if let Some(a) = input.auth {
+            if a.method.is_some() {
+                self.auth_method = a.method;
+            }
+            if a.username.is_some() {
+                self.username = a.username;
+            }
+            if a.secret.is_some() {
+                self.new_secret = a.secret;
+            }
+            if a.oauth.is_some() {
+                self.auth_method = Some("oauth2".into());
+            }
+        }
+        if let Some(f) = input.from {
+            if f.address.is_some() {
+                self.from_address = f.address;
+            }
+            if f.name.is_some() {
+                self.from_name = f.name;
+            }
+        }
+        if let Some(t) = input.tls {
+            if t.ca_pem.is_some() {
+                self.ca_pem = t.ca_pem;
+            }
+            if let Some(s) = t.skip_verify {
+                self.skip_verify = s;
+            }
+        }
+        if let Some(t) = input.timeout_secs {
+            self.timeout_secs = t;
+        }
+        if let Some(l) = input.limits {
+            self.limits = (l.connections.or(self.limits.0), l.per_minute.or(self.limits.1), l.per_day.or(self.limits.2));
+            self.limits_given = true;
+        }
+        if let Some(b) = input.backup_account {
+            self.backup = Some(b);
+        }
+    }
+}
+
+/// Everything checked; what goes into the row.
+struct Checked {
+    name: String,
+    provider: String,
+    host: String,
+    port: u16,
+    security: Security,
+    auth_method: String,
+    username: Option<String>,
+    from_address: String,
+    from_name: Option<String>,
+    ca_pem: Option<String>,
+    skip_verify: bool,
+    timeout_secs: u64,
+    limits: (Option<u32>, Option<u32>, Option<u32>),
+}
+
+fn check(d: &Draft, creating: bool) -> Result<Checked> {
+    let catalog = Catalog::get();
+    let mut p = Problems::default();
+
+    let name = match d.name.as_deref().map(str::trim) {
+        None | Some("") => {
+            p.add("name", "is required: give the account a name people recognise, e.g. \"Support mailbox\"");
+            String::new()
+        }
+        Some(n) => p.check("name", HeaderText::parse(n).map(|h| h.as_str().to_string())).unwrap_or_default(),
+    };
+
+    let provider: Option<&Provider> = catalog.provider(&d.provider);
+    if provider.is_none() {
+        p.add("provider", format!("'{}' is not in the catalog: use one of the ids of GET /api/v1/providers, or \"custom\"", d.provider));
+    }
+
+    let security = match d.security.as_deref() {
+        Some(s) => p.check("security", Security::parse(s).ok_or_else(|| format!("'{s}' is not one of none, tls (implicit TLS, usually port 465), starttls (usually port 587)"))),
+        None => match provider.and_then(|p| p.default_security) {
+            Some(s) => Some(s),
+            None => {
+                if provider.is_some() {
+                    p.add("security", "is required for a custom server: tls (implicit TLS, usually port 465), starttls (usually port 587) or none");
+                }
+                None
+            }
+        },
+    };
+
+    let port = match (d.port, security) {
+        (Some(0), _) => {
+            p.add("port", "must be between 1 and 65535");
+            None
+        }
+        (Some(port), _) => Some(port),
+        (None, Some(sec)) => match provider.and_then(|p| p.ports.for_security(sec)) {
+            Some(port) => Some(port),
+            None if provider.is_some_and(|p| p.id != "custom") => {
+                p.add("port", format!("{} offers no port for security {}: choose another security or set the port", provider.map(|p| p.name.en.as_str()).unwrap_or(""), sec.as_str()));
+                None
+            }
+            None => Some(match sec {
+                Security::Tls => 465,
+                Security::Starttls => 587,
+                Security::None => 25,
+            }),
+        },
+        (None, None) => None,
+    };
+
+    let host = match d.host.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
+        Some(h) => p.check("host", Hostname::parse(h).map(|h| h.as_str().to_string())),
+        None => match provider.map(|p| p.host.as_str()).filter(|h| !h.is_empty()) {
+            Some(h) => Some(h.to_string()),
+            None => {
+                p.add("host", "is required for this provider: give the SMTP server's host name, e.g. smtp.example.com");
+                None
+            }
+        },
+    };
+
+    let from_address = match d.from_address.as_deref() {
+        None => {
+            p.add("from.address", "is required: the address messages are sent from, e.g. noreply@example.com");
+            None
+        }
+        Some(a) => p.check("from.address", EmailAddress::parse(a)),
+    };
+    let from_name = match d.from_name.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(n) => p.check("from.name", HeaderText::parse(n)).map(|h| h.as_str().to_string()),
+    };
+
+    let auth_method = d.auth_method.clone().unwrap_or_else(|| {
+        let custom_without_secret = d.provider == "custom" && d.new_secret.is_none() && d.username.is_none();
+        if custom_without_secret { "none".into() } else { "password".into() }
+    });
+    let mut username = d.username.as_deref().map(str::trim).filter(|u| !u.is_empty()).map(str::to_string);
+    match auth_method.as_str() {
+        "none" => username = None,
+        "password" => {
+            if username.is_none() {
+                match provider.map(|p| (p.username, p.username_literal.clone())) {
+                    Some((UsernameForm::Literal, Some(lit))) => username = Some(lit),
+                    Some((UsernameForm::Custom, _)) if d.provider != "custom" => {
+                        p.add("auth.username", "is required for this provider: it issues a separate SMTP login (see the provider's SMTP settings)")
+                    }
+                    _ => username = from_address.as_ref().map(|a| a.as_str().to_string()),
+                }
+            }
+            if let Some(u) = &username {
+                if u.contains(['\r', '\n', '\0']) {
+                    p.add("auth.username", "contains a line break or NUL");
+                }
+            }
+            let has_secret = d.new_secret.as_deref().is_some_and(|s| !s.is_empty()) || (!creating && d.has_secret && d.new_secret.is_none());
+            if !has_secret {
+                let kind = provider.map(|p| secret_word(p)).unwrap_or("password");
+                p.add("auth.secret", format!("is required with auth.method password: give the {kind} (write-only: it is stored encrypted and never shown again)"));
+            }
+            if provider.is_some_and(|p| p.secret_kind == crate::catalog::SecretKind::OauthOnly) {
+                p.add("auth.method", format!("{} accepts only OAuth2 sign-in; password sign-in is refused by the provider", provider.map(|p| p.name.en.as_str()).unwrap_or("")));
+            }
+        }
+        "oauth2" => p.add("auth.method", "oauth2 is not available in this build yet: use password (app password, authorization code or API key) or none"),
+        other => p.add("auth.method", format!("'{other}' is not one of none, password, oauth2")),
+    }
+
+    let ca_pem = d.ca_pem.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    if let Some(pem) = &ca_pem {
+        if let Err(m) = crate::smtp::tls::parse_ca_pem(pem) {
+            p.add("tls.ca_pem", m);
+        }
+    }
+    if !(1..=600).contains(&d.timeout_secs) {
+        p.add("timeout_secs", "must be between 1 and 600 seconds");
+    }
+    let preset_limits = provider.map(|p| p.limits.clone()).unwrap_or_default();
+    let limits = if d.limits_given {
+        d.limits
+    } else {
+        (preset_limits.connections, preset_limits.per_minute, preset_limits.per_day)
+    };
+    for (field, v) in [("limits.connections", limits.0), ("limits.per_minute", limits.1), ("limits.per_day", limits.2)] {
+        if v == Some(0) {
+            p.add(field, "must be at least 1, or left out for no limit");
+        }
+    }
+
+    p.into_result()?;
+    Ok(Checked {
+        name,
+        provider: d.provider.clone(),
+        host: host.expect("checked"),
+        port: port.expect("checked"),
+        security: security.expect("checked"),
+        auth_method,
+        username,
+        from_address: from_address.expect("checked").as_str().to_string(),
+        from_name,
+        ca_pem,
+        skip_verify: d.skip_verify,
+        timeout_secs: d.timeout_secs,
+        limits,
+    })
+}
+
+/// The provider's word for its secret, for messages.
+fn secret_word(p: &Provider) -> &'static str {
+    use crate::catalog::SecretKind as K;
+    match p.secret_kind {
+        K::Password => "password",
+        K::AppPassword => "app password",
+        K::AuthorizationCode => "authorization code (授权码)",
+        K::ClientPassword => "client-specific password (客户端专用密码)",
+        K::ApiKey => "API key",
+        K::SmtpCredential => "SMTP password",
+        K::OauthOnly => "OAuth2 authorization",
+    }
+}
+
+async fn resolve_backup(app: &App, tenant: &str, self_id: &str, backup: Option<&str>) -> Result<Option<String>> {
+    match backup.map(str::trim).filter(|b| !b.is_empty()) {
+        None => Ok(None),
+        Some(b) => match app.store.find_account(tenant, b).await? {
+            Some(row) if row.id == self_id => Err(Error::field("backup_account", "cannot be the account itself")),
+            Some(row) => Ok(Some(row.id)),
+            None => Err(Error::field("backup_account", format!("no account '{b}' in this tenant: give the id or name of another account"))),
+        },
+    }
+}
+
+impl App {
+    pub fn account_view(&self, row: &AccountRow) -> AccountView {
+        AccountView::from_row(row, self.config.redirect_uri())
+    }
+
+    pub async fn create_account(&self, tenant: &str, input: AccountInput) -> Result<AccountView> {
+        let mut draft = Draft::empty();
+        draft.apply(input);
+        let c = check(&draft, true)?;
+        let id = crate::store::new_id();
+        let backup = resolve_backup(self, tenant, &id, draft.backup.as_deref()).await?;
+        let now = crate::now_ms();
+        let secret = draft
+            .new_secret
+            .as_deref()
+            .filter(|s| !s.is_empty() && c.auth_method == "password")
+            .map(|s| self.keys.seal(&secret_context(&id), &Secret::new(s)));
+        let row = AccountRow {
+            id,
+            tenant_id: tenant.to_string(),
+            name: c.name,
+            provider: c.provider,
+            host: c.host,
+            port: c.port as i64,
+            security: c.security.as_str().to_string(),
+            auth_method: c.auth_method,
+            username: c.username,
+            secret,
+            oauth: None,
+            oauth_client_secret: None,
+            from_address: c.from_address,
+            from_name: c.from_name,
+            tls_ca_pem: c.ca_pem,
+            tls_skip_verify: c.skip_verify as i64,
+            timeout_secs: c.timeout_secs as i64,
+            limit_connections: c.limits.0.map(i64::from),
+            limit_per_minute: c.limits.1.map(i64::from),
+            limit_per_day: c.limits.2.map(i64::from),
+            backup_account: backup,
+            status: status::UNVERIFIED.into(),
+            status_message: None,
+            last_report: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert_account(&row).await?;
+        tracing::info!(account = %row.id, tenant, provider = %row.provider, host = %row.host, "account created");
+        Ok(self.account_view(&row))
+    }
+
+    pub async fn find_account(&self, tenant: &str, id_or_name: &str) -> Result<AccountRow> {
+        self.store
+            .find_account(tenant, id_or_name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("account '{id_or_name}'")))
+    }
+
+    pub async fn list_accounts(&self, tenant: &str) -> Result<Vec<AccountView>> {
+        Ok(self.store.list_accounts(tenant).await?.iter().map(|r| self.account_view(r)).collect())
+    }
+
+    pub async fn edit_account(&self, tenant: &str, id_or_name: &str, input: AccountInput) -> Result<AccountView> {
+        let old = self.find_account(tenant, id_or_name).await?;
+        let mut draft = Draft::from_row(&old);
+        draft.apply(input);
+        let c = check(&draft, false)?;
+        let backup = resolve_backup(self, tenant, &old.id, draft.backup.as_deref()).await?;
+        let secret = match draft.new_secret.as_deref() {
+            _ if c.auth_method != "password" => None,
+            Some(s) if !s.is_empty() => Some(self.keys.seal(&secret_context(&old.id), &Secret::new(s))),
+            _ => old.secret.clone(),
+        };
+        let mut row = AccountRow {
+            name: c.name,
+            provider: c.provider,
+            host: c.host,
+            port: c.port as i64,
+            security: c.security.as_str().to_string(),
+            auth_method: c.auth_method,
+            username: c.username,
+            secret,
+            from_address: c.from_address,
+            from_name: c.from_name,
+            tls_ca_pem: c.ca_pem,
+            tls_skip_verify: c.skip_verify as i64,
+            timeout_secs: c.timeout_secs as i64,
+            limit_connections: c.limits.0.map(i64::from),
+            limit_per_minute: c.limits.1.map(i64::from),
+            limit_per_day: c.limits.2.map(i64::from),
+            backup_account: backup,
+            updated_at: crate::now_ms(),
+            ..old.clone()
+        };
+        // A change to how Herald connects or signs in has not been proven yet.
+        let connection_changed = row.provider != old.provider
+            || row.host != old.host
+            || row.port != old.port
+            || row.security != old.security
+            || row.auth_method != old.auth_method
+            || row.username != old.username
+            || row.secret != old.secret
+            || row.tls_ca_pem != old.tls_ca_pem
+            || row.tls_skip_verify != old.tls_skip_verify;
+        if connection_changed {
+            row.status = status::UNVERIFIED.into();
+            row.status_message = None;
+        }
+        self.store.update_account(&row).await?;
+        tracing::info!(account = %row.id, tenant, connection_changed, "account edited");
+        Ok(self.account_view(&row))
+    }
+
+    pub async fn delete_account(&self, tenant: &str, id_or_name: &str) -> Result<()> {
+        let row = self.find_account(tenant, id_or_name).await?;
+        self.store.delete_account(tenant, &row.id).await?;
+        tracing::info!(account = %row.id, tenant, "account deleted");
+        Ok(())
+    }
+}

@@ -1,0 +1,75 @@
+//! `/api/v1/messages` and the capture mailbox.
+
+use super::{Caller, Json};
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::outbox::{MessageInput, MessageView};
+use crate::store::messages::MessageFilter;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+
+/// 202 once the message is on disk; 200 with the same message when the
+/// Idempotency-Key was seen before.
+pub async fn create(caller: Caller, State(app): State<App>, headers: HeaderMap, Json(input): Json<MessageInput>) -> Result<(StatusCode, axum::Json<MessageView>)> {
+    let key = match headers.get("idempotency-key") {
+        Some(v) => Some(v.to_str().map_err(|_| Error::field("Idempotency-Key", "must be printable ASCII"))?.to_string()),
+        None => None,
+    };
+    let (view, created) = app.accept_message(&caller.tenant, input, key).await?;
+    Ok((if created { StatusCode::ACCEPTED } else { StatusCode::OK }, axum::Json(view)))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    account: Option<String>,
+    before: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn list(caller: Caller, State(app): State<App>, Query(q): Query<ListQuery>) -> Result<axum::Json<Vec<MessageView>>> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(Error::field("limit", "must be between 1 and 500"));
+    }
+    let filter = MessageFilter { status: q.status, account_id: q.account, before: q.before, limit };
+    Ok(axum::Json(app.list_messages(&caller.tenant, filter).await?))
+}
+
+pub async fn show(caller: Caller, State(app): State<App>, Path(id): Path<String>) -> Result<axum::Json<MessageView>> {
+    Ok(axum::Json(app.get_message(&caller.tenant, &id).await?))
+}
+
+pub async fn retry(caller: Caller, State(app): State<App>, Path(id): Path<String>) -> Result<axum::Json<MessageView>> {
+    Ok(axum::Json(app.retry_message(&caller.tenant, &id).await?))
+}
+
+#[derive(Serialize)]
+pub struct CapturedView {
+    id: String,
+    message: String,
+    from: String,
+    to: Vec<String>,
+    subject: String,
+    raw: String,
+    at: String,
+}
+
+/// What went to the capture mailbox because no account was configured.
+pub async fn capture(caller: Caller, State(app): State<App>) -> Result<axum::Json<Vec<CapturedView>>> {
+    let rows = app.store.list_captured(&caller.tenant, 200).await?;
+    Ok(axum::Json(
+        rows.into_iter()
+            .map(|r| CapturedView {
+                id: r.id,
+                message: r.message_id,
+                from: r.mail_from,
+                to: serde_json::from_str(&r.rcpt_to).unwrap_or_default(),
+                subject: r.subject,
+                raw: r.raw,
+                at: crate::rfc3339(r.at),
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,99 @@
+//! The REST API: thin handlers over the domain layer (`App`), one module per
+//! route family. Every error is `application/problem+json` (RFC 9457).
+
+mod accounts;
+mod messages;
+mod ops;
+pub mod problem;
+mod providers;
+
+use crate::app::App;
+use crate::error::{Error, FieldError};
+use crate::store::PLATFORM;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
+
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/openapi.json", get(ops::openapi))
+        .route("/api/v1/providers", get(providers::list))
+        .route("/api/v1/providers/discover", get(providers::discover))
+        .route("/api/v1/accounts", get(accounts::list).post(accounts::create))
+        .route("/api/v1/accounts/{id}", get(accounts::show).patch(accounts::edit).delete(accounts::remove))
+        .route("/api/v1/accounts/{id}/test", post(accounts::test))
+        .route("/api/v1/messages", get(messages::list).post(messages::create))
+        .route("/api/v1/messages/{id}", get(messages::show))
+        .route("/api/v1/messages/{id}/retry", post(messages::retry))
+        .route("/api/v1/capture", get(messages::capture))
+        .route("/api/v1/settings", get(ops::get_settings).put(ops::put_settings))
+        .fallback(ops::not_found)
+        .with_state(app)
+}
+
+/// Who is calling: the tenant their token belongs to.
+pub struct Caller {
+    pub tenant: String,
+}
+
+impl FromRequestParts<App> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let Some(token) = header.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()) else {
+            return Err(Error::Unauthorized);
+        };
+        if let Some(admin) = &app.config.admin_token {
+            use subtle::ConstantTimeEq;
+            if bool::from(admin.as_bytes().ct_eq(token.as_bytes())) {
+                return Ok(Caller { tenant: PLATFORM.to_string() });
+            }
+        }
+        match app.store.tenant_for_token(&crate::secrets::token_hash(token)).await? {
+            Some(tenant) => Ok(Caller { tenant }),
+            None => Err(Error::Unauthorized),
+        }
+    }
+}
+
+/// A JSON body whose errors name the field that is wrong (`auth.port: invalid type …`).
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| Error::field("body", format!("could not be read: {e}")))?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::field("body", "is empty: send a JSON object"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let field = if path == "." || path.is_empty() { "body".to_string() } else { path };
+        let message = if inner.is_syntax() || inner.is_eof() {
+            format!("is not valid JSON ({inner})")
+        } else {
+            inner.to_string()
+        };
+        Error::Invalid(vec![FieldError::new(field, message)])
+    })
+}

@@ -1,0 +1,81 @@
+//! Writing a message as MIME (mail-builder): headers encoded as RFC 2047 where
+//! needed, text and HTML as multipart/alternative, a stable Message-ID.
+//! Everything that reaches a header was parsed into a domain type first, so
+//! no line break can get there.
+
+use crate::domain::{EmailAddress, HeaderText};
+use mail_builder::MessageBuilder;
+use mail_builder::headers::address::Address;
+use mail_builder::headers::message_id::MessageId;
+
+/// What a message says, ready to be written out.
+#[derive(Debug, Clone)]
+pub struct Draft<'a> {
+    pub from: &'a EmailAddress,
+    pub from_name: Option<&'a HeaderText>,
+    pub to: &'a [EmailAddress],
+    pub cc: &'a [EmailAddress],
+    pub subject: &'a HeaderText,
+    pub text: Option<&'a str>,
+    pub html: Option<&'a str>,
+    /// Without angle brackets: `<id>@<host>`.
+    pub message_id: &'a str,
+}
+
+fn address_list(list: &[EmailAddress]) -> Address<'_> {
+    Address::new_list(list.iter().map(|a| Address::new_address(None::<&str>, a.as_str())).collect())
+}
+
+/// The message as bytes with CRLF line endings (dot-stuffing happens on the wire).
+pub fn render(d: &Draft<'_>) -> Vec<u8> {
+    let mut m = MessageBuilder::new()
+        .from(Address::new_address(d.from_name.map(|n| n.as_str()).filter(|n| !n.is_empty()), d.from.as_str()))
+        .subject(d.subject.as_str())
+        .message_id(MessageId::new(d.message_id));
+    if !d.to.is_empty() {
+        m = m.to(address_list(d.to));
+    }
+    if !d.cc.is_empty() {
+        m = m.cc(address_list(d.cc));
+    }
+    match (d.text, d.html) {
+        (Some(t), Some(h)) => m = m.text_body(t).html_body(h),
+        (None, Some(h)) => m = m.html_body(h),
+        (Some(t), None) => m = m.text_body(t),
+        (None, None) => m = m.text_body(""),
+    }
+    m.write_to_vec().expect("writing to a Vec does not fail")
+}
+
+/// A new Message-ID for a message: random, under the sender's domain.
+pub fn new_message_id(from: &EmailAddress) -> String {
+    format!("{}@{}", uuid::Uuid::now_v7().simple(), from.domain())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_headers_and_body() {
+        let from = EmailAddress::parse("noreply@example.com").unwrap();
+        let to = vec![EmailAddress::parse("a@example.org").unwrap()];
+        let name = HeaderText::parse("Herald 通知").unwrap();
+        let subject = HeaderText::parse("欢迎 Welcome").unwrap();
+        let raw = render(&Draft {
+            from: &from,
+            from_name: Some(&name),
+            to: &to,
+            cc: &[],
+            subject: &subject,
+            text: Some("line one\r\n.\r\nline three"),
+            html: None,
+            message_id: "abc@example.com",
+        });
+        let s = String::from_utf8(raw).unwrap();
+        assert!(s.contains("Message-ID: <abc@example.com>"), "{s}");
+        assert!(s.contains("To: <a@example.org>"), "{s}");
+        assert!(s.contains("Subject: =?utf-8?"), "non-ASCII subject is encoded: {s}");
+        assert!(!s.contains("Bcc"));
+    }
+}

@@ -1,0 +1,440 @@
+//! Turning a failed SMTP session into something a person can act on: the
+//! stage it failed at, the parsed reply (code, enhanced code, text), a class
+//! (permanent, transient, reauthorize, configuration) and a hint chosen from
+//! the provider catalog by that structure, in the user's language.
+
+use crate::catalog::{Catalog, Class, Hint, Provider};
+use crate::i18n::Locale;
+use crate::smtp::Line;
+use serde::{Deserialize, Serialize};
+
+/// Where in the session something failed (or `done`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Dns,
+    Connect,
+    Tls,
+    Greeting,
+    Ehlo,
+    Starttls,
+    OauthToken,
+    Auth,
+    MailFrom,
+    RcptTo,
+    Data,
+    Done,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Dns => "dns",
+            Stage::Connect => "connect",
+            Stage::Tls => "tls",
+            Stage::Greeting => "greeting",
+            Stage::Ehlo => "ehlo",
+            Stage::Starttls => "starttls",
+            Stage::OauthToken => "oauth_token",
+            Stage::Auth => "auth",
+            Stage::MailFrom => "mail_from",
+            Stage::RcptTo => "rcpt_to",
+            Stage::Data => "data",
+            Stage::Done => "done",
+        }
+    }
+}
+
+/// A failure Herald detected itself, with no reply to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    DnsFailed,
+    ConnectRefused,
+    ConnectTimeout,
+    TlsUntrusted,
+    TlsNotTls,
+    TlsFailed,
+    StarttlsMissing,
+    AuthUnsupported,
+    AuthNotOffered,
+    Timeout,
+    Closed,
+}
+
+impl Condition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::DnsFailed => "dns_failed",
+            Condition::ConnectRefused => "connect_refused",
+            Condition::ConnectTimeout => "connect_timeout",
+            Condition::TlsUntrusted => "tls_untrusted",
+            Condition::TlsNotTls => "tls_not_tls",
+            Condition::TlsFailed => "tls_failed",
+            Condition::StarttlsMissing => "starttls_missing",
+            Condition::AuthUnsupported => "auth_unsupported",
+            Condition::AuthNotOffered => "auth_not_offered",
+            Condition::Timeout => "timeout",
+            Condition::Closed => "closed",
+        }
+    }
+
+    fn class(self) -> Class {
+        match self {
+            Condition::ConnectRefused | Condition::ConnectTimeout | Condition::Timeout | Condition::Closed => {
+                Class::Transient
+            }
+            _ => Class::Configuration,
+        }
+    }
+}
+
+/// A parsed server reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub code: u16,
+    /// Enhanced status code (RFC 3463) such as `5.7.8`, when the server sent one.
+    pub enhanced: Option<String>,
+    /// The reply text, continuation lines joined with newlines.
+    pub text: String,
+}
+
+impl Reply {
+    pub fn from_response(r: &smtp_proto::Response<String>) -> Reply {
+        let enhanced = (r.esc[0] != 0).then(|| format!("{}.{}.{}", r.esc[0], r.esc[1], r.esc[2]));
+        Reply { code: r.code, enhanced, text: r.message.clone() }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        (400..500).contains(&self.code)
+    }
+
+    /// The reply as one line, as people quote it: `535 5.7.8 Bad credentials`.
+    pub fn one_line(&self) -> String {
+        let text = self.text.replace('\n', " ");
+        match &self.enhanced {
+            Some(e) => format!("{} {} {}", self.code, e, text),
+            None => format!("{} {}", self.code, text),
+        }
+    }
+}
+
+/// Why a session failed.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub stage: Stage,
+    pub reply: Option<Reply>,
+    pub condition: Option<Condition>,
+    /// What Herald saw, in English, for logs and the report when there is no reply.
+    pub detail: String,
+}
+
+impl Failure {
+    pub fn reply(stage: Stage, reply: Reply) -> Failure {
+        Failure { stage, detail: reply.one_line(), reply: Some(reply), condition: None }
+    }
+
+    pub fn condition(stage: Stage, condition: Condition, detail: impl Into<String>) -> Failure {
+        Failure { stage, reply: None, condition: Some(condition), detail: detail.into() }
+    }
+
+    /// The class from the reply code or the condition; a catalog hint may refine it.
+    pub fn base_class(&self, oauth: bool) -> Class {
+        if let Some(c) = self.condition {
+            return c.class();
+        }
+        match &self.reply {
+            Some(r) if r.is_transient() => Class::Transient,
+            Some(_) if self.stage == Stage::Auth && oauth => Class::Reauthorize,
+            Some(_) if matches!(self.stage, Stage::Auth | Stage::Greeting | Stage::Ehlo | Stage::Starttls) => Class::Configuration,
+            Some(r) if r.enhanced.as_deref().is_some_and(|e| e.starts_with("5.7.0") || e.starts_with("5.7.57") || e.starts_with("5.7.30") || e.starts_with("5.7.139")) => Class::Configuration,
+            _ => Class::Permanent,
+        }
+    }
+}
+
+/// The answer to a test email (and the record of a failed delivery attempt).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub ok: bool,
+    pub stage: Stage,
+    pub code: Option<u16>,
+    pub enhanced_code: Option<String>,
+    pub reply: Option<String>,
+    pub class: Option<Class>,
+    pub hint: Option<String>,
+    pub transcript: Vec<Line>,
+    pub elapsed_ms: u64,
+}
+
+impl Report {
+    pub fn success(reply: Option<&Reply>, transcript: Vec<Line>, elapsed_ms: u64) -> Report {
+        Report {
+            ok: true,
+            stage: Stage::Done,
+            code: reply.map(|r| r.code),
+            enhanced_code: reply.and_then(|r| r.enhanced.clone()),
+            reply: reply.map(|r| r.text.clone()),
+            class: None,
+            hint: None,
+            transcript,
+            elapsed_ms,
+        }
+    }
+
+    pub fn failure(
+        failure: &Failure,
+        provider: Option<&Provider>,
+        oauth: bool,
+        locale: Locale,
+        transcript: Vec<Line>,
+        elapsed_ms: u64,
+    ) -> Report {
+        let diagnosis = diagnose(failure, provider, oauth, locale);
+        Report {
+            ok: false,
+            stage: failure.stage,
+            code: failure.reply.as_ref().map(|r| r.code),
+            enhanced_code: failure.reply.as_ref().and_then(|r| r.enhanced.clone()),
+            reply: Some(failure.reply.as_ref().map(|r| r.text.clone()).unwrap_or_else(|| failure.detail.clone())),
+            class: Some(diagnosis.class),
+            hint: Some(diagnosis.hint),
+            transcript,
+            elapsed_ms,
+        }
+    }
+
+    /// A one-line summary for an account's status message and logs.
+    pub fn summary(&self) -> String {
+        if self.ok {
+            return "test email accepted".into();
+        }
+        let mut s = format!("{} failed", self.stage.as_str());
+        if let Some(code) = self.code {
+            s.push_str(&format!(": {code}"));
+            if let Some(e) = &self.enhanced_code {
+                s.push_str(&format!(" {e}"));
+            }
+        }
+        if let Some(r) = &self.reply {
+            let r = r.replace('\n', " ");
+            let r: String = r.chars().take(160).collect();
+            s.push_str(&format!(" {r}"));
+        }
+        s
+    }
+}
+
+pub struct Diagnosis {
+    pub class: Class,
+    pub hint: String,
+}
+
+/// Picks the hint: the provider's own hints first, then the generic ones,
+/// the first that matches the failure's structure; a sentence built from the
+/// stage and class when nothing in the catalog matches.
+pub fn diagnose(failure: &Failure, provider: Option<&Provider>, oauth: bool, locale: Locale) -> Diagnosis {
+    let catalog = Catalog::get();
+    let own = provider.map(|p| p.hints.as_slice()).unwrap_or(&[]);
+    let base = failure.base_class(oauth);
+    let hit = best_hint(own, failure).or_else(|| best_hint(&catalog.generic_hints, failure));
+    match hit {
+        Some(h) => Diagnosis {
+            // A reauthorization need outranks the catalog: it is about this account's grant.
+            class: if base == Class::Reauthorize { base } else { h.class.unwrap_or(base) },
+            hint: locale.pick(&h.en, &h.zh).to_string(),
+        },
+        None => Diagnosis { class: base, hint: fallback_hint(failure, base, locale) },
+    }
+}
+
+/// Among the hints that match, the most specific one (most criteria given).
+fn best_hint<'a>(hints: &'a [Hint], f: &Failure) -> Option<&'a Hint> {
+    hints
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| hint_matches(h, f))
+        .max_by_key(|(i, h)| {
+            let mut score = 0;
+            if h.stage.is_some() {
+                score += 1;
+            }
+            if h.code.is_some() {
+                score += 2;
+            }
+            if let Some(e) = &h.enhanced {
+                score += 2 + e.len();
+            }
+            if h.contains.is_some() {
+                score += 4;
+            }
+            if h.condition.is_some() {
+                score += 8;
+            }
+            // Earlier entries win ties (max_by_key keeps the last maximum).
+            (score, std::cmp::Reverse(*i))
+        })
+        .map(|(_, h)| h)
+}
+
+fn hint_matches(h: &Hint, f: &Failure) -> bool {
+    if let Some(stage) = &h.stage {
+        if stage != f.stage.as_str() {
+            return false;
+        }
+    }
+    if let Some(cond) = &h.condition {
+        return f.condition.map(|c| c.as_str()) == Some(cond.as_str());
+    }
+    // Hints about replies need a reply; a condition failure never matches them.
+    let Some(reply) = &f.reply else { return false };
+    if h.code.is_none() && h.enhanced.is_none() && h.contains.is_none() {
+        return false;
+    }
+    if let Some(code) = h.code {
+        if code != reply.code {
+            return false;
+        }
+    }
+    if let Some(e) = &h.enhanced {
+        match &reply.enhanced {
+            Some(re) if re == e || re.starts_with(&format!("{e}.")) => {}
+            // Some servers put the enhanced code only in the text (Office 365's "5.7.139" after 535 5.7.3 …).
+            _ if text_has_code(&reply.text, e) => {}
+            _ => return false,
+        }
+    }
+    if let Some(words) = &h.contains {
+        if !reply.text.to_lowercase().contains(&words.to_lowercase()) {
+            return false;
+        }
+    }
+    true
+}
+
+/// True when `code` stands in the text as a whole status code ("5.7.1" is
+/// not found inside "5.7.139").
+fn text_has_code(text: &str, code: &str) -> bool {
+    text.match_indices(code).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + code.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit() || c == '.') && !after.is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
+fn fallback_hint(f: &Failure, class: Class, locale: Locale) -> String {
+    let (en, zh) = match class {
+        Class::Transient => (
+            "The server could not take the message right now; Herald retries transient failures by itself.",
+            "服务器暂时无法接收邮件;对于临时性故障,Herald 会自动重试。",
+        ),
+        Class::Reauthorize => (
+            "Authorization has expired. Reauthorize the account.",
+            "授权已过期。请为帐户重新授权。",
+        ),
+        Class::Configuration => (
+            "A setting of this account does not match what the server expects: check host, port, security, username and secret.",
+            "该帐户的某项设置与服务器要求不符:请检查服务器地址、端口、加密方式、用户名和密码。",
+        ),
+        Class::Permanent => (
+            "The server refused this for good: read its reply above; retrying will not help.",
+            "服务器永久拒绝了此操作:请查看上面的服务器回复,重试不会成功。",
+        ),
+    };
+    let stage = f.stage.as_str();
+    match locale {
+        Locale::En => format!("{en} (failed at: {stage})"),
+        Locale::ZhCn => format!("{zh}(失败阶段:{stage})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(stage: Stage, code: u16, enhanced: Option<&str>, text: &str) -> Failure {
+        Failure::reply(stage, Reply { code, enhanced: enhanced.map(str::to_string), text: text.to_string() })
+    }
+
+    fn hint_for(provider: &str, f: &Failure, locale: Locale) -> Diagnosis {
+        diagnose(f, Catalog::get().provider(provider), false, locale)
+    }
+
+    #[test]
+    fn catalog_parses_and_ids_are_unique() {
+        let c = Catalog::get();
+        assert!(c.providers.len() >= 20);
+        let mut ids: Vec<_> = c.providers.iter().map(|p| p.id.as_str()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), c.providers.len());
+        for id in ["gmail", "outlook", "office365", "yahoo", "icloud", "zoho", "sendgrid", "mailgun", "ses", "qq", "exmail", "netease163", "netease126", "yeah", "netease_enterprise", "aliyun", "aliyun_enterprise", "mail189", "mail139", "sina", "sohu", "custom"] {
+            assert!(c.provider(id).is_some(), "catalog lacks {id}");
+        }
+        for p in &c.providers {
+            assert!(!p.name.en.is_empty() && !p.name.zh.is_empty(), "{} needs names in both languages", p.id);
+            for h in &p.hints {
+                assert!(!h.en.is_empty() && !h.zh.is_empty(), "{}: every hint speaks both languages", p.id);
+            }
+        }
+        assert_eq!(c.by_domain("QQ.com").unwrap().id, "qq");
+        assert_eq!(c.by_mx("mxbiz1.qq.com").unwrap().id, "exmail");
+        assert_eq!(c.by_mx("contoso-com.mail.protection.outlook.com").unwrap().id, "office365");
+    }
+
+    #[test]
+    fn qq_535_asks_for_the_authorization_code() {
+        let f = reply(Stage::Auth, 535, None, "Login Fail. Please enter your authorization code to login. More information in http://service.mail.qq.com/cgi-bin/help?subtype=1&&id=28&&no=1001256");
+        let d = hint_for("qq", &f, Locale::ZhCn);
+        assert!(d.hint.contains("授权码"), "{}", d.hint);
+        assert_eq!(d.class, Class::Configuration);
+        let d = hint_for("qq", &f, Locale::En);
+        assert!(d.hint.to_lowercase().contains("authorization code"), "{}", d.hint);
+    }
+
+    #[test]
+    fn gmail_534_asks_for_an_app_password() {
+        let f = reply(Stage::Auth, 534, Some("5.7.9"), "Application-specific password required. Learn more at\nhttps://support.google.com/mail/?p=InvalidSecondFactor");
+        let d = hint_for("gmail", &f, Locale::En);
+        assert!(d.hint.to_lowercase().contains("app password"), "{}", d.hint);
+    }
+
+    #[test]
+    fn office365_5_7_139_variants_are_told_apart() {
+        let tenant = reply(Stage::Auth, 535, Some("5.7.139"), "Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information.");
+        let mailbox = reply(Stage::Auth, 535, Some("5.7.139"), "Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox. Visit https://aka.ms/smtp_auth_disabled for more information.");
+        let t = hint_for("office365", &tenant, Locale::En).hint;
+        let m = hint_for("office365", &mailbox, Locale::En).hint;
+        assert_ne!(t, m);
+        assert!(m.to_lowercase().contains("mailbox") || m.contains("Authenticated SMTP"), "{m}");
+    }
+
+    #[test]
+    fn enhanced_codes_match_whole_parts() {
+        assert!(text_has_code("535 5.7.139 Authentication unsuccessful", "5.7.139"));
+        assert!(!text_has_code("535 5.7.139 Authentication unsuccessful", "5.7.1"));
+        assert!(!text_has_code("see 15.7.1", "5.7.1"));
+    }
+
+    #[test]
+    fn conditions_have_hints_in_both_languages() {
+        for (stage, c) in [(Stage::Tls, Condition::TlsUntrusted), (Stage::Tls, Condition::TlsNotTls), (Stage::Starttls, Condition::StarttlsMissing), (Stage::Connect, Condition::ConnectRefused), (Stage::Dns, Condition::DnsFailed)] {
+            let f = Failure::condition(stage, c, "x");
+            let en = diagnose(&f, None, false, Locale::En);
+            let zh = diagnose(&f, None, false, Locale::ZhCn);
+            assert!(!en.hint.contains("failed at"), "catalog has a hint for {}: {}", c.as_str(), en.hint);
+            assert_ne!(en.hint, zh.hint);
+        }
+        let f = Failure::condition(Stage::Starttls, Condition::StarttlsMissing, "x");
+        assert_eq!(diagnose(&f, None, false, Locale::En).class, Class::Configuration);
+    }
+
+    #[test]
+    fn transient_and_permanent_by_code() {
+        let f = reply(Stage::RcptTo, 451, Some("4.3.0"), "Try again later");
+        assert_eq!(diagnose(&f, None, false, Locale::En).class, Class::Transient);
+        let f = reply(Stage::RcptTo, 550, Some("5.1.1"), "No such user");
+        assert_eq!(diagnose(&f, None, false, Locale::En).class, Class::Permanent);
+        let f = reply(Stage::Auth, 535, Some("5.7.8"), "Bad credentials");
+        assert_eq!(diagnose(&f, None, true, Locale::En).class, Class::Reauthorize);
+    }
+}

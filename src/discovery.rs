@@ -1,0 +1,1097 @@
+//! Discovery: given an address, propose SMTP settings.
+//!
+//! Sources, in order, stopping at the first that proposes something: the
+//! compiled-in catalog (domain match), Mozilla autoconfig over HTTPS, RFC 6186
+//! / RFC 8314 SRV records, and MX host patterns from the catalog. Every source
+//! that does not answer leaves a human-readable note, so "nothing found" can be
+//! explained. The network steps are thin wrappers around pure functions
+//! (`autoconfig_urls`, `parse_autoconfig`, `proposals_from_srv`,
+//! `proposals_from_mx`) so the logic is tested without a network.
+
+use crate::catalog::{Catalog, Provider, Security, UsernameForm, host_matches};
+use crate::domain::{EmailAddress, Hostname};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Only the compiled-in catalog; no DNS or HTTP.
+    pub offline: bool,
+    /// Limit for each HTTP request and each DNS query.
+    pub timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { offline: false, timeout: Duration::from_secs(10) }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Discovery {
+    pub address: String,
+    pub domain: String,
+    pub proposals: Vec<Proposal>,
+    /// What was tried and did not answer, for the curious.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Proposal {
+    pub provider: Option<String>,
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: Option<String>,
+    /// `catalog`, `autoconfig`, `srv` or `mx`.
+    pub source: String,
+    /// The URL, record or MX host the proposal came from.
+    pub detail: String,
+    /// Sign-in methods the source names (autoconfig's `password-cleartext`,
+    /// `OAuth2` …); empty when it says nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authentication: Vec<String>,
+}
+
+pub async fn discover(address: &EmailAddress, opts: &Options) -> Discovery {
+    let domain = address.domain().trim_end_matches('.').to_ascii_lowercase();
+    let mut notes = Vec::new();
+    let proposals = propose(address, &domain, opts, &mut notes).await;
+    tracing::debug!(%domain, proposals = proposals.len(), ?notes, "discovery finished");
+    Discovery { address: address.as_str().to_string(), domain, proposals, notes }
+}
+
+async fn propose(address: &EmailAddress, domain: &str, opts: &Options, notes: &mut Vec<String>) -> Vec<Proposal> {
+    let found = proposals_from_catalog(domain, address, notes);
+    if !found.is_empty() {
+        return found;
+    }
+    if opts.offline {
+        notes.push("offline: autoconfig, SRV and MX were not tried".into());
+        return found;
+    }
+    if domain.parse::<std::net::IpAddr>().is_ok() {
+        notes.push(format!("{domain} is an IP address: there is no autoconfig, SRV or MX to ask"));
+        return found;
+    }
+
+    let found = from_autoconfig(domain, address, opts.timeout, notes).await;
+    if !found.is_empty() {
+        return found;
+    }
+
+    // Built only now: catalog hits and offline runs never read resolv.conf.
+    let resolver = match build_resolver(opts.timeout) {
+        Ok(r) => r,
+        Err(e) => {
+            notes.push(format!("DNS: cannot set up the resolver ({e}); SRV and MX were not tried"));
+            return Vec::new();
+        }
+    };
+    let found = from_srv(&resolver, domain, address, opts.timeout, notes).await;
+    if !found.is_empty() {
+        return found;
+    }
+    from_mx(&resolver, domain, address, opts.timeout, notes).await
+}
+
+// ---------------------------------------------------------------- catalog
+
+/// The catalog preset for a provider that lists this domain.
+pub fn proposals_from_catalog(domain: &str, address: &EmailAddress, notes: &mut Vec<String>) -> Vec<Proposal> {
+    let Some(p) = Catalog::get().by_domain(domain) else {
+        notes.push(format!("catalog: no preset lists {domain}"));
+        return Vec::new();
+    };
+    match preset(p, address, "catalog", format!("{domain} is served by {}", p.name.en)) {
+        Some(proposal) => vec![proposal],
+        None => {
+            notes.push(format!(
+                "catalog: {domain} is served by {}, whose preset has no single host; choose it by hand",
+                p.name.en
+            ));
+            Vec::new()
+        }
+    }
+}
+
+/// A provider's default endpoint as a proposal; `None` for region-templated
+/// presets, which have no one host to propose.
+fn preset(p: &Provider, address: &EmailAddress, source: &str, detail: String) -> Option<Proposal> {
+    let (security, port) = p.default_endpoint()?;
+    if p.host.is_empty() {
+        return None;
+    }
+    Some(Proposal {
+        provider: Some(p.id.clone()),
+        host: p.host.clone(),
+        port,
+        security,
+        username: username_for(p, address),
+        source: source.into(),
+        detail,
+        authentication: Vec::new(),
+    })
+}
+
+fn username_for(p: &Provider, address: &EmailAddress) -> Option<String> {
+    match p.username {
+        UsernameForm::Address => Some(address.as_str().to_string()),
+        UsernameForm::Literal => p.username_literal.clone(),
+        UsernameForm::Custom => None,
+    }
+}
+
+fn provider_id_for_host(host: &str) -> Option<String> {
+    Catalog::get().by_host(host).map(|p| p.id.clone())
+}
+
+// ------------------------------------------------------------- autoconfig
+
+/// Largest autoconfig body read; real files are a few KiB.
+const AUTOCONFIG_MAX_BYTES: usize = 256 * 1024;
+const MAX_REDIRECTS: usize = 5;
+
+/// Where Thunderbird looks, in its order: the `autoconfig.` host (told the
+/// address), then the domain's well-known path. HTTPS only: a plain-HTTP
+/// answer could be forged to send the password elsewhere.
+pub fn autoconfig_urls(domain: &str, address: &EmailAddress) -> Vec<String> {
+    let mut urls = Vec::new();
+    let first = format!("https://autoconfig.{domain}/mail/config-v1.1.xml");
+    if let Ok(url) = reqwest::Url::parse_with_params(&first, &[("emailaddress", address.as_str())]) {
+        urls.push(url.to_string());
+    }
+    if let Ok(url) = reqwest::Url::parse(&format!("https://{domain}/.well-known/autoconfig/mail/config-v1.1.xml")) {
+        urls.push(url.to_string());
+    }
+    urls
+}
+
+fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
+    // reqwest is built without a default crypto provider: hand it ring and
+    // the Mozilla roots, as the SMTP side uses.
+    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION"), " (mail autoconfig)"))
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                attempt.error(format!("gave up after {MAX_REDIRECTS} redirects"))
+            } else if attempt.url().scheme() != "https" {
+                let to = attempt.url().to_string();
+                attempt.error(format!("refused a redirect to {to}: autoconfig is only trusted over HTTPS"))
+            } else {
+                attempt.follow()
+            }
+        }))
+}
+
+/// The HTTP client for autoconfig: timeout, at most a few redirects, never
+/// to plain HTTP.
+pub fn autoconfig_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    client_builder(timeout).build().map_err(|e| error_chain(&e))
+}
+
+/// Fetches one autoconfig URL; the error says why in a sentence fragment
+/// (status, refused redirect, timeout, connection failure).
+pub async fn fetch_autoconfig(url: &str, client: &reqwest::Client) -> Result<String, String> {
+    let mut response = client.get(url).send().await.map_err(|e| describe_http_error(&e))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("HTTP {status}"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| describe_http_error(&e))? {
+        body.extend_from_slice(&chunk);
+        if body.len() > AUTOCONFIG_MAX_BYTES {
+            return Err(format!("the answer is larger than {} KiB: not an autoconfig file", AUTOCONFIG_MAX_BYTES / 1024));
+        }
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+fn describe_http_error(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_redirect() {
+        "redirect not followed"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    format!("{what}: {}", error_chain(e))
+}
+
+/// The error's causes, innermost last, without reqwest's own "error sending
+/// request for url (…)" (the note already names the URL).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !parts.contains(&text) {
+            parts.push(text);
+        }
+        cause = c.source();
+    }
+    if parts.is_empty() {
+        parts.push(e.to_string());
+    }
+    parts.join(": ")
+}
+
+async fn from_autoconfig(domain: &str, address: &EmailAddress, timeout: Duration, notes: &mut Vec<String>) -> Vec<Proposal> {
+    let client = match autoconfig_client(timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            notes.push(format!("autoconfig: cannot set up the HTTP client ({e})"));
+            return Vec::new();
+        }
+    };
+    for url in autoconfig_urls(domain, address) {
+        let body = match fetch_autoconfig(&url, &client).await {
+            Ok(body) => body,
+            Err(e) => {
+                notes.push(format!("autoconfig {url}: {e}"));
+                continue;
+            }
+        };
+        let mut file_notes = Vec::new();
+        let parsed = parse_autoconfig(&body, address, &mut file_notes);
+        notes.extend(file_notes.into_iter().map(|n| format!("autoconfig {url}: {n}")));
+        match parsed {
+            Ok(mut found) => {
+                for p in &mut found {
+                    p.detail = url.clone();
+                }
+                return found;
+            }
+            Err(e) => notes.push(format!("autoconfig {url}: {e}")),
+        }
+    }
+    Vec::new()
+}
+
+/// Reads an autoconfig file (`config-v1.1.xml`): every
+/// `<outgoingServer type="smtp">` becomes a proposal, in file order, with
+/// `%EMAILADDRESS%`, `%EMAILLOCALPART%` and `%EMAILDOMAIN%` substituted.
+///
+/// Lenient, as real files are: tag case, stray whitespace, a missing closing
+/// tag or an unterminated `%EMAILADDRESS` are accepted and reported in
+/// `notes`. An error means no usable SMTP server (not XML, an HTML page, not
+/// an autoconfig file, or every server unusable). `detail` is left empty for
+/// the caller, which knows where the file came from.
+pub fn parse_autoconfig(xml: &str, address: &EmailAddress, notes: &mut Vec<String>) -> Result<Vec<Proposal>, String> {
+    let text = xml.trim_start_matches('\u{feff}').trim_start();
+    if !text.starts_with('<') {
+        return Err(format!("is not XML: it begins with {:?}", snippet(text)));
+    }
+    let tokens = xml_tokens(text);
+    let first_element = tokens.iter().find_map(|t| match t {
+        Token::Open { name, .. } => Some(name.to_ascii_lowercase()),
+        _ => None,
+    });
+    let is_html = first_element.as_deref() == Some("html") || text.get(..14).is_some_and(|s| s.eq_ignore_ascii_case("<!doctype html"));
+    if is_html {
+        let title = html_title(&tokens).map(|t| format!(" ({t:?})")).unwrap_or_default();
+        return Err(format!("is an HTML page{title}, not an autoconfig file"));
+    }
+    let Some(first_element) = first_element else {
+        return Err(format!("is not XML: no element found in {:?}", snippet(text)));
+    };
+    let is_autoconfig = tokens.iter().any(|t| matches!(t, Token::Open { name, .. }
+        if name.eq_ignore_ascii_case("clientConfig") || name.eq_ignore_ascii_case("emailProvider")));
+    if !is_autoconfig {
+        return Err(format!("is XML but not an autoconfig file: it starts with <{first_element}>, not <clientConfig>"));
+    }
+
+    let servers = outgoing_servers(&tokens, notes);
+    if servers.is_empty() {
+        return Err("lists no outgoing (SMTP) server".into());
+    }
+    let mut proposals = Vec::new();
+    let mut rejected = Vec::new();
+    for (i, server) in servers.iter().enumerate() {
+        let label = format!("outgoing server {}", i + 1);
+        match server_proposal(server, address, &label, notes) {
+            Ok(p) => proposals.push(p),
+            Err(e) => rejected.push(format!("{label}: {e}")),
+        }
+    }
+    if proposals.is_empty() {
+        return Err(format!("no usable outgoing server ({})", rejected.join("; ")));
+    }
+    notes.extend(rejected.into_iter().map(|r| format!("{r}; skipped")));
+    Ok(proposals)
+}
+
+fn snippet(text: &str) -> String {
+    let s: String = text.chars().take(40).collect();
+    if text.chars().count() > 40 { format!("{s}…") } else { s }
+}
+
+fn html_title(tokens: &[Token]) -> Option<String> {
+    let at = tokens.iter().position(|t| matches!(t, Token::Open { name, .. } if name.eq_ignore_ascii_case("title")))?;
+    match tokens.get(at + 1) {
+        Some(Token::Text(t)) if !t.trim().is_empty() => Some(t.trim().to_string()),
+        _ => None,
+    }
+}
+
+/// One `<outgoingServer>` as written, before interpretation.
+#[derive(Debug, Default)]
+struct ServerDraft {
+    kind: Option<String>,
+    hostname: Option<String>,
+    port: Option<String>,
+    socket_type: Option<String>,
+    username: Option<String>,
+    authentication: Vec<String>,
+}
+
+impl ServerDraft {
+    fn set(&mut self, field: &str, value: String) {
+        match field.to_ascii_lowercase().as_str() {
+            "hostname" => self.hostname = Some(value),
+            "port" => self.port = Some(value),
+            "sockettype" => self.socket_type = Some(value),
+            "username" => self.username = Some(value),
+            "authentication" => self.authentication.push(value),
+            _ => {} // password, addThisServer …: nothing Herald uses
+        }
+    }
+}
+
+/// The SMTP `<outgoingServer>` elements, tolerating a missing end tag.
+fn outgoing_servers(tokens: &[Token], notes: &mut Vec<String>) -> Vec<ServerDraft> {
+    let mut servers = Vec::new();
+    let mut current: Option<ServerDraft> = None;
+    let mut field: Option<(String, String)> = None;
+    let is_server = |name: &str| name.eq_ignore_ascii_case("outgoingServer");
+    for token in tokens {
+        match token {
+            Token::Open { name, attrs, empty } if is_server(name) => {
+                if let Some(open) = current.take() {
+                    notes.push("an <outgoingServer> is not closed before the next one; read up to there".into());
+                    servers.push(open);
+                }
+                field = None;
+                if !empty {
+                    current = Some(ServerDraft { kind: attribute(attrs, "type"), ..Default::default() });
+                }
+            }
+            Token::Close(name) if is_server(name) => {
+                if let (Some(server), Some((f, v))) = (current.as_mut(), field.take()) {
+                    server.set(&f, v);
+                }
+                servers.extend(current.take());
+            }
+            Token::Open { name, empty, .. } if current.is_some() => {
+                if let (Some(server), Some((f, v))) = (current.as_mut(), field.take()) {
+                    server.set(&f, v); // a child left open: keep what it held
+                }
+                if !empty {
+                    field = Some((name.clone(), String::new()));
+                }
+            }
+            Token::Text(t) => {
+                if let Some((_, v)) = field.as_mut() {
+                    v.push_str(t);
+                }
+            }
+            Token::Close(name) => {
+                if let (Some(server), Some((f, _))) = (current.as_mut(), field.as_ref())
+                    && f.eq_ignore_ascii_case(name)
+                {
+                    let (f, v) = field.take().expect("checked above");
+                    server.set(&f, v);
+                }
+            }
+            Token::Open { .. } => {}
+        }
+    }
+    if let Some(mut open) = current.take() {
+        if let Some((f, v)) = field.take() {
+            open.set(&f, v);
+        }
+        notes.push("the file ends inside an <outgoingServer>; read what was there".into());
+        servers.push(open);
+    }
+    servers.retain(|s| match s.kind.as_deref() {
+        Some(kind) => kind.trim().eq_ignore_ascii_case("smtp"),
+        None => {
+            notes.push("an <outgoingServer> has no type; read as type=\"smtp\"".into());
+            true
+        }
+    });
+    servers
+}
+
+fn server_proposal(s: &ServerDraft, address: &EmailAddress, label: &str, notes: &mut Vec<String>) -> Result<Proposal, String> {
+    let raw_host = s.hostname.as_deref().map(str::trim).unwrap_or_default();
+    if raw_host.is_empty() {
+        return Err("no <hostname>".into());
+    }
+    let host = substitute(raw_host, address, &format!("{label}: hostname"), notes);
+    let host = Hostname::parse(&host).map_err(|e| format!("hostname {e}"))?.as_str().to_string();
+
+    let security = match s.socket_type.as_deref().map(str::trim) {
+        Some(t) if t.eq_ignore_ascii_case("SSL") || t.eq_ignore_ascii_case("TLS") => Security::Tls,
+        Some(t) if t.eq_ignore_ascii_case("STARTTLS") => Security::Starttls,
+        Some(t) if t.eq_ignore_ascii_case("plain") => Security::None,
+        Some(other) => return Err(format!("unknown <socketType> {other:?} (expected SSL, STARTTLS or plain)")),
+        None => {
+            // Guessing STARTTLS (required) fails loudly rather than sending in clear.
+            let guess = if s.port.as_deref().map(str::trim) == Some("465") { Security::Tls } else { Security::Starttls };
+            notes.push(format!("{label}: no <socketType>; assumed {}", guess.as_str()));
+            guess
+        }
+    };
+    let port = match s.port.as_deref().map(str::trim) {
+        Some(p) => match p.parse::<u16>() {
+            Ok(port) if port > 0 => port,
+            _ => return Err(format!("<port> {p:?} is not a port number")),
+        },
+        None => {
+            let port = match security {
+                Security::Tls => 465,
+                Security::Starttls => 587,
+                Security::None => 25,
+            };
+            notes.push(format!("{label}: no <port>; assumed {port}"));
+            port
+        }
+    };
+    let username = s
+        .username
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| substitute(u, address, &format!("{label}: username"), notes));
+    Ok(Proposal {
+        provider: provider_id_for_host(&host),
+        host,
+        port,
+        security,
+        username,
+        source: "autoconfig".into(),
+        detail: String::new(),
+        authentication: s.authentication.iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect(),
+    })
+}
+
+/// Replaces autoconfig placeholders. A known name without its closing `%`
+/// (`%EMAILADDRESS`) is read as meant, and noted.
+fn substitute(text: &str, address: &EmailAddress, what: &str, notes: &mut Vec<String>) -> String {
+    let values = [
+        ("EMAILADDRESS", address.as_str()),
+        ("EMAILLOCALPART", address.local_part()),
+        ("EMAILDOMAIN", address.domain()),
+    ];
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let known = values.iter().find(|(name, _)| {
+            after.len() >= name.len() && after.as_bytes()[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+        });
+        match known {
+            Some((name, value)) => {
+                out.push_str(value);
+                rest = &after[name.len()..];
+                match rest.strip_prefix('%') {
+                    Some(r) => rest = r,
+                    None => notes.push(format!(
+                        "{what} has %{name} without its closing '%'; read as %{name}%"
+                    )),
+                }
+            }
+            None => {
+                out.push('%');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    if text.contains('%') && out.contains('%') {
+        notes.push(format!("{what} {out:?} holds a '%' Herald does not substitute; check it"));
+    }
+    out
+}
+
+/// A lexical piece of an XML document; enough for autoconfig files.
+#[derive(Debug, PartialEq)]
+enum Token {
+    Open { name: String, attrs: String, empty: bool },
+    Close(String),
+    Text(String),
+}
+
+/// Splits XML into tags and text, skipping comments, processing
+/// instructions and declarations. Never fails: a truncated file yields the
+/// tokens before the cut.
+fn xml_tokens(xml: &str) -> Vec<Token> {
+    let mut tokens = Vec::new();
+    let mut rest = xml;
+    while !rest.is_empty() {
+        let Some(lt) = rest.find('<') else {
+            push_text(&mut tokens, rest);
+            break;
+        };
+        push_text(&mut tokens, &rest[..lt]);
+        rest = &rest[lt..];
+        let (skip_to, terminator) = if rest.starts_with("<!--") {
+            (4, "-->")
+        } else if rest.starts_with("<![CDATA[") {
+            let Some(end) = rest[9..].find("]]>") else { break };
+            tokens.push(Token::Text(rest[9..9 + end].to_string()));
+            rest = &rest[9 + end + 3..];
+            continue;
+        } else if rest.starts_with("<?") {
+            (2, "?>")
+        } else if rest.starts_with("<!") {
+            (2, ">")
+        } else {
+            let Some(end) = tag_end(rest) else { break };
+            let inner = &rest[1..end];
+            rest = &rest[end + 1..];
+            if let Some(name) = inner.strip_prefix('/') {
+                tokens.push(Token::Close(name.trim().to_string()));
+            } else {
+                let empty = inner.ends_with('/');
+                let inner = inner.trim_end_matches('/');
+                let name_end = inner.find(|c: char| c.is_whitespace()).unwrap_or(inner.len());
+                tokens.push(Token::Open {
+                    name: inner[..name_end].to_string(),
+                    attrs: inner[name_end..].to_string(),
+                    empty,
+                });
+            }
+            continue;
+        };
+        match rest[skip_to..].find(terminator) {
+            Some(end) => rest = &rest[skip_to + end + terminator.len()..],
+            None => break,
+        }
+    }
+    tokens
+}
+
+/// Index of the `>` closing the tag at the start of `s`, skipping quoted
+/// attribute values.
+fn tag_end(s: &str) -> Option<usize> {
+    let mut quote = None;
+    for (i, c) in s.char_indices().skip(1) {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), _) if c == q => quote = None,
+            (None, '>') => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn push_text(tokens: &mut Vec<Token>, raw: &str) {
+    if !raw.trim().is_empty() {
+        tokens.push(Token::Text(decode_entities(raw)));
+    }
+}
+
+fn decode_entities(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let decoded = rest.find(';').filter(|&end| end <= 10).and_then(|end| {
+            let c = match &rest[1..end] {
+                "amp" => '&',
+                "lt" => '<',
+                "gt" => '>',
+                "quot" => '"',
+                "apos" => '\'',
+                n if n.starts_with("#x") || n.starts_with("#X") => char::from_u32(u32::from_str_radix(&n[2..], 16).ok()?)?,
+                n if n.starts_with('#') => char::from_u32(n[1..].parse().ok()?)?,
+                _ => return None,
+            };
+            Some((c, end))
+        });
+        match decoded {
+            Some((c, end)) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&'); // a stray ampersand, kept as written
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The value of an attribute in a tag's attribute text, quoted or not.
+fn attribute(attrs: &str, wanted: &str) -> Option<String> {
+    let mut rest = attrs.trim_start();
+    while !rest.is_empty() {
+        let name_end = rest.find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(rest.len());
+        let name = &rest[..name_end];
+        rest = rest[name_end..].trim_start();
+        let Some(after_eq) = rest.strip_prefix('=') else {
+            continue; // an attribute without a value
+        };
+        rest = after_eq.trim_start();
+        let value = match rest.chars().next() {
+            Some(q @ ('"' | '\'')) => {
+                let end = rest[1..].find(q).map(|e| e + 1).unwrap_or(rest.len());
+                let v = &rest[1..end];
+                rest = rest.get(end + 1..).unwrap_or("");
+                v
+            }
+            _ => {
+                let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+                let v = &rest[..end];
+                rest = &rest[end..];
+                v
+            }
+        };
+        if name.eq_ignore_ascii_case(wanted) {
+            return Some(decode_entities(value));
+        }
+        rest = rest.trim_start();
+    }
+    None
+}
+
+// -------------------------------------------------------------------- SRV
+
+/// One SRV record, as the resolver returned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrvRecord {
+    pub priority: u16,
+    pub weight: u16,
+    pub port: u16,
+    /// Target host; `.` means the service is decidedly not offered (RFC 2782).
+    pub target: String,
+}
+
+/// Proposals from the SRV records of one name (`_submissions._tcp.example.com`
+/// → implicit TLS, `_submission._tcp.example.com` → STARTTLS), lowest
+/// priority first, then highest weight.
+pub fn proposals_from_srv(
+    name: &str,
+    security: Security,
+    records: &[SrvRecord],
+    address: &EmailAddress,
+    notes: &mut Vec<String>,
+) -> Vec<Proposal> {
+    let mut records: Vec<&SrvRecord> = records.iter().collect();
+    records.sort_by(|a, b| a.priority.cmp(&b.priority).then(b.weight.cmp(&a.weight)));
+    let mut proposals = Vec::new();
+    for r in records {
+        let target = r.target.trim_end_matches('.').to_ascii_lowercase();
+        if target.is_empty() {
+            notes.push(format!("SRV {name}: target \".\": the domain says this service is not offered"));
+            continue;
+        }
+        if r.port == 0 {
+            notes.push(format!("SRV {name}: {target} has port 0; ignored"));
+            continue;
+        }
+        let host = match Hostname::parse(&target) {
+            Ok(h) => h.as_str().to_string(),
+            Err(e) => {
+                notes.push(format!("SRV {name}: target {e}; ignored"));
+                continue;
+            }
+        };
+        if proposals.iter().any(|p: &Proposal| p.host == host && p.port == r.port) {
+            continue;
+        }
+        let provider = Catalog::get().by_host(&host);
+        proposals.push(Proposal {
+            provider: provider.map(|p| p.id.clone()),
+            username: match provider {
+                Some(p) => username_for(p, address),
+                None => Some(address.as_str().to_string()),
+            },
+            host: host.clone(),
+            port: r.port,
+            security,
+            source: "srv".into(),
+            detail: format!("{name} SRV {} {} {} {host}", r.priority, r.weight, r.port),
+            authentication: Vec::new(),
+        });
+    }
+    proposals
+}
+
+type Resolver = hickory_resolver::TokioResolver;
+
+fn build_resolver(timeout: Duration) -> Result<Resolver, String> {
+    let mut builder = Resolver::builder_tokio().map_err(|e| e.to_string())?;
+    let opts = builder.options_mut();
+    opts.timeout = timeout;
+    opts.attempts = 1;
+    Ok(builder.build())
+}
+
+fn describe_dns_error(e: &hickory_resolver::ResolveError) -> String {
+    if e.is_no_records_found() { "no record".into() } else { e.to_string() }
+}
+
+async fn lookup_srv(resolver: &Resolver, name: &str, timeout: Duration) -> Result<Vec<SrvRecord>, String> {
+    // Fully qualified, so the search domains of resolv.conf are not tried.
+    let lookup = tokio::time::timeout(timeout, resolver.srv_lookup(format!("{name}.")))
+        .await
+        .map_err(|_| format!("no answer within {}s", timeout.as_secs_f32()))?
+        .map_err(|e| describe_dns_error(&e))?;
+    Ok(lookup
+        .iter()
+        .map(|srv| SrvRecord {
+            priority: srv.priority(),
+            weight: srv.weight(),
+            port: srv.port(),
+            target: srv.target().to_ascii(),
+        })
+        .collect())
+}
+
+async fn from_srv(
+    resolver: &Resolver,
+    domain: &str,
+    address: &EmailAddress,
+    timeout: Duration,
+    notes: &mut Vec<String>,
+) -> Vec<Proposal> {
+    let implicit = format!("_submissions._tcp.{domain}");
+    let starttls = format!("_submission._tcp.{domain}");
+    let (a, b) = tokio::join!(lookup_srv(resolver, &implicit, timeout), lookup_srv(resolver, &starttls, timeout));
+    let mut proposals = Vec::new();
+    for (name, security, answer) in [(implicit, Security::Tls, a), (starttls, Security::Starttls, b)] {
+        match answer {
+            Ok(records) => proposals.extend(proposals_from_srv(&name, security, &records, address, notes)),
+            Err(e) => notes.push(format!("SRV {name}: {e}")),
+        }
+    }
+    proposals
+}
+
+// --------------------------------------------------------------------- MX
+
+/// Catalog presets for the providers whose MX patterns match these hosts
+/// (best preference first), one proposal per provider.
+pub fn proposals_from_mx(hosts: &[String], address: &EmailAddress, notes: &mut Vec<String>) -> Vec<Proposal> {
+    let catalog = Catalog::get();
+    let mut proposals: Vec<Proposal> = Vec::new();
+    for raw in hosts {
+        let host = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+        if host.is_empty() {
+            notes.push("MX: a null MX (\".\"): the domain receives no mail".into());
+            continue;
+        }
+        let Some(p) = catalog.by_mx(&host) else {
+            notes.push(format!("MX {host} matches no catalog provider"));
+            continue;
+        };
+        if proposals.iter().any(|q| q.provider.as_deref() == Some(p.id.as_str())) {
+            continue;
+        }
+        let pattern = p.mx_patterns.iter().find(|pat| host_matches(pat, &host)).cloned().unwrap_or_default();
+        match preset(p, address, "mx", format!("MX {host} matches {pattern}")) {
+            Some(proposal) => proposals.push(proposal),
+            None => notes.push(format!(
+                "MX {host} matches {}, whose preset has no single host; choose it by hand",
+                p.name.en
+            )),
+        }
+    }
+    proposals
+}
+
+async fn lookup_mx(resolver: &Resolver, domain: &str, timeout: Duration) -> Result<Vec<String>, String> {
+    let lookup = tokio::time::timeout(timeout, resolver.mx_lookup(format!("{domain}.")))
+        .await
+        .map_err(|_| format!("no answer within {}s", timeout.as_secs_f32()))?
+        .map_err(|e| describe_dns_error(&e))?;
+    let mut records: Vec<(u16, String)> = lookup.iter().map(|mx| (mx.preference(), mx.exchange().to_ascii())).collect();
+    records.sort();
+    Ok(records.into_iter().map(|(_, host)| host).collect())
+}
+
+async fn from_mx(
+    resolver: &Resolver,
+    domain: &str,
+    address: &EmailAddress,
+    timeout: Duration,
+    notes: &mut Vec<String>,
+) -> Vec<Proposal> {
+    match lookup_mx(resolver, domain, timeout).await {
+        Ok(hosts) => proposals_from_mx(&hosts, address, notes),
+        Err(e) => {
+            notes.push(format!("MX {domain}: {e}"));
+            Vec::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    const YAHOO: &str = include_str!("../tests/fixtures/autoconfig/yahoo.com.xml");
+    const TWO_SMTP: &str = include_str!("../tests/fixtures/autoconfig/two-smtp.xml");
+    const UNTERMINATED: &str = include_str!("../tests/fixtures/autoconfig/unterminated-placeholder.xml");
+    const NOT_XML: &str = include_str!("../tests/fixtures/autoconfig/not-xml.html");
+
+    fn addr(s: &str) -> EmailAddress {
+        EmailAddress::parse(s).unwrap()
+    }
+
+    fn offline() -> Options {
+        Options { offline: true, timeout: Duration::from_secs(1) }
+    }
+
+    #[tokio::test]
+    async fn catalog_matches_qq_domain() {
+        let d = discover(&addr("Alice@QQ.com"), &offline()).await;
+        assert_eq!(d.domain, "qq.com");
+        assert_eq!(d.proposals.len(), 1);
+        let p = &d.proposals[0];
+        assert_eq!(p.provider.as_deref(), Some("qq"));
+        assert_eq!((p.host.as_str(), p.port, p.security), ("smtp.qq.com", 465, Security::Tls));
+        assert_eq!(p.username.as_deref(), Some("Alice@QQ.com"));
+        assert_eq!(p.source, "catalog");
+    }
+
+    #[tokio::test]
+    async fn catalog_matches_gmail_domain() {
+        let d = discover(&addr("bob@gmail.com"), &offline()).await;
+        let p = &d.proposals[0];
+        assert_eq!(p.provider.as_deref(), Some("gmail"));
+        assert_eq!(p.host, "smtp.gmail.com");
+        assert_eq!(p.source, "catalog");
+    }
+
+    #[tokio::test]
+    async fn unknown_domain_offline_proposes_nothing_and_says_why() {
+        let d = discover(&addr("carol@example.com"), &offline()).await;
+        assert!(d.proposals.is_empty());
+        assert!(d.notes.iter().any(|n| n.contains("no preset lists example.com")), "{:?}", d.notes);
+        assert!(d.notes.iter().any(|n| n.starts_with("offline")), "{:?}", d.notes);
+    }
+
+    #[test]
+    fn autoconfig_urls_follow_thunderbird_order_and_escape_the_address() {
+        let urls = autoconfig_urls("example.com", &addr("a+b@example.com"));
+        assert_eq!(
+            urls,
+            [
+                "https://autoconfig.example.com/mail/config-v1.1.xml?emailaddress=a%2Bb%40example.com",
+                "https://example.com/.well-known/autoconfig/mail/config-v1.1.xml",
+            ]
+        );
+    }
+
+    #[test]
+    fn parse_autoconfig_reads_the_smtp_server_not_the_incoming_ones() {
+        let mut notes = Vec::new();
+        let found = parse_autoconfig(YAHOO, &addr("dave@yahoo.com"), &mut notes).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        let p = &found[0];
+        assert_eq!((p.host.as_str(), p.port, p.security), ("smtp.mail.yahoo.com", 465, Security::Tls));
+        assert_eq!(p.username.as_deref(), Some("dave@yahoo.com"));
+        assert_eq!(p.provider.as_deref(), Some("yahoo"), "hostname maps to the catalog");
+        assert_eq!(p.authentication, ["OAuth2", "password-cleartext"]);
+        assert_eq!(p.source, "autoconfig");
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn parse_autoconfig_keeps_both_outgoing_servers_in_order() {
+        let mut notes = Vec::new();
+        let found = parse_autoconfig(TWO_SMTP, &addr("erin@example.net"), &mut notes).unwrap();
+        let got: Vec<_> = found.iter().map(|p| (p.host.as_str(), p.port, p.security)).collect();
+        // The commented-out plain relay must not appear.
+        assert_eq!(got, [("smtp.example.net", 465, Security::Tls), ("smtp.example.net", 587, Security::Starttls)]);
+        assert!(found.iter().all(|p| p.username.as_deref() == Some("erin")));
+        assert!(found.iter().all(|p| p.provider.is_none()));
+        assert_eq!(found[1].authentication, ["password-encrypted"]);
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn parse_autoconfig_reads_unterminated_placeholder_as_the_address_and_notes_it() {
+        let mut notes = Vec::new();
+        let found = parse_autoconfig(UNTERMINATED, &addr("frank@example.org"), &mut notes).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].username.as_deref(), Some("frank@example.org"));
+        assert_eq!(found[0].host, "mail.example.org", "%EMAILDOMAIN% substituted in the hostname");
+        assert_eq!(found[0].security, Security::Starttls);
+        assert!(notes.iter().any(|n| n.contains("%EMAILADDRESS without its closing '%'")), "{notes:?}");
+    }
+
+    #[test]
+    fn parse_autoconfig_rejects_html_and_non_xml_clearly() {
+        let who = addr("gina@example.com");
+        let err = parse_autoconfig(NOT_XML, &who, &mut Vec::new()).unwrap_err();
+        assert!(err.contains("HTML page") && err.contains("Page not found"), "{err}");
+        let err = parse_autoconfig("{\"error\": \"not found\"}", &who, &mut Vec::new()).unwrap_err();
+        assert!(err.starts_with("is not XML"), "{err}");
+        let err = parse_autoconfig("<?xml version=\"1.0\"?><rss><channel/></rss>", &who, &mut Vec::new()).unwrap_err();
+        assert!(err.contains("not an autoconfig file"), "{err}");
+    }
+
+    #[test]
+    fn parse_autoconfig_without_usable_smtp_server_is_an_error() {
+        let who = addr("hank@example.com");
+        let imap_only = "<clientConfig><emailProvider id=\"x\"><incomingServer type=\"imap\">\
+                         <hostname>imap.example.com</hostname></incomingServer></emailProvider></clientConfig>";
+        let err = parse_autoconfig(imap_only, &who, &mut Vec::new()).unwrap_err();
+        assert!(err.contains("no outgoing"), "{err}");
+        let bad_port = "<clientConfig><emailProvider><outgoingServer type='smtp'><hostname>smtp.example.com</hostname>\
+                        <port>smtp</port><socketType>SSL</socketType></outgoingServer></emailProvider></clientConfig>";
+        let err = parse_autoconfig(bad_port, &who, &mut Vec::new()).unwrap_err();
+        assert!(err.contains("\"smtp\" is not a port number"), "{err}");
+    }
+
+    #[test]
+    fn parse_autoconfig_tolerates_a_truncated_file() {
+        let cut = "<clientConfig><emailProvider><outgoingServer type=\"smtp\"><hostname>smtp.example.com</hostname>\
+                   <port>587</port><socketType>STARTTLS</socketType><username>%EMAILLOCALPART%</userna";
+        let mut notes = Vec::new();
+        let found = parse_autoconfig(cut, &addr("ivy@example.com"), &mut notes).unwrap();
+        assert_eq!((found[0].host.as_str(), found[0].port), ("smtp.example.com", 587));
+        assert!(notes.iter().any(|n| n.contains("ends inside")), "{notes:?}");
+    }
+
+    #[test]
+    fn mx_of_office365_tenant_proposes_office365() {
+        let mut notes = Vec::new();
+        let found = proposals_from_mx(&["example-com.mail.protection.outlook.com.".into()], &addr("jo@example.com"), &mut notes);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].provider.as_deref(), Some("office365"));
+        assert_eq!(found[0].host, "smtp.office365.com");
+        assert_eq!(found[0].source, "mx");
+        assert_eq!(found[0].detail, "MX example-com.mail.protection.outlook.com matches *.mail.protection.outlook.com");
+    }
+
+    #[test]
+    fn mx_of_exmail_is_exmail_not_personal_qq() {
+        let hosts = ["mxbiz1.qq.com".to_string(), "mxbiz2.qq.com".to_string()];
+        let found = proposals_from_mx(&hosts, &addr("kim@corp.example"), &mut Vec::new());
+        assert_eq!(found.len(), 1, "one proposal per provider: {found:?}");
+        assert_eq!(found[0].provider.as_deref(), Some("exmail"));
+        assert_eq!(found[0].host, "smtp.exmail.qq.com");
+        assert_eq!(found[0].username.as_deref(), Some("kim@corp.example"));
+    }
+
+    #[test]
+    fn mx_of_unknown_host_proposes_nothing() {
+        let mut notes = Vec::new();
+        let found = proposals_from_mx(&["mx.example.com".into()], &addr("lee@example.com"), &mut notes);
+        assert!(found.is_empty(), "{found:?}");
+        assert_eq!(notes, ["MX mx.example.com matches no catalog provider"]);
+    }
+
+    #[test]
+    fn srv_target_dot_means_not_offered() {
+        let mut notes = Vec::new();
+        let dot = SrvRecord { priority: 0, weight: 0, port: 0, target: ".".into() };
+        let found = proposals_from_srv("_submission._tcp.example.com", Security::Starttls, &[dot], &addr("max@example.com"), &mut notes);
+        assert!(found.is_empty(), "{found:?}");
+        assert!(notes[0].contains("not offered"), "{notes:?}");
+    }
+
+    #[test]
+    fn srv_records_become_proposals_by_priority_then_weight() {
+        let rec = |priority, weight, target: &str| SrvRecord { priority, weight, port: 465, target: target.into() };
+        let records = [rec(10, 0, "backup.example.com."), rec(0, 5, "light.example.com."), rec(0, 50, "smtp.gmail.com.")];
+        let found = proposals_from_srv("_submissions._tcp.example.com", Security::Tls, &records, &addr("ned@example.com"), &mut Vec::new());
+        let hosts: Vec<_> = found.iter().map(|p| p.host.as_str()).collect();
+        assert_eq!(hosts, ["smtp.gmail.com", "light.example.com", "backup.example.com"]);
+        assert_eq!(found[0].provider.as_deref(), Some("gmail"));
+        assert!(found.iter().all(|p| p.security == Security::Tls && p.source == "srv"));
+        assert_eq!(found[0].detail, "_submissions._tcp.example.com SRV 0 50 465 smtp.gmail.com");
+    }
+
+    /// A loopback server that answers one request with `response` and hands
+    /// back the request head it received.
+    async fn serve_once(response: impl FnOnce(&str) -> String + Send + 'static) -> (String, tokio::task::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let reply = response(&base);
+        let handle = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                head.extend_from_slice(&buf[..n]);
+            }
+            socket.write_all(reply.as_bytes()).await.unwrap();
+            socket.shutdown().await.ok();
+            String::from_utf8_lossy(&head).into_owned()
+        });
+        (base, handle)
+    }
+
+    fn loopback_client() -> reqwest::Client {
+        // no_proxy: an HTTP_PROXY in the environment must not intercept loopback.
+        client_builder(Duration::from_secs(5)).no_proxy().build().unwrap()
+    }
+
+    fn http_response(status: &str, extra_headers: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n{extra_headers}\r\n{body}",
+            body.len()
+        )
+    }
+
+    #[tokio::test]
+    async fn fetch_autoconfig_reads_a_loopback_server() {
+        let (base, server) = serve_once(|_| http_response("200 OK", "", TWO_SMTP)).await;
+        let url = format!("{base}/mail/config-v1.1.xml?emailaddress=oz%40example.net");
+        let body = fetch_autoconfig(&url, &loopback_client()).await.unwrap();
+        let head = server.await.unwrap();
+        assert!(head.starts_with("GET /mail/config-v1.1.xml?emailaddress=oz%40example.net HTTP/1.1\r\n"), "{head}");
+        let found = parse_autoconfig(&body, &addr("oz@example.net"), &mut Vec::new()).unwrap();
+        assert_eq!(found.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn fetch_autoconfig_reports_http_status() {
+        let (base, server) = serve_once(|_| http_response("404 Not Found", "", "nope")).await;
+        let err = fetch_autoconfig(&format!("{base}/mail/config-v1.1.xml"), &loopback_client()).await.unwrap_err();
+        server.await.unwrap();
+        assert_eq!(err, "HTTP 404 Not Found");
+    }
+
+    #[tokio::test]
+    async fn fetch_autoconfig_refuses_redirect_to_plain_http() {
+        let (base, server) = serve_once(|base| {
+            http_response("302 Found", &format!("Location: {base}/elsewhere.xml\r\n"), "")
+        })
+        .await;
+        let err = fetch_autoconfig(&format!("{base}/mail/config-v1.1.xml"), &loopback_client()).await.unwrap_err();
+        server.await.unwrap();
+        assert!(err.contains("refused a redirect") && err.contains("only trusted over HTTPS"), "{err}");
+    }
+}

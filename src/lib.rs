@@ -1,0 +1,41 @@
+//! Herald: a self-hosted notification center that sends system email through
+//! whatever mail service the operator, or each tenant, chooses.
+//!
+//! Data flows one way: `api` / `cli` → domain (`accounts`, `outbox`) →
+//! `store` → `delivery` worker → `smtp` session, with `diagnosis` turning any
+//! SMTP failure into a stage, a class and a hint from the `catalog`.
+
+pub mod accounts;
+pub mod api;
+pub mod app;
+pub mod catalog;
+pub mod cli;
+pub mod compose;
+pub mod config;
+pub mod delivery;
+pub mod diagnosis;
+pub mod discovery;
+pub mod domain;
+pub mod error;
+pub mod i18n;
+pub mod outbox;
+pub mod secrets;
+pub mod smtp;
+pub mod store;
+pub mod testmail;
+
+/// Milliseconds since the Unix epoch: how every timestamp is stored.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// RFC 3339 rendering of a stored timestamp, for the API.
+pub fn rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,310 @@
+//! The outbox: accepting a message means checking it, resolving which account
+//! sends it, and committing it to the store before answering. Delivery is the
+//! worker's job (`delivery`).
+
+use crate::app::App;
+use crate::domain::{EmailAddress, HeaderText};
+use crate::error::{Error, Problems, Result};
+use crate::i18n::Locale;
+use crate::store::messages::{AttemptRow, MessageFilter, MessageRow};
+use serde::{Deserialize, Serialize};
+
+/// Statuses of a message.
+pub mod status {
+    pub const QUEUED: &str = "queued";
+    pub const SENDING: &str = "sending";
+    pub const SENT: &str = "sent";
+    pub const DEFERRED: &str = "deferred";
+    pub const HELD: &str = "held";
+    pub const FAILED: &str = "failed";
+    pub const CANCELLED: &str = "cancelled";
+    pub const ALL: [&str; 7] = [QUEUED, SENDING, SENT, DEFERRED, HELD, FAILED, CANCELLED];
+}
+
+/// A message as the API and CLI accept it.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageInput {
+    #[serde(default)]
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub cc: Vec<String>,
+    #[serde(default)]
+    pub bcc: Vec<String>,
+    pub subject: Option<String>,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub template: Option<String>,
+    pub vars: Option<serde_json::Value>,
+    pub locale: Option<String>,
+    /// Id or name of the sending account; the tenant's default when absent.
+    pub account: Option<String>,
+}
+
+/// What is stored for a message: checked, ready to be written out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Content {
+    pub to: Vec<EmailAddress>,
+    #[serde(default)]
+    pub cc: Vec<EmailAddress>,
+    #[serde(default)]
+    pub bcc: Vec<EmailAddress>,
+    pub subject: HeaderText,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub locale: Locale,
+}
+
+impl Content {
+    /// Everyone the envelope goes to.
+    pub fn recipients(&self) -> Vec<EmailAddress> {
+        self.to.iter().chain(&self.cc).chain(&self.bcc).cloned().collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttemptView {
+    pub at: String,
+    pub account: Option<String>,
+    pub outcome: String,
+    pub stage: Option<String>,
+    pub code: Option<u16>,
+    pub enhanced_code: Option<String>,
+    pub reply: Option<String>,
+    pub class: Option<String>,
+    pub transcript: Vec<crate::smtp::Line>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageView {
+    pub id: String,
+    pub status: String,
+    /// The account it is sent through; null when it goes to the capture mailbox.
+    pub account: Option<String>,
+    pub message_id: String,
+    pub to: Vec<EmailAddress>,
+    pub cc: Vec<EmailAddress>,
+    pub bcc: Vec<EmailAddress>,
+    pub subject: String,
+    /// True when the message went to the capture mailbox instead of a server.
+    pub captured: bool,
+    pub attempts: Vec<AttemptView>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+const MAX_RECIPIENTS: usize = 100;
+const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+fn check_addresses(p: &mut Problems, field: &str, list: &[String]) -> Vec<EmailAddress> {
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, a)| p.check(&format!("{field}[{i}]"), EmailAddress::parse(a)))
+        .collect()
+}
+
+/// Checks a message; all problems at once, each naming its field.
+pub fn check_input(input: &MessageInput) -> Result<Content> {
+    let mut p = Problems::default();
+    let to = check_addresses(&mut p, "to", &input.to);
+    let cc = check_addresses(&mut p, "cc", &input.cc);
+    let bcc = check_addresses(&mut p, "bcc", &input.bcc);
+    let count = input.to.len() + input.cc.len() + input.bcc.len();
+    if count == 0 {
+        p.add("to", "needs at least one recipient address");
+    } else if count > MAX_RECIPIENTS {
+        p.add("to", format!("{count} recipients in all; at most {MAX_RECIPIENTS} per message: split the list"));
+    }
+    if input.template.is_some() || input.vars.is_some() {
+        p.add("template", "templates are not available in this build yet: send subject and text or html");
+    }
+    let subject = match input.subject.as_deref() {
+        None => {
+            p.add("subject", "is required");
+            None
+        }
+        Some(s) => p.check("subject", HeaderText::parse(s)),
+    };
+    let text = input.text.clone().filter(|t| !t.is_empty());
+    let html = input.html.clone().filter(|t| !t.is_empty());
+    if text.is_none() && html.is_none() {
+        p.add("text", "is required unless html is given: the body of the message");
+    }
+    for (field, body) in [("text", &text), ("html", &html)] {
+        if let Some(b) = body {
+            if b.len() > MAX_BODY_BYTES {
+                p.add(field, format!("is {} bytes; at most {MAX_BODY_BYTES}", b.len()));
+            }
+            if b.contains('\0') {
+                p.add(field, "contains a NUL character");
+            }
+        }
+    }
+    let locale = match input.locale.as_deref() {
+        None => Some(Locale::En),
+        Some(l) => p.check("locale", Locale::parse(l).ok_or_else(|| format!("'{l}' is not one of en, zh-CN"))),
+    };
+    p.into_result()?;
+    Ok(Content {
+        to,
+        cc,
+        bcc,
+        subject: subject.expect("checked"),
+        text,
+        html,
+        locale: locale.expect("checked"),
+    })
+}
+
+impl App {
+    /// Accepts a message: once this returns, it is on disk and will be
+    /// delivered or visibly fail. A repeated idempotency key answers the
+    /// message accepted the first time (and `false`).
+    pub async fn accept_message(&self, tenant: &str, input: MessageInput, idempotency_key: Option<String>) -> Result<(MessageView, bool)> {
+        let content = check_input(&input)?;
+        if let Some(k) = &idempotency_key {
+            if k.is_empty() || k.len() > 200 || k.chars().any(|c| c.is_control()) {
+                return Err(Error::field("Idempotency-Key", "must be 1 to 200 printable characters"));
+            }
+        }
+        let account = match input.account.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+            Some(a) => Some(
+                self.store
+                    .find_account(tenant, a)
+                    .await?
+                    .ok_or_else(|| Error::field("account", format!("no account '{a}' in this tenant: give an id or name from GET /api/v1/accounts")))?,
+            ),
+            None => match self.store.get_settings(tenant).await?.default_account {
+                Some(id) => self.store.find_account(tenant, &id).await?,
+                None => None,
+            },
+        };
+        let sender_domain = account
+            .as_ref()
+            .and_then(|a| EmailAddress::parse(&a.from_address).ok())
+            .unwrap_or_else(|| EmailAddress::parse(CAPTURE_FROM).expect("valid"));
+        let now = crate::now_ms();
+        let row = MessageRow {
+            id: crate::store::new_id(),
+            tenant_id: tenant.to_string(),
+            account_id: account.map(|a| a.id),
+            status: status::QUEUED.into(),
+            message_id: crate::compose::new_message_id(&sender_domain),
+            idempotency_key,
+            content: serde_json::to_string(&content).map_err(anyhow::Error::from)?,
+            attempts: 0,
+            next_attempt_at: now,
+            lease_until: None,
+            last_error: None,
+            captured: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        let (row, created) = self.store.insert_message(&row).await?;
+        if created {
+            self.metrics.record_accepted();
+            self.wake.notify_one();
+            tracing::info!(message = %row.id, tenant, account = ?row.account_id, "message accepted");
+        }
+        Ok((self.message_view(&row, Vec::new()), created))
+    }
+
+    pub fn message_view(&self, row: &MessageRow, attempts: Vec<AttemptRow>) -> MessageView {
+        let content: Option<Content> = serde_json::from_str(&row.content).ok();
+        MessageView {
+            id: row.id.clone(),
+            status: row.status.clone(),
+            account: row.account_id.clone(),
+            message_id: row.message_id.clone(),
+            to: content.as_ref().map(|c| c.to.clone()).unwrap_or_default(),
+            cc: content.as_ref().map(|c| c.cc.clone()).unwrap_or_default(),
+            bcc: content.as_ref().map(|c| c.bcc.clone()).unwrap_or_default(),
+            subject: content.as_ref().map(|c| c.subject.as_str().to_string()).unwrap_or_default(),
+            captured: row.captured != 0,
+            attempts: attempts
+                .into_iter()
+                .map(|a| AttemptView {
+                    at: crate::rfc3339(a.at),
+                    account: a.account_id,
+                    outcome: a.outcome,
+                    stage: a.stage,
+                    code: a.code.map(|c| c as u16),
+                    enhanced_code: a.enhanced_code,
+                    reply: a.reply,
+                    class: a.class,
+                    transcript: a.transcript.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default(),
+                })
+                .collect(),
+            last_error: row.last_error.clone(),
+            created_at: crate::rfc3339(row.created_at),
+            updated_at: crate::rfc3339(row.updated_at),
+        }
+    }
+
+    pub async fn get_message(&self, tenant: &str, id: &str) -> Result<MessageView> {
+        let row = self.store.get_message(tenant, id).await?.ok_or_else(|| Error::NotFound(format!("message '{id}'")))?;
+        let attempts = self.store.attempts_of(&row.id).await?;
+        Ok(self.message_view(&row, attempts))
+    }
+
+    pub async fn list_messages(&self, tenant: &str, filter: MessageFilter) -> Result<Vec<MessageView>> {
+        if let Some(s) = &filter.status {
+            if !status::ALL.contains(&s.as_str()) {
+                return Err(Error::field("status", format!("'{s}' is not one of {}", status::ALL.join(", "))));
+            }
+        }
+        let rows = self.store.list_messages(tenant, &filter).await?;
+        Ok(rows.iter().map(|r| self.message_view(r, Vec::new())).collect())
+    }
+
+    /// Puts a failed, deferred, held or cancelled message back in the queue now.
+    pub async fn retry_message(&self, tenant: &str, id: &str) -> Result<MessageView> {
+        let row = self.store.get_message(tenant, id).await?.ok_or_else(|| Error::NotFound(format!("message '{id}'")))?;
+        if !self.store.requeue_message(tenant, &row.id).await? {
+            return Err(Error::Conflict(format!(
+                "message {id} is {}: only failed, deferred, held or cancelled messages can be retried",
+                row.status
+            )));
+        }
+        self.wake.notify_one();
+        self.get_message(tenant, id).await
+    }
+}
+
+/// The sender address of captured messages when no account is configured.
+pub const CAPTURE_FROM: &str = "capture@herald.invalid";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_injection_and_names_fields() {
+        let input = MessageInput {
+            to: vec!["ok@example.com".into(), "bad@example.com\r\nRCPT TO:<x@evil>".into()],
+            subject: Some("Hi\r\nBcc: x@evil".into()),
+            ..Default::default()
+        };
+        let Err(Error::Invalid(errs)) = check_input(&input) else { panic!("must refuse") };
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert!(fields.contains(&"to[1]"), "{fields:?}");
+        assert!(fields.contains(&"subject"), "{fields:?}");
+        assert!(fields.contains(&"text"), "{fields:?}");
+    }
+
+    #[test]
+    fn accepts_a_plain_message() {
+        let input = MessageInput {
+            to: vec!["a@example.com".into()],
+            bcc: vec!["b@example.com".into()],
+            subject: Some("Hello".into()),
+            text: Some("Body".into()),
+            locale: Some("zh-CN".into()),
+            ..Default::default()
+        };
+        let c = check_input(&input).unwrap();
+        assert_eq!(c.recipients().len(), 2);
+        assert_eq!(c.locale, Locale::ZhCn);
+    }
+}

@@ -1,0 +1,185 @@
+//! Account rows. Secrets are stored sealed (see `secrets`); this layer never
+//! sees them in clear.
+
+use super::{Store, on_pool};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AccountRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub provider: String,
+    pub host: String,
+    pub port: i64,
+    pub security: String,
+    pub auth_method: String,
+    pub username: Option<String>,
+    pub secret: Option<Vec<u8>>,
+    pub oauth: Option<String>,
+    pub oauth_client_secret: Option<Vec<u8>>,
+    pub from_address: String,
+    pub from_name: Option<String>,
+    pub tls_ca_pem: Option<String>,
+    pub tls_skip_verify: i64,
+    pub timeout_secs: i64,
+    pub limit_connections: Option<i64>,
+    pub limit_per_minute: Option<i64>,
+    pub limit_per_day: Option<i64>,
+    pub backup_account: Option<String>,
+    pub status: String,
+    pub status_message: Option<String>,
+    pub last_report: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, tenant_id, name, provider, host, port, security, auth_method, username, secret, oauth, \
+    oauth_client_secret, from_address, from_name, tls_ca_pem, tls_skip_verify, timeout_secs, limit_connections, \
+    limit_per_minute, limit_per_day, backup_account, status, status_message, last_report, created_at, updated_at";
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+impl Store {
+    pub async fn insert_account(&self, a: &AccountRow) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO accounts ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26)"
+        );
+        let r = on_pool!(self, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(&a.id)
+            .bind(&a.tenant_id)
+            .bind(&a.name)
+            .bind(&a.provider)
+            .bind(&a.host)
+            .bind(a.port)
+            .bind(&a.security)
+            .bind(&a.auth_method)
+            .bind(&a.username)
+            .bind(&a.secret)
+            .bind(&a.oauth)
+            .bind(&a.oauth_client_secret)
+            .bind(&a.from_address)
+            .bind(&a.from_name)
+            .bind(&a.tls_ca_pem)
+            .bind(a.tls_skip_verify)
+            .bind(a.timeout_secs)
+            .bind(a.limit_connections)
+            .bind(a.limit_per_minute)
+            .bind(a.limit_per_day)
+            .bind(&a.backup_account)
+            .bind(&a.status)
+            .bind(&a.status_message)
+            .bind(&a.last_report)
+            .bind(a.created_at)
+            .bind(a.updated_at)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()));
+        match r {
+            Err(e) if is_unique_violation(&e) => Err(Error::field(
+                "name",
+                format!("an account named '{}' exists already: choose another name or edit that account", a.name),
+            )),
+            r => r.map(|_| ()).map_err(Error::from),
+        }
+    }
+
+    /// Writes every column but the identity and creation time.
+    pub async fn update_account(&self, a: &AccountRow) -> Result<()> {
+        let r = on_pool!(self, |p| sqlx::query(
+            "UPDATE accounts SET name=$3, provider=$4, host=$5, port=$6, security=$7, auth_method=$8, username=$9, \
+             secret=$10, oauth=$11, oauth_client_secret=$12, from_address=$13, from_name=$14, tls_ca_pem=$15, \
+             tls_skip_verify=$16, timeout_secs=$17, limit_connections=$18, limit_per_minute=$19, limit_per_day=$20, \
+             backup_account=$21, status=$22, status_message=$23, last_report=$24, updated_at=$25 \
+             WHERE id=$1 AND tenant_id=$2"
+        )
+        .bind(&a.id)
+        .bind(&a.tenant_id)
+        .bind(&a.name)
+        .bind(&a.provider)
+        .bind(&a.host)
+        .bind(a.port)
+        .bind(&a.security)
+        .bind(&a.auth_method)
+        .bind(&a.username)
+        .bind(&a.secret)
+        .bind(&a.oauth)
+        .bind(&a.oauth_client_secret)
+        .bind(&a.from_address)
+        .bind(&a.from_name)
+        .bind(&a.tls_ca_pem)
+        .bind(a.tls_skip_verify)
+        .bind(a.timeout_secs)
+        .bind(a.limit_connections)
+        .bind(a.limit_per_minute)
+        .bind(a.limit_per_day)
+        .bind(&a.backup_account)
+        .bind(&a.status)
+        .bind(&a.status_message)
+        .bind(&a.last_report)
+        .bind(a.updated_at)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()));
+        match r {
+            Err(e) if is_unique_violation(&e) => Err(Error::field(
+                "name",
+                format!("an account named '{}' exists already: choose another name", a.name),
+            )),
+            Ok(0) => Err(Error::NotFound(format!("account {}", a.id))),
+            r => r.map(|_| ()).map_err(Error::from),
+        }
+    }
+
+    /// Finds an account of the tenant by id or by name.
+    pub async fn find_account(&self, tenant_id: &str, id_or_name: &str) -> Result<Option<AccountRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM accounts WHERE tenant_id = $1 AND (id = $2 OR name = $2)");
+        let row = on_pool!(self, |p| sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(tenant_id)
+            .bind(id_or_name)
+            .fetch_optional(p)
+            .await)?;
+        Ok(row)
+    }
+
+    pub async fn list_accounts(&self, tenant_id: &str) -> Result<Vec<AccountRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM accounts WHERE tenant_id = $1 ORDER BY created_at");
+        let rows = on_pool!(self, |p| sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant_id).fetch_all(p).await)?;
+        Ok(rows)
+    }
+
+    pub async fn delete_account(&self, tenant_id: &str, id: &str) -> Result<bool> {
+        let done = on_pool!(self, |p| sqlx::query("DELETE FROM accounts WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(done > 0)
+    }
+
+    /// Records the outcome of a test or a delivery on the account.
+    pub async fn set_account_status(
+        &self,
+        id: &str,
+        status: &str,
+        status_message: Option<&str>,
+        last_report: Option<&str>,
+    ) -> Result<()> {
+        let now = crate::now_ms();
+        on_pool!(self, |p| sqlx::query(
+            "UPDATE accounts SET status=$2, status_message=$3, last_report=COALESCE($4, last_report), updated_at=$5 WHERE id=$1"
+        )
+        .bind(id)
+        .bind(status)
+        .bind(status_message)
+        .bind(last_report)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}

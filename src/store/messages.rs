@@ -1,0 +1,280 @@
+//! The outbox tables: messages, their delivery attempts, and the capture
+//! mailbox that holds what was sent while no mail service was configured.
+//!
+//! A message is claimed by setting `status = 'sending'` and a lease in one
+//! short statement; the send happens outside any transaction, and the result
+//! is written only by the holder of the lease.
+
+use super::{Store, on_pool};
+use crate::error::Result;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub account_id: Option<String>,
+    pub status: String,
+    pub message_id: String,
+    pub idempotency_key: Option<String>,
+    pub content: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub lease_until: Option<i64>,
+    pub last_error: Option<String>,
+    pub captured: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const MSG_COLUMNS: &str = "id, tenant_id, account_id, status, message_id, idempotency_key, content, attempts, \
+    next_attempt_at, lease_until, last_error, captured, created_at, updated_at";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttemptRow {
+    pub id: String,
+    pub message_id: String,
+    pub at: i64,
+    pub account_id: Option<String>,
+    pub outcome: String,
+    pub stage: Option<String>,
+    pub code: Option<i64>,
+    pub enhanced_code: Option<String>,
+    pub reply: Option<String>,
+    pub class: Option<String>,
+    pub transcript: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CapturedRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub message_id: String,
+    pub mail_from: String,
+    pub rcpt_to: String,
+    pub subject: String,
+    pub raw: String,
+    pub at: i64,
+}
+
+/// Filters for listing messages.
+#[derive(Debug, Default, Clone)]
+pub struct MessageFilter {
+    pub status: Option<String>,
+    pub account_id: Option<String>,
+    /// Only messages created before this id (paging backwards in time).
+    pub before: Option<String>,
+    pub limit: i64,
+}
+
+impl Store {
+    /// Inserts a message; with an idempotency key already used by the tenant,
+    /// inserts nothing and answers the existing message instead.
+    pub async fn insert_message(&self, m: &MessageRow) -> Result<(MessageRow, bool)> {
+        let sql = format!(
+            "INSERT INTO messages ({MSG_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) \
+             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING"
+        );
+        let done = on_pool!(self, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(&m.id)
+            .bind(&m.tenant_id)
+            .bind(&m.account_id)
+            .bind(&m.status)
+            .bind(&m.message_id)
+            .bind(&m.idempotency_key)
+            .bind(&m.content)
+            .bind(m.attempts)
+            .bind(m.next_attempt_at)
+            .bind(m.lease_until)
+            .bind(&m.last_error)
+            .bind(m.captured)
+            .bind(m.created_at)
+            .bind(m.updated_at)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if done == 1 {
+            return Ok((m.clone(), true));
+        }
+        let key = m.idempotency_key.as_deref().unwrap_or_default();
+        let sql = format!("SELECT {MSG_COLUMNS} FROM messages WHERE tenant_id = $1 AND idempotency_key = $2");
+        let existing = on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(&m.tenant_id)
+            .bind(key)
+            .fetch_one(p)
+            .await)?;
+        Ok((existing, false))
+    }
+
+    pub async fn get_message(&self, tenant_id: &str, id: &str) -> Result<Option<MessageRow>> {
+        let sql = format!("SELECT {MSG_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2");
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(p)
+            .await)?)
+    }
+
+    pub async fn list_messages(&self, tenant_id: &str, f: &MessageFilter) -> Result<Vec<MessageRow>> {
+        let sql = format!(
+            "SELECT {MSG_COLUMNS} FROM messages WHERE tenant_id = $1 \
+             AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR account_id = $3) AND ($4 IS NULL OR id < $4) \
+             ORDER BY id DESC LIMIT $5"
+        );
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(tenant_id)
+            .bind(&f.status)
+            .bind(&f.account_id)
+            .bind(&f.before)
+            .bind(f.limit)
+            .fetch_all(p)
+            .await)?)
+    }
+
+    /// Claims up to `limit` due messages for this worker until `lease_until`.
+    /// A message whose lease ran out (its worker died) is due again.
+    pub async fn claim_due(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<MessageRow>> {
+        let sql = format!(
+            "UPDATE messages SET status = 'sending', lease_until = $2, attempts = attempts + 1, updated_at = $1 \
+             WHERE id IN (SELECT id FROM messages \
+                 WHERE (status IN ('queued', 'deferred') AND next_attempt_at <= $1) \
+                    OR (status = 'sending' AND lease_until < $1) \
+                 ORDER BY next_attempt_at LIMIT $3) \
+             RETURNING {MSG_COLUMNS}"
+        );
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(now)
+            .bind(lease_until)
+            .bind(limit)
+            .fetch_all(p)
+            .await)?)
+    }
+
+    /// Claims one message by id (the CLI delivering what it just queued).
+    pub async fn claim_message(&self, id: &str, now: i64, lease_until: i64) -> Result<Option<MessageRow>> {
+        let sql = format!(
+            "UPDATE messages SET status = 'sending', lease_until = $3, attempts = attempts + 1, updated_at = $2 \
+             WHERE id = $1 AND status IN ('queued', 'deferred') RETURNING {MSG_COLUMNS}"
+        );
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(id)
+            .bind(now)
+            .bind(lease_until)
+            .fetch_optional(p)
+            .await)?)
+    }
+
+    /// Writes the outcome of a send; only the worker still holding the lease
+    /// may (a stale worker's write changes nothing and answers false).
+    pub async fn finish_message(
+        &self,
+        id: &str,
+        lease_until: i64,
+        status: &str,
+        last_error: Option<&str>,
+        next_attempt_at: i64,
+        captured: bool,
+    ) -> Result<bool> {
+        let now = crate::now_ms();
+        let done = on_pool!(self, |p| sqlx::query(
+            "UPDATE messages SET status = $3, last_error = $4, next_attempt_at = $5, lease_until = NULL, \
+             captured = $6, updated_at = $7 WHERE id = $1 AND status = 'sending' AND lease_until = $2"
+        )
+        .bind(id)
+        .bind(lease_until)
+        .bind(status)
+        .bind(last_error)
+        .bind(next_attempt_at)
+        .bind(captured as i64)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// Puts a failed or cancelled message back in the queue.
+    pub async fn requeue_message(&self, tenant_id: &str, id: &str) -> Result<bool> {
+        let now = crate::now_ms();
+        let done = on_pool!(self, |p| sqlx::query(
+            "UPDATE messages SET status = 'queued', next_attempt_at = $3, updated_at = $3 \
+             WHERE tenant_id = $1 AND id = $2 AND status IN ('failed', 'deferred', 'held', 'cancelled')"
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    pub async fn insert_attempt(&self, a: &AttemptRow) -> Result<()> {
+        on_pool!(self, |p| sqlx::query(
+            "INSERT INTO attempts (id, message_id, at, account_id, outcome, stage, code, enhanced_code, reply, class, transcript) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+        )
+        .bind(&a.id)
+        .bind(&a.message_id)
+        .bind(a.at)
+        .bind(&a.account_id)
+        .bind(&a.outcome)
+        .bind(&a.stage)
+        .bind(a.code)
+        .bind(&a.enhanced_code)
+        .bind(&a.reply)
+        .bind(&a.class)
+        .bind(&a.transcript)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn attempts_of(&self, message_id: &str) -> Result<Vec<AttemptRow>> {
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, AttemptRow>(
+            "SELECT id, message_id, at, account_id, outcome, stage, code, enhanced_code, reply, class, transcript \
+             FROM attempts WHERE message_id = $1 ORDER BY at, id"
+        )
+        .bind(message_id)
+        .fetch_all(p)
+        .await)?)
+    }
+
+    pub async fn insert_captured(&self, c: &CapturedRow) -> Result<()> {
+        on_pool!(self, |p| sqlx::query(
+            "INSERT INTO captured (id, tenant_id, message_id, mail_from, rcpt_to, subject, raw, at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)"
+        )
+        .bind(&c.id)
+        .bind(&c.tenant_id)
+        .bind(&c.message_id)
+        .bind(&c.mail_from)
+        .bind(&c.rcpt_to)
+        .bind(&c.subject)
+        .bind(&c.raw)
+        .bind(c.at)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn list_captured(&self, tenant_id: &str, limit: i64) -> Result<Vec<CapturedRow>> {
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, CapturedRow>(
+            "SELECT id, tenant_id, message_id, mail_from, rcpt_to, subject, raw, at FROM captured \
+             WHERE tenant_id = $1 ORDER BY at DESC, id DESC LIMIT $2"
+        )
+        .bind(tenant_id)
+        .bind(limit)
+        .fetch_all(p)
+        .await)?)
+    }
+
+    /// Message counts by status, for `/metrics`.
+    pub async fn message_counts(&self) -> Result<Vec<(String, i64)>> {
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, (String, i64)>(
+            "SELECT status, COUNT(*) FROM messages GROUP BY status ORDER BY status"
+        )
+        .fetch_all(p)
+        .await)?)
+    }
+}

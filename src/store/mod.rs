@@ -1,0 +1,104 @@
+//! Storage: SQLite embedded by default, PostgreSQL when several nodes share
+//! the work. The queries are written once (numbered `$n` parameters, integer
+//! flags and millisecond timestamps) and run on either pool.
+
+pub mod accounts;
+pub mod messages;
+pub mod settings;
+pub mod tokens;
+
+use anyhow::Context;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Runs the same query text against whichever database is configured.
+/// `$pool` is bound to the concrete pool in each arm, so the body is compiled
+/// once per database.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+#[derive(Clone, Debug)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub pool: Pool,
+}
+
+/// The platform's own tenant: accounts and messages of the operator.
+pub const PLATFORM: &str = "platform";
+
+impl Store {
+    /// Opens the database and brings its schema up to date.
+    pub async fn connect(url: &str) -> anyhow::Result<Store> {
+        let pool = if url.starts_with("sqlite:") {
+            // WAL with synchronous=FULL: a commit is on disk before we answer 202.
+            let opts = SqliteConnectOptions::from_str(url)
+                .with_context(|| format!("HERALD_DATABASE_URL {url:?}"))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            if let Some(path) = url.strip_prefix("sqlite://").and_then(|p| std::path::Path::new(p).parent()) {
+                if !path.as_os_str().is_empty() {
+                    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+                }
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(opts)
+                .await
+                .with_context(|| format!("opening SQLite database {url}"))?;
+            sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("migrating the SQLite database")?;
+            Pool::Sqlite(pool)
+        } else {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .with_context(|| format!("connecting to PostgreSQL at {}", redact_url(url)))?;
+            sqlx::migrate!("./migrations/postgres").run(&pool).await.context("migrating the PostgreSQL database")?;
+            Pool::Postgres(pool)
+        };
+        Ok(Store { pool })
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, |p| p.close().await)
+    }
+
+    pub async fn ping(&self) -> bool {
+        on_pool!(self, |p| sqlx::query("SELECT 1").execute(p).await.is_ok())
+    }
+}
+
+/// A database URL without its password, for error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..s + 3], user, &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A new identifier: UUIDv7, so identifiers sort by creation time.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
