@@ -24,7 +24,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { offline: false, timeout: Duration::from_secs(10) }
+        Options {
+            offline: false,
+            timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -50,7 +53,7 @@ pub struct Proposal {
     pub detail: String,
     /// Sign-in methods the source names (autoconfig's `password-cleartext`,
     /// `OAuth2` …); empty when it says nothing.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub authentication: Vec<String>,
 }
 
@@ -59,10 +62,20 @@ pub async fn discover(address: &EmailAddress, opts: &Options) -> Discovery {
     let mut notes = Vec::new();
     let proposals = propose(address, &domain, opts, &mut notes).await;
     tracing::debug!(%domain, proposals = proposals.len(), ?notes, "discovery finished");
-    Discovery { address: address.as_str().to_string(), domain, proposals, notes }
+    Discovery {
+        address: address.as_str().to_string(),
+        domain,
+        proposals,
+        notes,
+    }
 }
 
-async fn propose(address: &EmailAddress, domain: &str, opts: &Options, notes: &mut Vec<String>) -> Vec<Proposal> {
+async fn propose(
+    address: &EmailAddress,
+    domain: &str,
+    opts: &Options,
+    notes: &mut Vec<String>,
+) -> Vec<Proposal> {
     let found = proposals_from_catalog(domain, address, notes);
     if !found.is_empty() {
         return found;
@@ -72,39 +85,69 @@ async fn propose(address: &EmailAddress, domain: &str, opts: &Options, notes: &m
         return found;
     }
     if domain.parse::<std::net::IpAddr>().is_ok() {
-        notes.push(format!("{domain} is an IP address: there is no autoconfig, SRV or MX to ask"));
+        notes.push(format!(
+            "{domain} is an IP address: there is no autoconfig, SRV or MX to ask"
+        ));
         return found;
     }
 
-    let found = from_autoconfig(domain, address, opts.timeout, notes).await;
-    if !found.is_empty() {
-        return found;
+    // Built only now: offline runs and catalog hits never read resolv.conf.
+    let resolver = build_resolver(opts.timeout);
+    let (mut autoconfig_notes, mut srv_notes, mut mx_notes) = (Vec::new(), Vec::new(), Vec::new());
+    // All sources at once, so an unreachable network costs one timeout, not
+    // one per step; the answer is still the first source, in order, that
+    // proposes something, with the notes of the sources before it.
+    let (autoconfig, srv, mx) = tokio::join!(
+        from_autoconfig(domain, address, opts.timeout, &mut autoconfig_notes),
+        async {
+            match &resolver {
+                Ok(r) => from_srv(r, domain, address, opts.timeout, &mut srv_notes).await,
+                Err(_) => Vec::new(),
+            }
+        },
+        async {
+            match &resolver {
+                Ok(r) => from_mx(r, domain, address, opts.timeout, &mut mx_notes).await,
+                Err(_) => Vec::new(),
+            }
+        },
+    );
+    notes.append(&mut autoconfig_notes);
+    if !autoconfig.is_empty() {
+        return autoconfig;
     }
-
-    // Built only now: catalog hits and offline runs never read resolv.conf.
-    let resolver = match build_resolver(opts.timeout) {
-        Ok(r) => r,
-        Err(e) => {
-            notes.push(format!("DNS: cannot set up the resolver ({e}); SRV and MX were not tried"));
-            return Vec::new();
-        }
-    };
-    let found = from_srv(&resolver, domain, address, opts.timeout, notes).await;
-    if !found.is_empty() {
-        return found;
+    if let Err(e) = &resolver {
+        notes.push(format!(
+            "DNS: cannot set up the resolver ({e}); SRV and MX were not tried"
+        ));
+        return Vec::new();
     }
-    from_mx(&resolver, domain, address, opts.timeout, notes).await
+    notes.append(&mut srv_notes);
+    if !srv.is_empty() {
+        return srv;
+    }
+    notes.append(&mut mx_notes);
+    mx
 }
 
 // ---------------------------------------------------------------- catalog
 
 /// The catalog preset for a provider that lists this domain.
-pub fn proposals_from_catalog(domain: &str, address: &EmailAddress, notes: &mut Vec<String>) -> Vec<Proposal> {
+pub fn proposals_from_catalog(
+    domain: &str,
+    address: &EmailAddress,
+    notes: &mut Vec<String>,
+) -> Vec<Proposal> {
     let Some(p) = Catalog::get().by_domain(domain) else {
         notes.push(format!("catalog: no preset lists {domain}"));
         return Vec::new();
     };
-    match preset(p, address, "catalog", format!("{domain} is served by {}", p.name.en)) {
+    match preset(
+        p,
+        address,
+        "catalog",
+        format!("{domain} is served by {}", p.name.en),
+    ) {
         Some(proposal) => vec![proposal],
         None => {
             notes.push(format!(
@@ -159,10 +202,13 @@ const MAX_REDIRECTS: usize = 5;
 pub fn autoconfig_urls(domain: &str, address: &EmailAddress) -> Vec<String> {
     let mut urls = Vec::new();
     let first = format!("https://autoconfig.{domain}/mail/config-v1.1.xml");
-    if let Ok(url) = reqwest::Url::parse_with_params(&first, &[("emailaddress", address.as_str())]) {
+    if let Ok(url) = reqwest::Url::parse_with_params(&first, &[("emailaddress", address.as_str())])
+    {
         urls.push(url.to_string());
     }
-    if let Ok(url) = reqwest::Url::parse(&format!("https://{domain}/.well-known/autoconfig/mail/config-v1.1.xml")) {
+    if let Ok(url) = reqwest::Url::parse(&format!(
+        "https://{domain}/.well-known/autoconfig/mail/config-v1.1.xml"
+    )) {
         urls.push(url.to_string());
     }
     urls
@@ -171,23 +217,33 @@ pub fn autoconfig_urls(domain: &str, address: &EmailAddress) -> Vec<String> {
 fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
     // reqwest is built without a default crypto provider: hand it ring and
     // the Mozilla roots, as the SMTP side uses.
-    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .timeout(timeout)
         .connect_timeout(timeout)
-        .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION"), " (mail autoconfig)"))
+        .user_agent(concat!(
+            "herald/",
+            env!("CARGO_PKG_VERSION"),
+            " (mail autoconfig)"
+        ))
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
             if attempt.previous().len() >= MAX_REDIRECTS {
                 attempt.error(format!("gave up after {MAX_REDIRECTS} redirects"))
             } else if attempt.url().scheme() != "https" {
                 let to = attempt.url().to_string();
-                attempt.error(format!("refused a redirect to {to}: autoconfig is only trusted over HTTPS"))
+                attempt.error(format!(
+                    "refused a redirect to {to}: autoconfig is only trusted over HTTPS"
+                ))
             } else {
                 attempt.follow()
             }
@@ -203,16 +259,27 @@ pub fn autoconfig_client(timeout: Duration) -> Result<reqwest::Client, String> {
 /// Fetches one autoconfig URL; the error says why in a sentence fragment
 /// (status, refused redirect, timeout, connection failure).
 pub async fn fetch_autoconfig(url: &str, client: &reqwest::Client) -> Result<String, String> {
-    let mut response = client.get(url).send().await.map_err(|e| describe_http_error(&e))?;
+    let mut response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| describe_http_error(&e))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("HTTP {status}"));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| describe_http_error(&e))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| describe_http_error(&e))?
+    {
         body.extend_from_slice(&chunk);
         if body.len() > AUTOCONFIG_MAX_BYTES {
-            return Err(format!("the answer is larger than {} KiB: not an autoconfig file", AUTOCONFIG_MAX_BYTES / 1024));
+            return Err(format!(
+                "the answer is larger than {} KiB: not an autoconfig file",
+                AUTOCONFIG_MAX_BYTES / 1024
+            ));
         }
     }
     Ok(String::from_utf8_lossy(&body).into_owned())
@@ -238,7 +305,8 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = e.source();
     while let Some(c) = cause {
         let text = c.to_string();
-        if !parts.contains(&text) {
+        // hyper's "client error (Connect)" wrapper adds nothing for a reader.
+        if !text.starts_with("client error (") && !parts.contains(&text) {
             parts.push(text);
         }
         cause = c.source();
@@ -249,7 +317,12 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-async fn from_autoconfig(domain: &str, address: &EmailAddress, timeout: Duration, notes: &mut Vec<String>) -> Vec<Proposal> {
+async fn from_autoconfig(
+    domain: &str,
+    address: &EmailAddress,
+    timeout: Duration,
+    notes: &mut Vec<String>,
+) -> Vec<Proposal> {
     let client = match autoconfig_client(timeout) {
         Ok(c) => c,
         Err(e) => {
@@ -257,17 +330,38 @@ async fn from_autoconfig(domain: &str, address: &EmailAddress, timeout: Duration
             return Vec::new();
         }
     };
-    for url in autoconfig_urls(domain, address) {
-        let body = match fetch_autoconfig(&url, &client).await {
-            Ok(body) => body,
-            Err(e) => {
+    let urls = autoconfig_urls(domain, address);
+    // Both URLs at once (one timeout, not two); the first still wins.
+    let mut fetches = tokio::task::JoinSet::new();
+    for (i, url) in urls.iter().enumerate() {
+        let (client, url) = (client.clone(), url.clone());
+        fetches.spawn(async move { (i, fetch_autoconfig(&url, &client).await) });
+    }
+    let mut answers: Vec<Option<Result<String, String>>> = vec![None; urls.len()];
+    while let Some(joined) = fetches.join_next().await {
+        if let Ok((i, answer)) = joined {
+            answers[i] = Some(answer);
+        }
+    }
+    for (url, answer) in urls.into_iter().zip(answers) {
+        let body = match answer {
+            Some(Ok(body)) => body,
+            Some(Err(e)) => {
                 notes.push(format!("autoconfig {url}: {e}"));
+                continue;
+            }
+            None => {
+                notes.push(format!("autoconfig {url}: the request task failed"));
                 continue;
             }
         };
         let mut file_notes = Vec::new();
         let parsed = parse_autoconfig(&body, address, &mut file_notes);
-        notes.extend(file_notes.into_iter().map(|n| format!("autoconfig {url}: {n}")));
+        notes.extend(
+            file_notes
+                .into_iter()
+                .map(|n| format!("autoconfig {url}: {n}")),
+        );
         match parsed {
             Ok(mut found) => {
                 for p in &mut found {
@@ -290,7 +384,11 @@ async fn from_autoconfig(domain: &str, address: &EmailAddress, timeout: Duration
 /// `notes`. An error means no usable SMTP server (not XML, an HTML page, not
 /// an autoconfig file, or every server unusable). `detail` is left empty for
 /// the caller, which knows where the file came from.
-pub fn parse_autoconfig(xml: &str, address: &EmailAddress, notes: &mut Vec<String>) -> Result<Vec<Proposal>, String> {
+pub fn parse_autoconfig(
+    xml: &str,
+    address: &EmailAddress,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Proposal>, String> {
     let text = xml.trim_start_matches('\u{feff}').trim_start();
     if !text.starts_with('<') {
         return Err(format!("is not XML: it begins with {:?}", snippet(text)));
@@ -300,18 +398,30 @@ pub fn parse_autoconfig(xml: &str, address: &EmailAddress, notes: &mut Vec<Strin
         Token::Open { name, .. } => Some(name.to_ascii_lowercase()),
         _ => None,
     });
-    let is_html = first_element.as_deref() == Some("html") || text.get(..14).is_some_and(|s| s.eq_ignore_ascii_case("<!doctype html"));
+    let is_html = first_element.as_deref() == Some("html")
+        || text
+            .get(..14)
+            .is_some_and(|s| s.eq_ignore_ascii_case("<!doctype html"));
     if is_html {
-        let title = html_title(&tokens).map(|t| format!(" ({t:?})")).unwrap_or_default();
+        let title = html_title(&tokens)
+            .map(|t| format!(" ({t:?})"))
+            .unwrap_or_default();
         return Err(format!("is an HTML page{title}, not an autoconfig file"));
     }
     let Some(first_element) = first_element else {
-        return Err(format!("is not XML: no element found in {:?}", snippet(text)));
+        return Err(format!(
+            "is not XML: no element found in {:?}",
+            snippet(text)
+        ));
     };
-    let is_autoconfig = tokens.iter().any(|t| matches!(t, Token::Open { name, .. }
-        if name.eq_ignore_ascii_case("clientConfig") || name.eq_ignore_ascii_case("emailProvider")));
+    let is_autoconfig = tokens.iter().any(|t| {
+        matches!(t, Token::Open { name, .. }
+        if name.eq_ignore_ascii_case("clientConfig") || name.eq_ignore_ascii_case("emailProvider"))
+    });
     if !is_autoconfig {
-        return Err(format!("is XML but not an autoconfig file: it starts with <{first_element}>, not <clientConfig>"));
+        return Err(format!(
+            "is XML but not an autoconfig file: it starts with <{first_element}>, not <clientConfig>"
+        ));
     }
 
     let servers = outgoing_servers(&tokens, notes);
@@ -328,7 +438,10 @@ pub fn parse_autoconfig(xml: &str, address: &EmailAddress, notes: &mut Vec<Strin
         }
     }
     if proposals.is_empty() {
-        return Err(format!("no usable outgoing server ({})", rejected.join("; ")));
+        return Err(format!(
+            "no usable outgoing server ({})",
+            rejected.join("; ")
+        ));
     }
     notes.extend(rejected.into_iter().map(|r| format!("{r}; skipped")));
     Ok(proposals)
@@ -336,11 +449,17 @@ pub fn parse_autoconfig(xml: &str, address: &EmailAddress, notes: &mut Vec<Strin
 
 fn snippet(text: &str) -> String {
     let s: String = text.chars().take(40).collect();
-    if text.chars().count() > 40 { format!("{s}…") } else { s }
+    if text.chars().count() > 40 {
+        format!("{s}…")
+    } else {
+        s
+    }
 }
 
 fn html_title(tokens: &[Token]) -> Option<String> {
-    let at = tokens.iter().position(|t| matches!(t, Token::Open { name, .. } if name.eq_ignore_ascii_case("title")))?;
+    let at = tokens.iter().position(
+        |t| matches!(t, Token::Open { name, .. } if name.eq_ignore_ascii_case("title")),
+    )?;
     match tokens.get(at + 1) {
         Some(Token::Text(t)) if !t.trim().is_empty() => Some(t.trim().to_string()),
         _ => None,
@@ -381,12 +500,18 @@ fn outgoing_servers(tokens: &[Token], notes: &mut Vec<String>) -> Vec<ServerDraf
         match token {
             Token::Open { name, attrs, empty } if is_server(name) => {
                 if let Some(open) = current.take() {
-                    notes.push("an <outgoingServer> is not closed before the next one; read up to there".into());
+                    notes.push(
+                        "an <outgoingServer> is not closed before the next one; read up to there"
+                            .into(),
+                    );
                     servers.push(open);
                 }
                 field = None;
                 if !empty {
-                    current = Some(ServerDraft { kind: attribute(attrs, "type"), ..Default::default() });
+                    current = Some(ServerDraft {
+                        kind: attribute(attrs, "type"),
+                        ..Default::default()
+                    });
                 }
             }
             Token::Close(name) if is_server(name) => {
@@ -409,11 +534,14 @@ fn outgoing_servers(tokens: &[Token], notes: &mut Vec<String>) -> Vec<ServerDraf
                 }
             }
             Token::Close(name) => {
-                if let (Some(server), Some((f, _))) = (current.as_mut(), field.as_ref())
-                    && f.eq_ignore_ascii_case(name)
+                if field
+                    .as_ref()
+                    .is_some_and(|(f, _)| f.eq_ignore_ascii_case(name))
                 {
                     let (f, v) = field.take().expect("checked above");
-                    server.set(&f, v);
+                    if let Some(server) = current.as_mut() {
+                        server.set(&f, v);
+                    }
                 }
             }
             Token::Open { .. } => {}
@@ -436,23 +564,42 @@ fn outgoing_servers(tokens: &[Token], notes: &mut Vec<String>) -> Vec<ServerDraf
     servers
 }
 
-fn server_proposal(s: &ServerDraft, address: &EmailAddress, label: &str, notes: &mut Vec<String>) -> Result<Proposal, String> {
+fn server_proposal(
+    s: &ServerDraft,
+    address: &EmailAddress,
+    label: &str,
+    notes: &mut Vec<String>,
+) -> Result<Proposal, String> {
     let raw_host = s.hostname.as_deref().map(str::trim).unwrap_or_default();
     if raw_host.is_empty() {
         return Err("no <hostname>".into());
     }
     let host = substitute(raw_host, address, &format!("{label}: hostname"), notes);
-    let host = Hostname::parse(&host).map_err(|e| format!("hostname {e}"))?.as_str().to_string();
+    let host = Hostname::parse(&host)
+        .map_err(|e| format!("hostname {e}"))?
+        .as_str()
+        .to_string();
 
     let security = match s.socket_type.as_deref().map(str::trim) {
         Some(t) if t.eq_ignore_ascii_case("SSL") || t.eq_ignore_ascii_case("TLS") => Security::Tls,
         Some(t) if t.eq_ignore_ascii_case("STARTTLS") => Security::Starttls,
         Some(t) if t.eq_ignore_ascii_case("plain") => Security::None,
-        Some(other) => return Err(format!("unknown <socketType> {other:?} (expected SSL, STARTTLS or plain)")),
+        Some(other) => {
+            return Err(format!(
+                "unknown <socketType> {other:?} (expected SSL, STARTTLS or plain)"
+            ));
+        }
         None => {
             // Guessing STARTTLS (required) fails loudly rather than sending in clear.
-            let guess = if s.port.as_deref().map(str::trim) == Some("465") { Security::Tls } else { Security::Starttls };
-            notes.push(format!("{label}: no <socketType>; assumed {}", guess.as_str()));
+            let guess = if s.port.as_deref().map(str::trim) == Some("465") {
+                Security::Tls
+            } else {
+                Security::Starttls
+            };
+            notes.push(format!(
+                "{label}: no <socketType>; assumed {}",
+                guess.as_str()
+            ));
             guess
         }
     };
@@ -485,7 +632,12 @@ fn server_proposal(s: &ServerDraft, address: &EmailAddress, label: &str, notes: 
         username,
         source: "autoconfig".into(),
         detail: String::new(),
-        authentication: s.authentication.iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect(),
+        authentication: s
+            .authentication
+            .iter()
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect(),
     })
 }
 
@@ -498,12 +650,14 @@ fn substitute(text: &str, address: &EmailAddress, what: &str, notes: &mut Vec<St
         ("EMAILDOMAIN", address.domain()),
     ];
     let mut out = String::with_capacity(text.len());
+    let mut unknown = false;
     let mut rest = text;
     while let Some(at) = rest.find('%') {
         out.push_str(&rest[..at]);
         let after = &rest[at + 1..];
         let known = values.iter().find(|(name, _)| {
-            after.len() >= name.len() && after.as_bytes()[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+            after.len() >= name.len()
+                && after.as_bytes()[..name.len()].eq_ignore_ascii_case(name.as_bytes())
         });
         match known {
             Some((name, value)) => {
@@ -518,13 +672,16 @@ fn substitute(text: &str, address: &EmailAddress, what: &str, notes: &mut Vec<St
             }
             None => {
                 out.push('%');
+                unknown = true;
                 rest = after;
             }
         }
     }
     out.push_str(rest);
-    if text.contains('%') && out.contains('%') {
-        notes.push(format!("{what} {out:?} holds a '%' Herald does not substitute; check it"));
+    if unknown {
+        notes.push(format!(
+            "{what} {out:?} holds a '%' Herald does not substitute; check it"
+        ));
     }
     out
 }
@@ -532,7 +689,11 @@ fn substitute(text: &str, address: &EmailAddress, what: &str, notes: &mut Vec<St
 /// A lexical piece of an XML document; enough for autoconfig files.
 #[derive(Debug, PartialEq)]
 enum Token {
-    Open { name: String, attrs: String, empty: bool },
+    Open {
+        name: String,
+        attrs: String,
+        empty: bool,
+    },
     Close(String),
     Text(String),
 }
@@ -553,7 +714,9 @@ fn xml_tokens(xml: &str) -> Vec<Token> {
         let (skip_to, terminator) = if rest.starts_with("<!--") {
             (4, "-->")
         } else if rest.starts_with("<![CDATA[") {
-            let Some(end) = rest[9..].find("]]>") else { break };
+            let Some(end) = rest[9..].find("]]>") else {
+                break;
+            };
             tokens.push(Token::Text(rest[9..9 + end].to_string()));
             rest = &rest[9 + end + 3..];
             continue;
@@ -570,7 +733,9 @@ fn xml_tokens(xml: &str) -> Vec<Token> {
             } else {
                 let empty = inner.ends_with('/');
                 let inner = inner.trim_end_matches('/');
-                let name_end = inner.find(|c: char| c.is_whitespace()).unwrap_or(inner.len());
+                let name_end = inner
+                    .find(|c: char| c.is_whitespace())
+                    .unwrap_or(inner.len());
                 tokens.push(Token::Open {
                     name: inner[..name_end].to_string(),
                     attrs: inner[name_end..].to_string(),
@@ -621,7 +786,9 @@ fn decode_entities(s: &str) -> String {
                 "gt" => '>',
                 "quot" => '"',
                 "apos" => '\'',
-                n if n.starts_with("#x") || n.starts_with("#X") => char::from_u32(u32::from_str_radix(&n[2..], 16).ok()?)?,
+                n if n.starts_with("#x") || n.starts_with("#X") => {
+                    char::from_u32(u32::from_str_radix(&n[2..], 16).ok()?)?
+                }
                 n if n.starts_with('#') => char::from_u32(n[1..].parse().ok()?)?,
                 _ => return None,
             };
@@ -646,7 +813,9 @@ fn decode_entities(s: &str) -> String {
 fn attribute(attrs: &str, wanted: &str) -> Option<String> {
     let mut rest = attrs.trim_start();
     while !rest.is_empty() {
-        let name_end = rest.find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(rest.len());
+        let name_end = rest
+            .find(|c: char| c == '=' || c.is_whitespace())
+            .unwrap_or(rest.len());
         let name = &rest[..name_end];
         rest = rest[name_end..].trim_start();
         let Some(after_eq) = rest.strip_prefix('=') else {
@@ -703,7 +872,9 @@ pub fn proposals_from_srv(
     for r in records {
         let target = r.target.trim_end_matches('.').to_ascii_lowercase();
         if target.is_empty() {
-            notes.push(format!("SRV {name}: target \".\": the domain says this service is not offered"));
+            notes.push(format!(
+                "SRV {name}: target \".\": the domain says this service is not offered"
+            ));
             continue;
         }
         if r.port == 0 {
@@ -717,7 +888,10 @@ pub fn proposals_from_srv(
                 continue;
             }
         };
-        if proposals.iter().any(|p: &Proposal| p.host == host && p.port == r.port) {
+        if proposals
+            .iter()
+            .any(|p: &Proposal| p.host == host && p.port == r.port)
+        {
             continue;
         }
         let provider = Catalog::get().by_host(&host);
@@ -749,10 +923,18 @@ fn build_resolver(timeout: Duration) -> Result<Resolver, String> {
 }
 
 fn describe_dns_error(e: &hickory_resolver::ResolveError) -> String {
-    if e.is_no_records_found() { "no record".into() } else { e.to_string() }
+    if e.is_no_records_found() {
+        "no record".into()
+    } else {
+        e.to_string()
+    }
 }
 
-async fn lookup_srv(resolver: &Resolver, name: &str, timeout: Duration) -> Result<Vec<SrvRecord>, String> {
+async fn lookup_srv(
+    resolver: &Resolver,
+    name: &str,
+    timeout: Duration,
+) -> Result<Vec<SrvRecord>, String> {
     // Fully qualified, so the search domains of resolv.conf are not tried.
     let lookup = tokio::time::timeout(timeout, resolver.srv_lookup(format!("{name}.")))
         .await
@@ -778,11 +960,19 @@ async fn from_srv(
 ) -> Vec<Proposal> {
     let implicit = format!("_submissions._tcp.{domain}");
     let starttls = format!("_submission._tcp.{domain}");
-    let (a, b) = tokio::join!(lookup_srv(resolver, &implicit, timeout), lookup_srv(resolver, &starttls, timeout));
+    let (a, b) = tokio::join!(
+        lookup_srv(resolver, &implicit, timeout),
+        lookup_srv(resolver, &starttls, timeout)
+    );
     let mut proposals = Vec::new();
-    for (name, security, answer) in [(implicit, Security::Tls, a), (starttls, Security::Starttls, b)] {
+    for (name, security, answer) in [
+        (implicit, Security::Tls, a),
+        (starttls, Security::Starttls, b),
+    ] {
         match answer {
-            Ok(records) => proposals.extend(proposals_from_srv(&name, security, &records, address, notes)),
+            Ok(records) => proposals.extend(proposals_from_srv(
+                &name, security, &records, address, notes,
+            )),
             Err(e) => notes.push(format!("SRV {name}: {e}")),
         }
     }
@@ -793,7 +983,11 @@ async fn from_srv(
 
 /// Catalog presets for the providers whose MX patterns match these hosts
 /// (best preference first), one proposal per provider.
-pub fn proposals_from_mx(hosts: &[String], address: &EmailAddress, notes: &mut Vec<String>) -> Vec<Proposal> {
+pub fn proposals_from_mx(
+    hosts: &[String],
+    address: &EmailAddress,
+    notes: &mut Vec<String>,
+) -> Vec<Proposal> {
     let catalog = Catalog::get();
     let mut proposals: Vec<Proposal> = Vec::new();
     for raw in hosts {
@@ -806,10 +1000,18 @@ pub fn proposals_from_mx(hosts: &[String], address: &EmailAddress, notes: &mut V
             notes.push(format!("MX {host} matches no catalog provider"));
             continue;
         };
-        if proposals.iter().any(|q| q.provider.as_deref() == Some(p.id.as_str())) {
+        if proposals
+            .iter()
+            .any(|q| q.provider.as_deref() == Some(p.id.as_str()))
+        {
             continue;
         }
-        let pattern = p.mx_patterns.iter().find(|pat| host_matches(pat, &host)).cloned().unwrap_or_default();
+        let pattern = p
+            .mx_patterns
+            .iter()
+            .find(|pat| host_matches(pat, &host))
+            .cloned()
+            .unwrap_or_default();
         match preset(p, address, "mx", format!("MX {host} matches {pattern}")) {
             Some(proposal) => proposals.push(proposal),
             None => notes.push(format!(
@@ -821,12 +1023,19 @@ pub fn proposals_from_mx(hosts: &[String], address: &EmailAddress, notes: &mut V
     proposals
 }
 
-async fn lookup_mx(resolver: &Resolver, domain: &str, timeout: Duration) -> Result<Vec<String>, String> {
+async fn lookup_mx(
+    resolver: &Resolver,
+    domain: &str,
+    timeout: Duration,
+) -> Result<Vec<String>, String> {
     let lookup = tokio::time::timeout(timeout, resolver.mx_lookup(format!("{domain}.")))
         .await
         .map_err(|_| format!("no answer within {}s", timeout.as_secs_f32()))?
         .map_err(|e| describe_dns_error(&e))?;
-    let mut records: Vec<(u16, String)> = lookup.iter().map(|mx| (mx.preference(), mx.exchange().to_ascii())).collect();
+    let mut records: Vec<(u16, String)> = lookup
+        .iter()
+        .map(|mx| (mx.preference(), mx.exchange().to_ascii()))
+        .collect();
     records.sort();
     Ok(records.into_iter().map(|(_, host)| host).collect())
 }
@@ -855,7 +1064,8 @@ mod tests {
 
     const YAHOO: &str = include_str!("../tests/fixtures/autoconfig/yahoo.com.xml");
     const TWO_SMTP: &str = include_str!("../tests/fixtures/autoconfig/two-smtp.xml");
-    const UNTERMINATED: &str = include_str!("../tests/fixtures/autoconfig/unterminated-placeholder.xml");
+    const UNTERMINATED: &str =
+        include_str!("../tests/fixtures/autoconfig/unterminated-placeholder.xml");
     const NOT_XML: &str = include_str!("../tests/fixtures/autoconfig/not-xml.html");
 
     fn addr(s: &str) -> EmailAddress {
@@ -863,7 +1073,10 @@ mod tests {
     }
 
     fn offline() -> Options {
-        Options { offline: true, timeout: Duration::from_secs(1) }
+        Options {
+            offline: true,
+            timeout: Duration::from_secs(1),
+        }
     }
 
     #[tokio::test]
@@ -873,7 +1086,10 @@ mod tests {
         assert_eq!(d.proposals.len(), 1);
         let p = &d.proposals[0];
         assert_eq!(p.provider.as_deref(), Some("qq"));
-        assert_eq!((p.host.as_str(), p.port, p.security), ("smtp.qq.com", 465, Security::Tls));
+        assert_eq!(
+            (p.host.as_str(), p.port, p.security),
+            ("smtp.qq.com", 465, Security::Tls)
+        );
         assert_eq!(p.username.as_deref(), Some("Alice@QQ.com"));
         assert_eq!(p.source, "catalog");
     }
@@ -891,8 +1107,18 @@ mod tests {
     async fn unknown_domain_offline_proposes_nothing_and_says_why() {
         let d = discover(&addr("carol@example.com"), &offline()).await;
         assert!(d.proposals.is_empty());
-        assert!(d.notes.iter().any(|n| n.contains("no preset lists example.com")), "{:?}", d.notes);
-        assert!(d.notes.iter().any(|n| n.starts_with("offline")), "{:?}", d.notes);
+        assert!(
+            d.notes
+                .iter()
+                .any(|n| n.contains("no preset lists example.com")),
+            "{:?}",
+            d.notes
+        );
+        assert!(
+            d.notes.iter().any(|n| n.starts_with("offline")),
+            "{:?}",
+            d.notes
+        );
     }
 
     #[test]
@@ -913,9 +1139,16 @@ mod tests {
         let found = parse_autoconfig(YAHOO, &addr("dave@yahoo.com"), &mut notes).unwrap();
         assert_eq!(found.len(), 1, "{found:?}");
         let p = &found[0];
-        assert_eq!((p.host.as_str(), p.port, p.security), ("smtp.mail.yahoo.com", 465, Security::Tls));
+        assert_eq!(
+            (p.host.as_str(), p.port, p.security),
+            ("smtp.mail.yahoo.com", 465, Security::Tls)
+        );
         assert_eq!(p.username.as_deref(), Some("dave@yahoo.com"));
-        assert_eq!(p.provider.as_deref(), Some("yahoo"), "hostname maps to the catalog");
+        assert_eq!(
+            p.provider.as_deref(),
+            Some("yahoo"),
+            "hostname maps to the catalog"
+        );
         assert_eq!(p.authentication, ["OAuth2", "password-cleartext"]);
         assert_eq!(p.source, "autoconfig");
         assert!(notes.is_empty(), "{notes:?}");
@@ -925,9 +1158,18 @@ mod tests {
     fn parse_autoconfig_keeps_both_outgoing_servers_in_order() {
         let mut notes = Vec::new();
         let found = parse_autoconfig(TWO_SMTP, &addr("erin@example.net"), &mut notes).unwrap();
-        let got: Vec<_> = found.iter().map(|p| (p.host.as_str(), p.port, p.security)).collect();
+        let got: Vec<_> = found
+            .iter()
+            .map(|p| (p.host.as_str(), p.port, p.security))
+            .collect();
         // The commented-out plain relay must not appear.
-        assert_eq!(got, [("smtp.example.net", 465, Security::Tls), ("smtp.example.net", 587, Security::Starttls)]);
+        assert_eq!(
+            got,
+            [
+                ("smtp.example.net", 465, Security::Tls),
+                ("smtp.example.net", 587, Security::Starttls)
+            ]
+        );
         assert!(found.iter().all(|p| p.username.as_deref() == Some("erin")));
         assert!(found.iter().all(|p| p.provider.is_none()));
         assert_eq!(found[1].authentication, ["password-encrypted"]);
@@ -940,19 +1182,36 @@ mod tests {
         let found = parse_autoconfig(UNTERMINATED, &addr("frank@example.org"), &mut notes).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].username.as_deref(), Some("frank@example.org"));
-        assert_eq!(found[0].host, "mail.example.org", "%EMAILDOMAIN% substituted in the hostname");
+        assert_eq!(
+            found[0].host, "mail.example.org",
+            "%EMAILDOMAIN% substituted in the hostname"
+        );
         assert_eq!(found[0].security, Security::Starttls);
-        assert!(notes.iter().any(|n| n.contains("%EMAILADDRESS without its closing '%'")), "{notes:?}");
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("%EMAILADDRESS without its closing '%'")),
+            "{notes:?}"
+        );
     }
 
     #[test]
     fn parse_autoconfig_rejects_html_and_non_xml_clearly() {
         let who = addr("gina@example.com");
         let err = parse_autoconfig(NOT_XML, &who, &mut Vec::new()).unwrap_err();
-        assert!(err.contains("HTML page") && err.contains("Page not found"), "{err}");
-        let err = parse_autoconfig("{\"error\": \"not found\"}", &who, &mut Vec::new()).unwrap_err();
+        assert!(
+            err.contains("HTML page") && err.contains("Page not found"),
+            "{err}"
+        );
+        let err =
+            parse_autoconfig("{\"error\": \"not found\"}", &who, &mut Vec::new()).unwrap_err();
         assert!(err.starts_with("is not XML"), "{err}");
-        let err = parse_autoconfig("<?xml version=\"1.0\"?><rss><channel/></rss>", &who, &mut Vec::new()).unwrap_err();
+        let err = parse_autoconfig(
+            "<?xml version=\"1.0\"?><rss><channel/></rss>",
+            &who,
+            &mut Vec::new(),
+        )
+        .unwrap_err();
         assert!(err.contains("not an autoconfig file"), "{err}");
     }
 
@@ -975,19 +1234,29 @@ mod tests {
                    <port>587</port><socketType>STARTTLS</socketType><username>%EMAILLOCALPART%</userna";
         let mut notes = Vec::new();
         let found = parse_autoconfig(cut, &addr("ivy@example.com"), &mut notes).unwrap();
-        assert_eq!((found[0].host.as_str(), found[0].port), ("smtp.example.com", 587));
+        assert_eq!(
+            (found[0].host.as_str(), found[0].port),
+            ("smtp.example.com", 587)
+        );
         assert!(notes.iter().any(|n| n.contains("ends inside")), "{notes:?}");
     }
 
     #[test]
     fn mx_of_office365_tenant_proposes_office365() {
         let mut notes = Vec::new();
-        let found = proposals_from_mx(&["example-com.mail.protection.outlook.com.".into()], &addr("jo@example.com"), &mut notes);
+        let found = proposals_from_mx(
+            &["example-com.mail.protection.outlook.com.".into()],
+            &addr("jo@example.com"),
+            &mut notes,
+        );
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].provider.as_deref(), Some("office365"));
         assert_eq!(found[0].host, "smtp.office365.com");
         assert_eq!(found[0].source, "mx");
-        assert_eq!(found[0].detail, "MX example-com.mail.protection.outlook.com matches *.mail.protection.outlook.com");
+        assert_eq!(
+            found[0].detail,
+            "MX example-com.mail.protection.outlook.com matches *.mail.protection.outlook.com"
+        );
     }
 
     #[test]
@@ -1003,7 +1272,11 @@ mod tests {
     #[test]
     fn mx_of_unknown_host_proposes_nothing() {
         let mut notes = Vec::new();
-        let found = proposals_from_mx(&["mx.example.com".into()], &addr("lee@example.com"), &mut notes);
+        let found = proposals_from_mx(
+            &["mx.example.com".into()],
+            &addr("lee@example.com"),
+            &mut notes,
+        );
         assert!(found.is_empty(), "{found:?}");
         assert_eq!(notes, ["MX mx.example.com matches no catalog provider"]);
     }
@@ -1011,27 +1284,65 @@ mod tests {
     #[test]
     fn srv_target_dot_means_not_offered() {
         let mut notes = Vec::new();
-        let dot = SrvRecord { priority: 0, weight: 0, port: 0, target: ".".into() };
-        let found = proposals_from_srv("_submission._tcp.example.com", Security::Starttls, &[dot], &addr("max@example.com"), &mut notes);
+        let dot = SrvRecord {
+            priority: 0,
+            weight: 0,
+            port: 0,
+            target: ".".into(),
+        };
+        let found = proposals_from_srv(
+            "_submission._tcp.example.com",
+            Security::Starttls,
+            &[dot],
+            &addr("max@example.com"),
+            &mut notes,
+        );
         assert!(found.is_empty(), "{found:?}");
         assert!(notes[0].contains("not offered"), "{notes:?}");
     }
 
     #[test]
     fn srv_records_become_proposals_by_priority_then_weight() {
-        let rec = |priority, weight, target: &str| SrvRecord { priority, weight, port: 465, target: target.into() };
-        let records = [rec(10, 0, "backup.example.com."), rec(0, 5, "light.example.com."), rec(0, 50, "smtp.gmail.com.")];
-        let found = proposals_from_srv("_submissions._tcp.example.com", Security::Tls, &records, &addr("ned@example.com"), &mut Vec::new());
+        let rec = |priority, weight, target: &str| SrvRecord {
+            priority,
+            weight,
+            port: 465,
+            target: target.into(),
+        };
+        let records = [
+            rec(10, 0, "backup.example.com."),
+            rec(0, 5, "light.example.com."),
+            rec(0, 50, "smtp.gmail.com."),
+        ];
+        let found = proposals_from_srv(
+            "_submissions._tcp.example.com",
+            Security::Tls,
+            &records,
+            &addr("ned@example.com"),
+            &mut Vec::new(),
+        );
         let hosts: Vec<_> = found.iter().map(|p| p.host.as_str()).collect();
-        assert_eq!(hosts, ["smtp.gmail.com", "light.example.com", "backup.example.com"]);
+        assert_eq!(
+            hosts,
+            ["smtp.gmail.com", "light.example.com", "backup.example.com"]
+        );
         assert_eq!(found[0].provider.as_deref(), Some("gmail"));
-        assert!(found.iter().all(|p| p.security == Security::Tls && p.source == "srv"));
-        assert_eq!(found[0].detail, "_submissions._tcp.example.com SRV 0 50 465 smtp.gmail.com");
+        assert!(
+            found
+                .iter()
+                .all(|p| p.security == Security::Tls && p.source == "srv")
+        );
+        assert_eq!(
+            found[0].detail,
+            "_submissions._tcp.example.com SRV 0 50 465 smtp.gmail.com"
+        );
     }
 
     /// A loopback server that answers one request with `response` and hands
     /// back the request head it received.
-    async fn serve_once(response: impl FnOnce(&str) -> String + Send + 'static) -> (String, tokio::task::JoinHandle<String>) {
+    async fn serve_once(
+        response: impl FnOnce(&str) -> String + Send + 'static,
+    ) -> (String, tokio::task::JoinHandle<String>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let reply = response(&base);
@@ -1055,7 +1366,10 @@ mod tests {
 
     fn loopback_client() -> reqwest::Client {
         // no_proxy: an HTTP_PROXY in the environment must not intercept loopback.
-        client_builder(Duration::from_secs(5)).no_proxy().build().unwrap()
+        client_builder(Duration::from_secs(5))
+            .no_proxy()
+            .build()
+            .unwrap()
     }
 
     fn http_response(status: &str, extra_headers: &str, body: &str) -> String {
@@ -1071,7 +1385,12 @@ mod tests {
         let url = format!("{base}/mail/config-v1.1.xml?emailaddress=oz%40example.net");
         let body = fetch_autoconfig(&url, &loopback_client()).await.unwrap();
         let head = server.await.unwrap();
-        assert!(head.starts_with("GET /mail/config-v1.1.xml?emailaddress=oz%40example.net HTTP/1.1\r\n"), "{head}");
+        assert!(
+            head.starts_with(
+                "GET /mail/config-v1.1.xml?emailaddress=oz%40example.net HTTP/1.1\r\n"
+            ),
+            "{head}"
+        );
         let found = parse_autoconfig(&body, &addr("oz@example.net"), &mut Vec::new()).unwrap();
         assert_eq!(found.len(), 2);
     }
@@ -1079,7 +1398,9 @@ mod tests {
     #[tokio::test]
     async fn fetch_autoconfig_reports_http_status() {
         let (base, server) = serve_once(|_| http_response("404 Not Found", "", "nope")).await;
-        let err = fetch_autoconfig(&format!("{base}/mail/config-v1.1.xml"), &loopback_client()).await.unwrap_err();
+        let err = fetch_autoconfig(&format!("{base}/mail/config-v1.1.xml"), &loopback_client())
+            .await
+            .unwrap_err();
         server.await.unwrap();
         assert_eq!(err, "HTTP 404 Not Found");
     }
@@ -1087,11 +1408,20 @@ mod tests {
     #[tokio::test]
     async fn fetch_autoconfig_refuses_redirect_to_plain_http() {
         let (base, server) = serve_once(|base| {
-            http_response("302 Found", &format!("Location: {base}/elsewhere.xml\r\n"), "")
+            http_response(
+                "302 Found",
+                &format!("Location: {base}/elsewhere.xml\r\n"),
+                "",
+            )
         })
         .await;
-        let err = fetch_autoconfig(&format!("{base}/mail/config-v1.1.xml"), &loopback_client()).await.unwrap_err();
+        let err = fetch_autoconfig(&format!("{base}/mail/config-v1.1.xml"), &loopback_client())
+            .await
+            .unwrap_err();
         server.await.unwrap();
-        assert!(err.contains("refused a redirect") && err.contains("only trusted over HTTPS"), "{err}");
+        assert!(
+            err.contains("refused a redirect") && err.contains("only trusted over HTTPS"),
+            "{err}"
+        );
     }
 }

@@ -1,0 +1,121 @@
+//! Accounts over the API: presets, validation, write-only secrets, auth.
+
+use crate::helpers::*;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn no_token_is_401_problem() {
+    let app = spawn_app().await;
+    let r = app.http.get(app.url("/api/v1/accounts")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let r = app.http.get(app.url("/api/v1/accounts")).bearer_auth("hrd_not-a-token").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn preset_fills_host_port_security_and_username() {
+    let app = spawn_app().await;
+    let acc = app
+        .create_account(json!({"name": "qq", "provider": "qq", "from": {"address": "me@qq.com", "name": "平台通知"}, "auth": {"secret": "abcdefghijklmnop"}}))
+        .await;
+    assert_eq!(acc["host"], "smtp.qq.com");
+    assert_eq!(acc["port"], 465);
+    assert_eq!(acc["security"], "tls");
+    assert_eq!(acc["auth"]["method"], "password");
+    assert_eq!(acc["auth"]["username"], "me@qq.com");
+    assert_eq!(acc["auth"]["secret_set"], true);
+    assert!(acc["auth"].get("secret").is_none());
+    assert!(!acc.to_string().contains("abcdefghijklmnop"));
+
+    // SendGrid's login is the literal "apikey", separate from the sender.
+    let sg = app.create_account(json!({"name": "sg", "provider": "sendgrid", "from": {"address": "noreply@example.com"}, "auth": {"secret": "SG.key"}})).await;
+    assert_eq!(sg["auth"]["username"], "apikey");
+    // Choosing STARTTLS on a preset picks the preset's STARTTLS port.
+    let g = app.create_account(json!({"name": "g", "provider": "gmail", "security": "starttls", "from": {"address": "me@gmail.com"}, "auth": {"secret": "app-password"}})).await;
+    assert_eq!(g["port"], 587);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_names_every_field() {
+    let app = spawn_app().await;
+    let r = app
+        .post("/api/v1/accounts", &json!({"provider": "custom", "security": "ssl3", "from": {"address": "not-an-address", "name": "A\r\nBcc: x@evil.test"}, "auth": {"method": "password"}, "tls": {"ca_pem": "garbage"}}))
+        .await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let v: Value = r.json().await.unwrap();
+    let fields: Vec<&str> = v["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    for f in ["name", "security", "host", "from.address", "from.name", "auth.secret", "tls.ca_pem"] {
+        assert!(fields.contains(&f), "{f} missing in {v}");
+    }
+    for e in v["errors"].as_array().unwrap() {
+        assert!(e["message"].as_str().unwrap().len() > 10, "a message says what to do: {e}");
+    }
+    let r = app.post("/api/v1/accounts", &json!({"name": "x", "provider": "nope", "from": {"address": "a@b.co"}})).await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["errors"][0]["field"], "provider", "{v}");
+    // A wrongly typed field is named by its path.
+    let r = app.post("/api/v1/accounts", &json!({"name": "x", "port": "twenty-five"})).await;
+    assert_eq!(r.status(), 422);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["errors"][0]["field"], "port", "{v}");
+    assert!(app.get("/api/v1/accounts").await.json::<Value>().await.unwrap().as_array().unwrap().is_empty(), "nothing was saved");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn edit_without_secret_keeps_it_and_delete_removes() {
+    let certs = Certs::new();
+    let peer = Peer::aiosmtpd(PyPeer { mode: "starttls", certs: Some(&certs), user: Some(("alice", "pw-kept-123")), require_tls: true });
+    let app = spawn_app().await;
+    let acc = app.create_account(local_account("ops", peer.port, "starttls", Some(("alice", "pw-kept-123")), Some(&certs.ca_pem))).await;
+    let id = acc["id"].as_str().unwrap();
+    let r = app.patch(&format!("/api/v1/accounts/{id}"), &json!({"from": {"name": "Renamed"}, "timeout_secs": 15})).await;
+    assert_eq!(r.status(), 200);
+    let edited: Value = r.json().await.unwrap();
+    assert_eq!(edited["from"]["name"], "Renamed");
+    assert_eq!(edited["auth"]["secret_set"], true);
+    assert_eq!(edited["id"], acc["id"]);
+    let report = app.test_email(id, "someone@example.com", "en").await;
+    assert_eq!(report["ok"], true, "the kept secret still signs in: {report}");
+
+    // By name works too; another name's conflict is a 422 on name.
+    app.create_account(local_account("other", peer.port, "starttls", None, Some(&certs.ca_pem))).await;
+    let r = app.patch("/api/v1/accounts/other", &json!({"name": "ops"})).await;
+    assert_eq!(r.status(), 422);
+
+    assert_eq!(app.delete(&format!("/api/v1/accounts/{id}")).await.status(), 204);
+    assert_eq!(app.get(&format!("/api/v1/accounts/{id}")).await.status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn secrets_are_not_in_clear_in_the_database() {
+    let app = spawn_app().await;
+    let secret = "Very-Distinct-Secret-4711";
+    app.create_account(json!({"name": "qq", "provider": "qq", "from": {"address": "me@qq.com"}, "auth": {"secret": secret}})).await;
+    let list: Value = app.get("/api/v1/accounts").await.json().await.unwrap();
+    assert!(!list.to_string().contains(secret));
+    let db = app.database_bytes();
+    assert!(!db.is_empty());
+    assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()), "secret found in clear in the database");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn providers_and_discovery() {
+    let app = spawn_app().await;
+    let providers: Value = app.get("/api/v1/providers").await.json().await.unwrap();
+    let qq = providers.as_array().unwrap().iter().find(|p| p["id"] == "qq").expect("qq in catalog");
+    assert_eq!(qq["host"], "smtp.qq.com");
+    assert_eq!(qq["secret_kind"], "authorization_code");
+    let d: Value = app.get("/api/v1/providers/discover?address=someone@163.com&offline=true").await.json().await.unwrap();
+    assert_eq!(d["proposals"][0]["host"], "smtp.163.com", "{d}");
+    assert_eq!(d["proposals"][0]["source"], "catalog");
+    let r = app.get("/api/v1/providers/discover?address=nope").await;
+    assert_eq!(r.status(), 422);
+    app.stop().await;
+}

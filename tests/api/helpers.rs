@@ -1,0 +1,313 @@
+//! `spawn_app()` and the peers: everything a test needs to read as a story.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// The repository root, where tests/peers lives.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub data_dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).bearer_auth(ADMIN_TOKEN).send().await.expect("GET")
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http.post(self.url(path)).bearer_auth(ADMIN_TOKEN).json(body).send().await.expect("POST")
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http.patch(self.url(path)).bearer_auth(ADMIN_TOKEN).json(body).send().await.expect("PATCH")
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.http.delete(self.url(path)).bearer_auth(ADMIN_TOKEN).send().await.expect("DELETE")
+    }
+
+    /// Creates an account and answers its JSON; panics with the problem otherwise.
+    pub async fn create_account(&self, body: Value) -> Value {
+        let r = self.post("/api/v1/accounts", &body).await;
+        let status = r.status();
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(status, 201, "create account: {v}");
+        v
+    }
+
+    pub async fn test_email(&self, account_id: &str, to: &str, locale: &str) -> Value {
+        let r = self.post(&format!("/api/v1/accounts/{account_id}/test"), &json!({"to": to, "locale": locale})).await;
+        assert_eq!(r.status(), 200);
+        r.json().await.expect("report json")
+    }
+
+    /// Polls a message until its status is one of `want`.
+    pub async fn wait_message(&self, id: &str, want: &[&str]) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v: Value = self.get(&format!("/api/v1/messages/{id}")).await.json().await.expect("json");
+            if want.contains(&v["status"].as_str().unwrap_or("")) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "message {id} never reached {want:?}: {v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The database files, for checking that no secret is stored in clear.
+    pub fn database_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for name in ["herald.db", "herald.db-wal", "herald.db-shm"] {
+            if let Ok(b) = std::fs::read(self.data_dir.path().join(name)) {
+                all.extend(b);
+            }
+        }
+        all
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let dir = data_dir.path().to_path_buf();
+    let env = move |k: &str| -> Option<String> {
+        match k {
+            "HERALD_DATA_DIR" => Some(dir.display().to_string()),
+            "HERALD_ADMIN_TOKEN" => Some(ADMIN_TOKEN.to_string()),
+            "HERALD_LISTEN" => Some("127.0.0.1:0".to_string()),
+            "HERALD_RETRY_MIN_SECS" => Some("1".to_string()),
+            "HERALD_RETRY_MAX_SECS" => Some("2".to_string()),
+            _ => None,
+        }
+    };
+    let config = herald::config::Config::load(herald::config::Sources { config_file: None, env: &env }).expect("config");
+    let app = herald::app::App::open(config).await.expect("open app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        herald::app::serve_on(app, listener, async move {
+            let _ = rx.await;
+        })
+        .await
+        .expect("serve");
+    });
+    TestApp { base, data_dir, http: reqwest::Client::new(), stop: Some(tx), handle: Some(handle) }
+}
+
+/// A CA and a certificate for `localhost` / 127.0.0.1 signed by it.
+pub struct Certs {
+    pub dir: tempfile::TempDir,
+    pub ca_pem: String,
+}
+
+impl Certs {
+    pub fn new() -> Certs {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Herald test CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf_params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), leaf.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), leaf_key.serialize_pem()).unwrap();
+        Certs { ca_pem: ca.pem(), dir }
+    }
+
+    pub fn cert(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
+    }
+
+    pub fn key(&self) -> PathBuf {
+        self.dir.path().join("key.pem")
+    }
+}
+
+/// A real SMTP server on loopback, stopped when dropped.
+pub struct Peer {
+    pub port: u16,
+    pub maildir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_peer(mut cmd: Command, maildir: tempfile::TempDir) -> Peer {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting peer {cmd:?}: {e} (run scripts/install-test-peers.sh)"));
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("peer stdout");
+    let port = line
+        .trim()
+        .strip_prefix("READY ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("peer {cmd:?} did not say READY <port>, said {line:?}"));
+    Peer { port, maildir, child }
+}
+
+/// Options for the aiosmtpd peer.
+pub struct PyPeer<'a> {
+    pub mode: &'a str,
+    pub certs: Option<&'a Certs>,
+    pub user: Option<(&'a str, &'a str)>,
+    pub require_tls: bool,
+}
+
+impl Peer {
+    /// aiosmtpd (tests/peers/smtp_auth_server.py).
+    pub fn aiosmtpd(o: PyPeer<'_>) -> Peer {
+        let maildir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("python3");
+        cmd.arg(repo().join("tests/peers/smtp_auth_server.py")).arg("--mode").arg(o.mode).arg("--maildir").arg(maildir.path());
+        if let Some(c) = o.certs {
+            cmd.arg("--cert").arg(c.cert()).arg("--key").arg(c.key());
+        }
+        if let Some((u, p)) = o.user {
+            cmd.arg("--user").arg(u).arg("--password").arg(p);
+        }
+        if o.require_tls {
+            cmd.arg("--require-tls");
+        }
+        start_peer(cmd, maildir)
+    }
+
+    /// The npm smtp-server with scripted replies (tests/peers/scripted_smtp.js).
+    pub fn scripted(spec: Value) -> Peer {
+        let maildir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("node");
+        cmd.arg(repo().join("tests/peers/scripted_smtp.js")).arg("--spec").arg(spec.to_string()).arg("--maildir").arg(maildir.path());
+        start_peer(cmd, maildir)
+    }
+
+    /// Messages the peer accepted so far.
+    pub fn messages(&self) -> Vec<Value> {
+        read_maildir(self.maildir.path())
+    }
+
+    /// Waits until the peer holds `n` messages.
+    pub async fn wait_messages(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let m = self.messages();
+            if m.len() >= n {
+                return m;
+            }
+            assert!(Instant::now() < deadline, "peer holds {} messages, expected {n}", m.len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+pub fn read_maildir(dir: &Path) -> Vec<Value> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json") && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    files.sort_by_key(|p| p.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0));
+    files.iter().map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()).collect()
+}
+
+/// Postfix's smtp-sink on a free loopback port.
+pub struct Sink {
+    pub port: u16,
+    child: Child,
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sink {
+    pub async fn start() -> Sink {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let exe = ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink"].into_iter().find(|p| Path::new(p).exists()).expect("smtp-sink is installed (scripts/install-test-peers.sh)");
+        let child = Command::new(exe)
+            .args(["-u", "postfix", &format!("127.0.0.1:{port}"), "100"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start smtp-sink");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(Instant::now() < deadline, "smtp-sink did not start listening");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Sink { port, child }
+    }
+}
+
+/// An account body for a local peer.
+pub fn local_account(name: &str, port: u16, security: &str, user: Option<(&str, &str)>, ca_pem: Option<&str>) -> Value {
+    let mut v = json!({
+        "name": name,
+        "provider": "custom",
+        "host": if security == "none" { "127.0.0.1" } else { "localhost" },
+        "port": port,
+        "security": security,
+        "from": {"address": "noreply@herald.test", "name": "Herald Test"},
+        "timeout_secs": 10,
+    });
+    match user {
+        Some((u, p)) => v["auth"] = json!({"method": "password", "username": u, "secret": p}),
+        None => v["auth"] = json!({"method": "none"}),
+    }
+    if let Some(ca) = ca_pem {
+        v["tls"] = json!({"ca_pem": ca});
+    }
+    v
+}
+
+/// Client lines of a report's transcript.
+pub fn client_lines(report: &Value) -> Vec<String> {
+    report["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["dir"] == "C")
+        .map(|l| l["line"].as_str().unwrap().to_string())
+        .collect()
+}

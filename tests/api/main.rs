@@ -1,0 +1,9 @@
+//! Herald's integration tests: one binary, a file per feature. Each test
+//! starts Herald on port 0 with a fresh data directory and talks to real,
+//! independent SMTP peers on loopback (tests/peers).
+
+mod helpers;
+
+mod accounts;
+mod messages;
+mod test_email;
