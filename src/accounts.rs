@@ -151,8 +151,14 @@ impl AccountView {
                 username: row.username.clone(),
                 secret_set: row.secret.is_some(),
             },
-            from: FromView { address: row.from_address.clone(), name: row.from_name.clone() },
-            tls: TlsView { ca_pem: row.tls_ca_pem.clone(), skip_verify: row.tls_skip_verify != 0 },
+            from: FromView {
+                address: row.from_address.clone(),
+                name: row.from_name.clone(),
+            },
+            tls: TlsView {
+                ca_pem: row.tls_ca_pem.clone(),
+                skip_verify: row.tls_skip_verify != 0,
+            },
             timeout_secs: row.timeout_secs as u64,
             limits: LimitsView {
                 connections: row.limit_connections.map(|v| v as u32),
@@ -196,11 +202,20 @@ pub fn credentials(row: &AccountRow, keys: &Keyring) -> Result<Credentials> {
     match row.auth_method.as_str() {
         "none" => Ok(Credentials::None),
         "password" => {
-            let sealed = row.secret.as_deref().ok_or_else(|| Error::field("auth.secret", "no secret is stored: set auth.secret"))?;
+            let sealed = row
+                .secret
+                .as_deref()
+                .ok_or_else(|| Error::field("auth.secret", "no secret is stored: set auth.secret"))?;
             let secret = keys.open(&secret_context(&row.id), sealed)?;
-            Ok(Credentials::Password { username: row.username.clone().unwrap_or_else(|| row.from_address.clone()), secret })
+            Ok(Credentials::Password {
+                username: row.username.clone().unwrap_or_else(|| row.from_address.clone()),
+                secret,
+            })
         }
-        other => Err(Error::field("auth.method", format!("'{other}' is not supported by this build"))),
+        other => Err(Error::field(
+            "auth.method",
+            format!("'{other}' is not supported by this build"),
+        )),
     }
 }
 
@@ -338,7 +353,11 @@ impl Draft {
             self.timeout_secs = t;
         }
         if let Some(l) = input.limits {
-            self.limits = (l.connections.or(self.limits.0), l.per_minute.or(self.limits.1), l.per_day.or(self.limits.2));
+            self.limits = (
+                l.connections.or(self.limits.0),
+                l.per_minute.or(self.limits.1),
+                l.per_day.or(self.limits.2),
+            );
             self.limits_given = true;
         }
         if let Some(b) = input.backup_account {
@@ -370,19 +389,35 @@ fn check(d: &Draft, creating: bool) -> Result<Checked> {
 
     let name = match d.name.as_deref().map(str::trim) {
         None | Some("") => {
-            p.add("name", "is required: give the account a name people recognise, e.g. \"Support mailbox\"");
+            p.add(
+                "name",
+                "is required: give the account a name people recognise, e.g. \"Support mailbox\"",
+            );
             String::new()
         }
-        Some(n) => p.check("name", HeaderText::parse(n).map(|h| h.as_str().to_string())).unwrap_or_default(),
+        Some(n) => p
+            .check("name", HeaderText::parse(n).map(|h| h.as_str().to_string()))
+            .unwrap_or_default(),
     };
 
     let provider: Option<&Provider> = catalog.provider(&d.provider);
     if provider.is_none() {
-        p.add("provider", format!("'{}' is not in the catalog: use one of the ids of GET /api/v1/providers, or \"custom\"", d.provider));
+        p.add(
+            "provider",
+            format!(
+                "'{}' is not in the catalog: use one of the ids of GET /api/v1/providers, or \"custom\"",
+                d.provider
+            ),
+        );
     }
 
     let security = match d.security.as_deref() {
-        Some(s) => p.check("security", Security::parse(s).ok_or_else(|| format!("'{s}' is not one of none, tls (implicit TLS, usually port 465), starttls (usually port 587)"))),
+        Some(s) => p.check(
+            "security",
+            Security::parse(s).ok_or_else(|| {
+                format!("'{s}' is not one of none, tls (implicit TLS, usually port 465), starttls (usually port 587)")
+            }),
+        ),
         None => match provider.and_then(|p| p.default_security) {
             Some(s) => Some(s),
             None => {
@@ -403,7 +438,14 @@ fn check(d: &Draft, creating: bool) -> Result<Checked> {
         (None, Some(sec)) => match provider.and_then(|p| p.ports.for_security(sec)) {
             Some(port) => Some(port),
             None if provider.is_some_and(|p| p.id != "custom") => {
-                p.add("port", format!("{} offers no port for security {}: choose another security or set the port", provider.map(|p| p.name.en.as_str()).unwrap_or(""), sec.as_str()));
+                p.add(
+                    "port",
+                    format!(
+                        "{} offers no port for security {}: choose another security or set the port",
+                        provider.map(|p| p.name.en.as_str()).unwrap_or(""),
+                        sec.as_str()
+                    ),
+                );
                 None
             }
             None => Some(match sec {
@@ -420,7 +462,10 @@ fn check(d: &Draft, creating: bool) -> Result<Checked> {
         None => match provider.map(|p| p.host.as_str()).filter(|h| !h.is_empty()) {
             Some(h) => Some(h.to_string()),
             None => {
-                p.add("host", "is required for this provider: give the SMTP server's host name, e.g. smtp.example.com");
+                p.add(
+                    "host",
+                    "is required for this provider: give the SMTP server's host name, e.g. smtp.example.com",
+                );
                 None
             }
         },
@@ -428,21 +473,35 @@ fn check(d: &Draft, creating: bool) -> Result<Checked> {
 
     let from_address = match d.from_address.as_deref() {
         None => {
-            p.add("from.address", "is required: the address messages are sent from, e.g. noreply@example.com");
+            p.add(
+                "from.address",
+                "is required: the address messages are sent from, e.g. noreply@example.com",
+            );
             None
         }
         Some(a) => p.check("from.address", EmailAddress::parse(a)),
     };
     let from_name = match d.from_name.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(n) => p.check("from.name", HeaderText::parse(n)).map(|h| h.as_str().to_string()),
+        Some(n) => p
+            .check("from.name", HeaderText::parse(n))
+            .map(|h| h.as_str().to_string()),
     };
 
     let auth_method = d.auth_method.clone().unwrap_or_else(|| {
         let custom_without_secret = d.provider == "custom" && d.new_secret.is_none() && d.username.is_none();
-        if custom_without_secret { "none".into() } else { "password".into() }
+        if custom_without_secret {
+            "none".into()
+        } else {
+            "password".into()
+        }
     });
-    let mut username = d.username.as_deref().map(str::trim).filter(|u| !u.is_empty()).map(str::to_string);
+    let mut username = d
+        .username
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string);
     match auth_method.as_str() {
         "none" => username = None,
         "password" => {
@@ -455,14 +514,13 @@ fn check(d: &Draft, creating: bool) -> Result<Checked> {
                     _ => username = from_address.as_ref().map(|a| a.as_str().to_string()),
                 }
             }
-            if let Some(u) = &username {
-                if u.contains(['\r', '\n', '\0']) {
+            if let Some(u) = &username
+                && u.contains(['\r', '\n', '\0']) {
                     p.add("auth.username", "contains a line break or NUL");
                 }
-            }
             let has_secret = d.new_secret.as_deref().is_some_and(|s| !s.is_empty()) || (!creating && d.has_secret && d.new_secret.is_none());
             if !has_secret {
-                let kind = provider.map(|p| secret_word(p)).unwrap_or("password");
+                let kind = provider.map(secret_word).unwrap_or("password");
                 p.add("auth.secret", format!("is required with auth.method password: give the {kind} (write-only: it is stored encrypted and never shown again)"));
             }
             if provider.is_some_and(|p| p.secret_kind == crate::catalog::SecretKind::OauthOnly) {
@@ -473,11 +531,16 @@ fn check(d: &Draft, creating: bool) -> Result<Checked> {
         other => p.add("auth.method", format!("'{other}' is not one of none, password, oauth2")),
     }
 
-    let ca_pem = d.ca_pem.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
-    if let Some(pem) = &ca_pem {
-        if let Err(m) = crate::smtp::tls::parse_ca_pem(pem) {
-            p.add("tls.ca_pem", m);
-        }
+    let ca_pem = d
+        .ca_pem
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    if let Some(pem) = &ca_pem
+        && let Err(m) = crate::smtp::tls::parse_ca_pem(pem)
+    {
+        p.add("tls.ca_pem", m);
     }
     if !(1..=600).contains(&d.timeout_secs) {
         p.add("timeout_secs", "must be between 1 and 600 seconds");
@@ -486,9 +549,17 @@ fn check(d: &Draft, creating: bool) -> Result<Checked> {
     let limits = if d.limits_given {
         d.limits
     } else {
-        (preset_limits.connections, preset_limits.per_minute, preset_limits.per_day)
+        (
+            preset_limits.connections,
+            preset_limits.per_minute,
+            preset_limits.per_day,
+        )
     };
-    for (field, v) in [("limits.connections", limits.0), ("limits.per_minute", limits.1), ("limits.per_day", limits.2)] {
+    for (field, v) in [
+        ("limits.connections", limits.0),
+        ("limits.per_minute", limits.1),
+        ("limits.per_day", limits.2),
+    ] {
         if v == Some(0) {
             p.add(field, "must be at least 1, or left out for no limit");
         }
@@ -532,7 +603,10 @@ async fn resolve_backup(app: &App, tenant: &str, self_id: &str, backup: Option<&
         Some(b) => match app.store.find_account(tenant, b).await? {
             Some(row) if row.id == self_id => Err(Error::field("backup_account", "cannot be the account itself")),
             Some(row) => Ok(Some(row.id)),
-            None => Err(Error::field("backup_account", format!("no account '{b}' in this tenant: give the id or name of another account"))),
+            None => Err(Error::field(
+                "backup_account",
+                format!("no account '{b}' in this tenant: give the id or name of another account"),
+            )),
         },
     }
 }
@@ -595,7 +669,13 @@ impl App {
     }
 
     pub async fn list_accounts(&self, tenant: &str) -> Result<Vec<AccountView>> {
-        Ok(self.store.list_accounts(tenant).await?.iter().map(|r| self.account_view(r)).collect())
+        Ok(self
+            .store
+            .list_accounts(tenant)
+            .await?
+            .iter()
+            .map(|r| self.account_view(r))
+            .collect())
     }
 
     pub async fn edit_account(&self, tenant: &str, id_or_name: &str, input: AccountInput) -> Result<AccountView> {

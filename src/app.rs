@@ -25,10 +25,15 @@ pub struct App {
 impl App {
     /// Opens the data directory and the database, creating both on first use.
     pub async fn open(config: Config) -> anyhow::Result<App> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating the data directory {} (HERALD_DATA_DIR)", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "creating the data directory {} (HERALD_DATA_DIR)",
+                config.data_dir.display()
+            )
+        })?;
         let keys = Keyring::load_or_create(&config.data_dir)?;
         let store = Store::connect(&config.database_url).await?;
+        restrict_database_files(&config.database_url);
         Ok(App {
             config: Arc::new(config),
             store,
@@ -45,15 +50,32 @@ impl App {
             return Ok(None);
         }
         let token = secrets::new_token();
-        self.store.insert_token(&secrets::token_hash(&token), PLATFORM, "first start").await?;
+        self.store
+            .insert_token(&secrets::token_hash(&token), PLATFORM, "first start")
+            .await?;
         Ok(Some(token))
     }
 
     /// Creates another platform admin token (`herald token create`).
     pub async fn create_admin_token(&self, label: &str) -> anyhow::Result<String> {
         let token = secrets::new_token();
-        self.store.insert_token(&secrets::token_hash(&token), PLATFORM, label).await?;
+        self.store
+            .insert_token(&secrets::token_hash(&token), PLATFORM, label)
+            .await?;
         Ok(token)
+    }
+}
+
+/// The SQLite file holds message contents and sealed secrets: owner only.
+/// (SQLite gives its -wal and -shm files the database file's mode.)
+fn restrict_database_files(url: &str) {
+    #[cfg(unix)]
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        use std::os::unix::fs::PermissionsExt;
+        let path = path.split('?').next().unwrap_or(path);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::set_permissions(format!("{path}{suffix}"), std::fs::Permissions::from_mode(0o600));
+        }
     }
 }
 
@@ -77,7 +99,11 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
 }
 
 /// Serves on an already bound listener until `stop` completes (tests use this).
-pub async fn serve_on(app: App, listener: tokio::net::TcpListener, stop: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve_on(
+    app: App,
+    listener: tokio::net::TcpListener,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let (tx, rx) = watch::channel(false);
     let worker = tokio::spawn(crate::delivery::run_worker(app.clone(), rx.clone()));
@@ -143,7 +169,12 @@ impl Metrics {
     }
 
     pub fn record_attempt(&self, class: &str) {
-        *self.attempts.lock().expect("metrics lock").entry(class.to_string()).or_default() += 1;
+        *self
+            .attempts
+            .lock()
+            .expect("metrics lock")
+            .entry(class.to_string())
+            .or_default() += 1;
     }
 
     pub fn observe_send(&self, d: Duration) {
@@ -166,21 +197,40 @@ impl Metrics {
             out.push_str(&format!("herald_messages{{status=\"{s}\"}} {n}\n"));
         }
         out.push_str("# HELP herald_messages_accepted_total Messages accepted by this process.\n# TYPE herald_messages_accepted_total counter\n");
-        out.push_str(&format!("herald_messages_accepted_total {}\n", self.accepted.load(Ordering::Relaxed)));
+        out.push_str(&format!(
+            "herald_messages_accepted_total {}\n",
+            self.accepted.load(Ordering::Relaxed)
+        ));
         out.push_str("# HELP herald_delivery_attempts_total Delivery attempts by outcome class.\n# TYPE herald_delivery_attempts_total counter\n");
         for (class, n) in self.attempts.lock().expect("metrics lock").iter() {
             out.push_str(&format!("herald_delivery_attempts_total{{class=\"{class}\"}} {n}\n"));
         }
-        out.push_str("# HELP herald_test_emails_total Test emails by result.\n# TYPE herald_test_emails_total counter\n");
-        out.push_str(&format!("herald_test_emails_total{{ok=\"true\"}} {}\n", self.tests_ok.load(Ordering::Relaxed)));
-        out.push_str(&format!("herald_test_emails_total{{ok=\"false\"}} {}\n", self.tests_failed.load(Ordering::Relaxed)));
-        out.push_str("# HELP herald_send_seconds Time to deliver one message over SMTP.\n# TYPE herald_send_seconds histogram\n");
+        out.push_str(
+            "# HELP herald_test_emails_total Test emails by result.\n# TYPE herald_test_emails_total counter\n",
+        );
+        out.push_str(&format!(
+            "herald_test_emails_total{{ok=\"true\"}} {}\n",
+            self.tests_ok.load(Ordering::Relaxed)
+        ));
+        out.push_str(&format!(
+            "herald_test_emails_total{{ok=\"false\"}} {}\n",
+            self.tests_failed.load(Ordering::Relaxed)
+        ));
+        out.push_str(
+            "# HELP herald_send_seconds Time to deliver one message over SMTP.\n# TYPE herald_send_seconds histogram\n",
+        );
         for (i, bound) in LATENCY_BOUNDS.iter().enumerate() {
-            out.push_str(&format!("herald_send_seconds_bucket{{le=\"{bound}\"}} {}\n", self.latency_buckets[i].load(Ordering::Relaxed)));
+            out.push_str(&format!(
+                "herald_send_seconds_bucket{{le=\"{bound}\"}} {}\n",
+                self.latency_buckets[i].load(Ordering::Relaxed)
+            ));
         }
         let count = self.latency_count.load(Ordering::Relaxed);
         out.push_str(&format!("herald_send_seconds_bucket{{le=\"+Inf\"}} {count}\n"));
-        out.push_str(&format!("herald_send_seconds_sum {}\n", self.latency_sum_ms.load(Ordering::Relaxed) as f64 / 1000.0));
+        out.push_str(&format!(
+            "herald_send_seconds_sum {}\n",
+            self.latency_sum_ms.load(Ordering::Relaxed) as f64 / 1000.0
+        ));
         out.push_str(&format!("herald_send_seconds_count {count}\n"));
         out
     }

@@ -234,9 +234,8 @@ impl Catalog {
     /// The compiled-in catalog; parsed once, and a broken file fails the tests.
     pub fn get() -> &'static Catalog {
         static CATALOG: OnceLock<Catalog> = OnceLock::new();
-        CATALOG.get_or_init(|| {
-            toml::from_str(CATALOG_TOML).expect("catalog/providers.toml is valid (checked by tests)")
-        })
+        CATALOG
+            .get_or_init(|| toml::from_str(CATALOG_TOML).expect("catalog/providers.toml is valid (checked by tests)"))
     }
 
     pub fn provider(&self, id: &str) -> Option<&Provider> {
@@ -246,7 +245,7 @@ impl Catalog {
     /// The provider whose `domains` list this address domain.
     pub fn by_domain(&self, domain: &str) -> Option<&Provider> {
         let domain = domain.to_ascii_lowercase();
-        self.providers.iter().find(|p| p.domains.iter().any(|d| *d == domain))
+        self.providers.iter().find(|p| p.domains.contains(&domain))
     }
 
     /// The provider whose MX patterns match this MX host.
@@ -262,7 +261,7 @@ impl Catalog {
         let host = host.to_ascii_lowercase();
         self.providers
             .iter()
-            .find(|p| p.host == host || p.alternate_hosts.iter().any(|h| *h == host))
+            .find(|p| p.host == host || p.alternate_hosts.contains(&host))
     }
 }
 

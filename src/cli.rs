@@ -18,7 +18,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "herald", version, about = "Herald: system email through any SMTP provider, with diagnoses that say what to fix")]
+#[command(
+    name = "herald",
+    version,
+    about = "Herald: system email through any SMTP provider, with diagnoses that say what to fix"
+)]
 struct Cli {
     /// Data directory (HERALD_DATA_DIR); default ./herald-data.
     #[arg(long, global = true)]
@@ -76,14 +80,18 @@ enum AccountCmd {
     /// Add an account; the preset of --provider fills host, port and security.
     Add(AccountArgs),
     List,
-    Show { id: String },
+    Show {
+        id: String,
+    },
     /// Change fields of an account; what is not given stays as it is.
     Edit {
         id: String,
         #[command(flatten)]
         args: AccountArgs,
     },
-    Remove { id: String },
+    Remove {
+        id: String,
+    },
     /// Send a test email and print the diagnosis.
     Test {
         id: String,
@@ -180,8 +188,12 @@ enum MessagesCmd {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
-    Show { id: String },
-    Retry { id: String },
+    Show {
+        id: String,
+    },
+    Retry {
+        id: String,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -202,7 +214,10 @@ pub fn main() -> ExitCode {
     };
     init_logging(&config, matches!(cli.command, Command::Serve { .. }));
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match runtime.block_on(run(cli, config)) {
         Ok(code) => code,
         Err(e) => {
@@ -224,7 +239,9 @@ fn init_logging(config: &Config, serving: bool) {
     use tracing_subscriber::EnvFilter;
     let default = if serving { "info,sqlx=warn" } else { "warn" };
     let filter = EnvFilter::try_from_env("HERALD_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if config.log_json {
         builder.json().init();
     } else {
@@ -259,13 +276,26 @@ fn account_input(args: &AccountArgs) -> anyhow::Result<AccountInput> {
         Some(p) => Some(std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("--ca-file {}: {e}", p.display()))?),
         None => None,
     };
-    let auth = (args.auth.is_some() || args.username.is_some() || secret.is_some())
-        .then(|| AuthInput { method: args.auth.clone(), username: args.username.clone(), secret, oauth: None });
-    let from = (args.from.is_some() || args.from_name.is_some())
-        .then(|| FromInput { address: args.from.clone(), name: args.from_name.clone() });
-    let tls = (ca_pem.is_some() || args.skip_verify.is_some()).then(|| TlsInput { ca_pem, skip_verify: args.skip_verify });
+    let auth = (args.auth.is_some() || args.username.is_some() || secret.is_some()).then(|| AuthInput {
+        method: args.auth.clone(),
+        username: args.username.clone(),
+        secret,
+        oauth: None,
+    });
+    let from = (args.from.is_some() || args.from_name.is_some()).then(|| FromInput {
+        address: args.from.clone(),
+        name: args.from_name.clone(),
+    });
+    let tls = (ca_pem.is_some() || args.skip_verify.is_some()).then_some(TlsInput {
+        ca_pem,
+        skip_verify: args.skip_verify,
+    });
     let limits = (args.limit_connections.is_some() || args.limit_per_minute.is_some() || args.limit_per_day.is_some())
-        .then(|| LimitsInput { connections: args.limit_connections, per_minute: args.limit_per_minute, per_day: args.limit_per_day });
+        .then_some(LimitsInput {
+            connections: args.limit_connections,
+            per_minute: args.limit_per_minute,
+            per_day: args.limit_per_day,
+        });
     Ok(AccountInput {
         name: args.name.clone(),
         provider: args.provider.clone(),
@@ -292,7 +322,10 @@ fn account_line(a: &crate::accounts::AccountView) -> String {
         a.security.as_str(),
         a.from.address,
         a.status,
-        a.status_message.as_deref().map(|m| format!("\n    {m}")).unwrap_or_default()
+        a.status_message
+            .as_deref()
+            .map(|m| format!("\n    {m}"))
+            .unwrap_or_default()
     )
 }
 
@@ -303,12 +336,22 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         print(json, providers, |ps| {
             ps.iter()
                 .map(|p| {
-                    let ports = [("tls", p.ports.tls), ("starttls", p.ports.starttls), ("none", p.ports.none)]
-                        .iter()
-                        .filter_map(|(k, v)| v.map(|v| format!("{k} {v}")))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    format!("{:<20} {:<34} {:<26} {}", p.id, p.name.en, if p.host.is_empty() { "-" } else { &p.host }, ports)
+                    let ports = [
+                        ("tls", p.ports.tls),
+                        ("starttls", p.ports.starttls),
+                        ("none", p.ports.none),
+                    ]
+                    .iter()
+                    .filter_map(|(k, v)| v.map(|v| format!("{k} {v}")))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                    format!(
+                        "{:<20} {:<34} {:<26} {}",
+                        p.id,
+                        p.name.en,
+                        if p.host.is_empty() { "-" } else { &p.host },
+                        ports
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join("\n")
@@ -317,10 +360,20 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     }
     if let Command::Discover { address, offline } = &cli.command {
         let address = crate::domain::EmailAddress::parse(address).map_err(|m| Error::field("address", m))?;
-        let d = crate::discovery::discover(&address, &crate::discovery::Options { offline: *offline, timeout: std::time::Duration::from_secs(5) }).await;
+        let d = crate::discovery::discover(
+            &address,
+            &crate::discovery::Options {
+                offline: *offline,
+                timeout: std::time::Duration::from_secs(5),
+            },
+        )
+        .await;
         print(json, &d, |d| {
             if d.proposals.is_empty() {
-                let mut s = format!("No settings found for {}. Use provider custom and ask your mail administrator for host, port and security.", d.domain);
+                let mut s = format!(
+                    "No settings found for {}. Use provider custom and ask your mail administrator for host, port and security.",
+                    d.domain
+                );
                 for n in &d.notes {
                     s.push_str(&format!("\n  ({n})"));
                 }
@@ -328,7 +381,17 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             }
             d.proposals
                 .iter()
-                .map(|p| format!("{}:{} {} provider={} (from {}: {})", p.host, p.port, p.security.as_str(), p.provider.as_deref().unwrap_or("custom"), p.source, p.detail))
+                .map(|p| {
+                    format!(
+                        "{}:{} {} provider={} (from {}: {})",
+                        p.host,
+                        p.port,
+                        p.security.as_str(),
+                        p.provider.as_deref().unwrap_or("custom"),
+                        p.source,
+                        p.detail
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("\n")
         });
@@ -389,7 +452,11 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 print(json, &report, |r| {
                     let mut s = String::new();
                     for l in &r.transcript {
-                        s.push_str(&format!("{} {}\n", if l.dir == crate::smtp::Dir::C { "C:" } else { "S:" }, l.line));
+                        s.push_str(&format!(
+                            "{} {}\n",
+                            if l.dir == crate::smtp::Dir::C { "C:" } else { "S:" },
+                            l.line
+                        ));
                     }
                     if r.ok {
                         s.push_str(&format!("\nOK: the test email was accepted ({} ms).", r.elapsed_ms));
@@ -405,17 +472,25 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                     }
                     s
                 });
-                if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+                if report.ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
             }
         },
         Command::Send(args) => {
             let text = match (&args.text, &args.text_file) {
                 (Some(t), _) => Some(t.clone()),
-                (None, Some(p)) => Some(std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("--text-file {}: {e}", p.display()))?),
+                (None, Some(p)) => {
+                    Some(std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("--text-file {}: {e}", p.display()))?)
+                }
                 (None, None) => None,
             };
             let html = match &args.html_file {
-                Some(p) => Some(std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("--html-file {}: {e}", p.display()))?),
+                Some(p) => {
+                    Some(std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("--html-file {}: {e}", p.display()))?)
+                }
                 None => None,
             };
             let input = MessageInput {
@@ -446,14 +521,35 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                     v.last_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
                 )
             });
-            if view.status == "failed" { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+            if view.status == "failed" {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Command::Messages(cmd) => match cmd {
             MessagesCmd::List { status, limit } => {
-                let list = app.list_messages(tenant, MessageFilter { status, limit, ..Default::default() }).await?;
+                let list = app
+                    .list_messages(
+                        tenant,
+                        MessageFilter {
+                            status,
+                            limit,
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
                 print(json, &list, |l| {
                     l.iter()
-                        .map(|m| format!("{}  {:<9} {}  to {}", m.id, m.status, m.subject, m.to.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")))
+                        .map(|m| {
+                            format!(
+                                "{}  {:<9} {}  to {}",
+                                m.id,
+                                m.status,
+                                m.subject,
+                                m.to.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
+                            )
+                        })
                         .collect::<Vec<_>>()
                         .join("\n")
                 });
@@ -477,7 +573,17 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 if l.is_empty() {
                     "The capture mailbox is empty.".into()
                 } else {
-                    l.iter().map(|v| format!("{}  {}  to {}", v["at"].as_str().unwrap_or(""), v["subject"].as_str().unwrap_or(""), v["to"])).collect::<Vec<_>>().join("\n")
+                    l.iter()
+                        .map(|v| {
+                            format!(
+                                "{}  {}  to {}",
+                                v["at"].as_str().unwrap_or(""),
+                                v["subject"].as_str().unwrap_or(""),
+                                v["to"]
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 }
             });
             ExitCode::SUCCESS

@@ -23,13 +23,20 @@ pub struct Draft<'a> {
 }
 
 fn address_list(list: &[EmailAddress]) -> Address<'_> {
-    Address::new_list(list.iter().map(|a| Address::new_address(None::<&str>, a.as_str())).collect())
+    Address::new_list(
+        list.iter()
+            .map(|a| Address::new_address(None::<&str>, a.as_str()))
+            .collect(),
+    )
 }
 
 /// The message as bytes with CRLF line endings (dot-stuffing happens on the wire).
 pub fn render(d: &Draft<'_>) -> Vec<u8> {
     let mut m = MessageBuilder::new()
-        .from(Address::new_address(d.from_name.map(|n| n.as_str()).filter(|n| !n.is_empty()), d.from.as_str()))
+        .from(Address::new_address(
+            d.from_name.map(|n| n.as_str()).filter(|n| !n.is_empty()),
+            d.from.as_str(),
+        ))
         .subject(d.subject.as_str())
         .message_id(MessageId::new(d.message_id));
     if !d.to.is_empty() {

@@ -66,8 +66,8 @@ impl Config {
     pub fn load(src: Sources<'_>) -> anyhow::Result<Config> {
         let file: FileConfig = match src.config_file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading config file {}", path.display()))?;
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
                 toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?
             }
             None => FileConfig::default(),
@@ -75,21 +75,25 @@ impl Config {
         let pick = |var: &str, file: Option<String>| (src.env)(var).or(file);
         let num = |var: &str, file: Option<u64>, default: u64| -> anyhow::Result<u64> {
             match (src.env)(var) {
-                Some(v) => v.trim().parse::<u64>().with_context(|| {
-                    format!("{var}={v:?} is not a whole number of seconds")
-                }),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .with_context(|| format!("{var}={v:?} is not a whole number of seconds")),
                 None => Ok(file.unwrap_or(default)),
             }
         };
 
         let listen_raw = pick("HERALD_LISTEN", file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen: SocketAddr = listen_raw.parse().with_context(|| {
-            format!("HERALD_LISTEN={listen_raw:?} is not an address:port such as 127.0.0.1:8080")
-        })?;
+        let listen: SocketAddr = listen_raw
+            .parse()
+            .with_context(|| format!("HERALD_LISTEN={listen_raw:?} is not an address:port such as 127.0.0.1:8080"))?;
         let data_dir = PathBuf::from(pick("HERALD_DATA_DIR", file.data_dir).unwrap_or_else(|| "./herald-data".into()));
         let database_url = pick("HERALD_DATABASE_URL", file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("herald.db").display()));
-        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
             bail!("HERALD_DATABASE_URL={database_url:?} must start with sqlite:// or postgres://");
         }
         let public_url = pick("HERALD_PUBLIC_URL", file.public_url)
@@ -100,16 +104,18 @@ impl Config {
             bail!("HERALD_PUBLIC_URL={public_url:?} must be an http:// or https:// URL");
         }
         let admin_token = pick("HERALD_ADMIN_TOKEN", file.admin_token);
-        if let Some(t) = &admin_token {
-            if t.len() < 16 {
-                bail!("HERALD_ADMIN_TOKEN is too short: use at least 16 random characters");
-            }
+        if let Some(t) = &admin_token
+            && t.len() < 16
+        {
+            bail!("HERALD_ADMIN_TOKEN is too short: use at least 16 random characters");
         }
         let retry_min_secs = num("HERALD_RETRY_MIN_SECS", file.retry_min_secs, 30)?;
         let retry_max_secs = num("HERALD_RETRY_MAX_SECS", file.retry_max_secs, 3600)?;
         let message_max_age_secs = num("HERALD_MESSAGE_MAX_AGE_SECS", file.message_max_age_secs, 3 * 24 * 3600)?;
         if retry_min_secs == 0 || retry_min_secs > retry_max_secs {
-            bail!("HERALD_RETRY_MIN_SECS ({retry_min_secs}) must be at least 1 and not above HERALD_RETRY_MAX_SECS ({retry_max_secs})");
+            bail!(
+                "HERALD_RETRY_MIN_SECS ({retry_min_secs}) must be at least 1 and not above HERALD_RETRY_MAX_SECS ({retry_max_secs})"
+            );
         }
         let log_format = pick("HERALD_LOG_FORMAT", file.log_format).unwrap_or_else(|| "text".into());
         let log_json = match log_format.as_str() {
@@ -144,7 +150,10 @@ mod tests {
     fn load(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let env = move |k: &str| map.get(k).cloned();
-        Config::load(Sources { config_file: None, env: &env })
+        Config::load(Sources {
+            config_file: None,
+            env: &env,
+        })
     }
 
     #[test]

@@ -64,10 +64,13 @@ impl App {
         let Some(account) = self.store.find_account(&row.tenant_id, account_id).await? else {
             let err = "the sending account was deleted: retry the message with another account";
             self.record_attempt(row, None, "failed", None, Some(err)).await?;
-            self.store.finish_message(&row.id, lease_until, status::FAILED, Some(err), crate::now_ms(), false).await?;
+            self.store
+                .finish_message(&row.id, lease_until, status::FAILED, Some(err), crate::now_ms(), false)
+                .await?;
             return Ok(());
         };
-        let from = EmailAddress::parse(&account.from_address).map_err(|m| crate::error::Error::field("from.address", m))?;
+        let from =
+            EmailAddress::parse(&account.from_address).map_err(|m| crate::error::Error::field("from.address", m))?;
         let from_name = account.from_name.as_deref().and_then(|n| HeaderText::parse(n).ok());
         let raw = compose::render(&Draft {
             from: &from,
@@ -79,7 +82,10 @@ impl App {
             html: content.html.as_deref(),
             message_id: &row.message_id,
         });
-        let envelope = Envelope { from, to: content.recipients() };
+        let envelope = Envelope {
+            from,
+            to: content.recipients(),
+        };
         let settings = accounts::server_settings(&account);
         let credentials = accounts::credentials(&account, &self.keys)?;
         let transcript = Transcript::default();
@@ -105,14 +111,26 @@ impl App {
                         .join("; ")
                 });
                 if let Some(p) = &partial {
-                    report.reply = Some(format!("{} (refused recipients: {p})", report.reply.unwrap_or_default()));
+                    report.reply = Some(format!(
+                        "{} (refused recipients: {p})",
+                        report.reply.unwrap_or_default()
+                    ));
                 }
                 self.record_report(row, Some(&account.id), "sent", &report).await?;
                 self.store
-                    .finish_message(&row.id, lease_until, status::SENT, partial.as_deref(), crate::now_ms(), false)
+                    .finish_message(
+                        &row.id,
+                        lease_until,
+                        status::SENT,
+                        partial.as_deref(),
+                        crate::now_ms(),
+                        false,
+                    )
                     .await?;
                 if account.status != account_status::READY {
-                    self.store.set_account_status(&account.id, account_status::READY, None, None).await?;
+                    self.store
+                        .set_account_status(&account.id, account_status::READY, None, None)
+                        .await?;
                 }
                 self.metrics.record_attempt("sent");
                 tracing::info!(message = %row.id, account = %account.id, "message sent");
@@ -130,9 +148,13 @@ impl App {
                 };
                 let last_error = format!("{} — {}", report.summary(), report.hint.clone().unwrap_or_default());
                 self.record_report(row, Some(&account.id), next_status, &report).await?;
-                self.store.finish_message(&row.id, lease_until, next_status, Some(&last_error), next_at, false).await?;
+                self.store
+                    .finish_message(&row.id, lease_until, next_status, Some(&last_error), next_at, false)
+                    .await?;
                 if matches!(class, Class::Configuration) {
-                    self.store.set_account_status(&account.id, account_status::FAILING, Some(&last_error), None).await?;
+                    self.store
+                        .set_account_status(&account.id, account_status::FAILING, Some(&last_error), None)
+                        .await?;
                 }
                 self.metrics.record_attempt(class_name(class));
                 tracing::warn!(message = %row.id, account = %account.id, stage = report.stage.as_str(), code = ?report.code, status = next_status, "delivery failed");
@@ -182,12 +204,20 @@ impl App {
             .await?;
         let note = "no mail account is configured: the message was kept in the capture mailbox and not delivered";
         self.record_attempt(row, None, "captured", None, Some(note)).await?;
-        self.store.finish_message(&row.id, lease_until, status::SENT, Some(note), crate::now_ms(), true).await?;
+        self.store
+            .finish_message(&row.id, lease_until, status::SENT, Some(note), crate::now_ms(), true)
+            .await?;
         self.metrics.record_attempt("captured");
         Ok(())
     }
 
-    async fn record_report(&self, row: &MessageRow, account: Option<&str>, outcome: &str, report: &Report) -> Result<()> {
+    async fn record_report(
+        &self,
+        row: &MessageRow,
+        account: Option<&str>,
+        outcome: &str,
+        report: &Report,
+    ) -> Result<()> {
         self.store
             .insert_attempt(&AttemptRow {
                 id: crate::store::new_id(),
@@ -205,7 +235,14 @@ impl App {
             .await
     }
 
-    async fn record_attempt(&self, row: &MessageRow, account: Option<&str>, outcome: &str, class: Option<&str>, reply: Option<&str>) -> Result<()> {
+    async fn record_attempt(
+        &self,
+        row: &MessageRow,
+        account: Option<&str>,
+        outcome: &str,
+        class: Option<&str>,
+        reply: Option<&str>,
+    ) -> Result<()> {
         self.store
             .insert_attempt(&AttemptRow {
                 id: crate::store::new_id(),

@@ -101,7 +101,11 @@ pub struct Reply {
 impl Reply {
     pub fn from_response(r: &smtp_proto::Response<String>) -> Reply {
         let enhanced = (r.esc[0] != 0).then(|| format!("{}.{}.{}", r.esc[0], r.esc[1], r.esc[2]));
-        Reply { code: r.code, enhanced, text: r.message.clone() }
+        Reply {
+            code: r.code,
+            enhanced,
+            text: r.message.clone(),
+        }
     }
 
     pub fn is_transient(&self) -> bool {
@@ -130,11 +134,21 @@ pub struct Failure {
 
 impl Failure {
     pub fn reply(stage: Stage, reply: Reply) -> Failure {
-        Failure { stage, detail: reply.one_line(), reply: Some(reply), condition: None }
+        Failure {
+            stage,
+            detail: reply.one_line(),
+            reply: Some(reply),
+            condition: None,
+        }
     }
 
     pub fn condition(stage: Stage, condition: Condition, detail: impl Into<String>) -> Failure {
-        Failure { stage, reply: None, condition: Some(condition), detail: detail.into() }
+        Failure {
+            stage,
+            reply: None,
+            condition: Some(condition),
+            detail: detail.into(),
+        }
     }
 
     /// The class from the reply code or the condition; a catalog hint may refine it.
@@ -145,8 +159,24 @@ impl Failure {
         match &self.reply {
             Some(r) if r.is_transient() => Class::Transient,
             Some(_) if self.stage == Stage::Auth && oauth => Class::Reauthorize,
-            Some(_) if matches!(self.stage, Stage::Auth | Stage::Greeting | Stage::Ehlo | Stage::Starttls) => Class::Configuration,
-            Some(r) if r.enhanced.as_deref().is_some_and(|e| e.starts_with("5.7.0") || e.starts_with("5.7.57") || e.starts_with("5.7.30") || e.starts_with("5.7.139")) => Class::Configuration,
+            Some(_)
+                if matches!(
+                    self.stage,
+                    Stage::Auth | Stage::Greeting | Stage::Ehlo | Stage::Starttls
+                ) =>
+            {
+                Class::Configuration
+            }
+            Some(r)
+                if r.enhanced.as_deref().is_some_and(|e| {
+                    e.starts_with("5.7.0")
+                        || e.starts_with("5.7.57")
+                        || e.starts_with("5.7.30")
+                        || e.starts_with("5.7.139")
+                }) =>
+            {
+                Class::Configuration
+            }
             _ => Class::Permanent,
         }
     }
@@ -195,7 +225,13 @@ impl Report {
             stage: failure.stage,
             code: failure.reply.as_ref().map(|r| r.code),
             enhanced_code: failure.reply.as_ref().and_then(|r| r.enhanced.clone()),
-            reply: Some(failure.reply.as_ref().map(|r| r.text.clone()).unwrap_or_else(|| failure.detail.clone())),
+            reply: Some(
+                failure
+                    .reply
+                    .as_ref()
+                    .map(|r| r.text.clone())
+                    .unwrap_or_else(|| failure.detail.clone()),
+            ),
             class: Some(diagnosis.class),
             hint: Some(diagnosis.hint),
             transcript,
@@ -240,10 +276,17 @@ pub fn diagnose(failure: &Failure, provider: Option<&Provider>, oauth: bool, loc
     match hit {
         Some(h) => Diagnosis {
             // A reauthorization need outranks the catalog: it is about this account's grant.
-            class: if base == Class::Reauthorize { base } else { h.class.unwrap_or(base) },
+            class: if base == Class::Reauthorize {
+                base
+            } else {
+                h.class.unwrap_or(base)
+            },
             hint: locale.pick(&h.en, &h.zh).to_string(),
         },
-        None => Diagnosis { class: base, hint: fallback_hint(failure, base, locale) },
+        None => Diagnosis {
+            class: base,
+            hint: fallback_hint(failure, base, locale),
+        },
     }
 }
 
@@ -277,10 +320,10 @@ fn best_hint<'a>(hints: &'a [Hint], f: &Failure) -> Option<&'a Hint> {
 }
 
 fn hint_matches(h: &Hint, f: &Failure) -> bool {
-    if let Some(stage) = &h.stage {
-        if stage != f.stage.as_str() {
-            return false;
-        }
+    if let Some(stage) = &h.stage
+        && stage != f.stage.as_str()
+    {
+        return false;
     }
     if let Some(cond) = &h.condition {
         return f.condition.map(|c| c.as_str()) == Some(cond.as_str());
@@ -290,10 +333,10 @@ fn hint_matches(h: &Hint, f: &Failure) -> bool {
     if h.code.is_none() && h.enhanced.is_none() && h.contains.is_none() {
         return false;
     }
-    if let Some(code) = h.code {
-        if code != reply.code {
-            return false;
-        }
+    if let Some(code) = h.code
+        && code != reply.code
+    {
+        return false;
     }
     if let Some(e) = &h.enhanced {
         match &reply.enhanced {
@@ -303,10 +346,10 @@ fn hint_matches(h: &Hint, f: &Failure) -> bool {
             _ => return false,
         }
     }
-    if let Some(words) = &h.contains {
-        if !reply.text.to_lowercase().contains(&words.to_lowercase()) {
-            return false;
-        }
+    if let Some(words) = &h.contains
+        && !reply.text.to_lowercase().contains(&words.to_lowercase())
+    {
+        return false;
     }
     true
 }
@@ -352,7 +395,14 @@ mod tests {
     use super::*;
 
     fn reply(stage: Stage, code: u16, enhanced: Option<&str>, text: &str) -> Failure {
-        Failure::reply(stage, Reply { code, enhanced: enhanced.map(str::to_string), text: text.to_string() })
+        Failure::reply(
+            stage,
+            Reply {
+                code,
+                enhanced: enhanced.map(str::to_string),
+                text: text.to_string(),
+            },
+        )
     }
 
     fn hint_for(provider: &str, f: &Failure, locale: Locale) -> Diagnosis {
@@ -367,23 +417,62 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), c.providers.len());
-        for id in ["gmail", "outlook", "office365", "yahoo", "icloud", "zoho", "sendgrid", "mailgun", "ses", "qq", "exmail", "netease163", "netease126", "yeah", "netease_enterprise", "aliyun", "aliyun_enterprise", "mail189", "mail139", "sina", "sohu", "custom"] {
+        for id in [
+            "gmail",
+            "outlook",
+            "office365",
+            "yahoo",
+            "icloud",
+            "zoho",
+            "sendgrid",
+            "mailgun",
+            "ses",
+            "qq",
+            "exmail",
+            "netease163",
+            "netease126",
+            "yeah",
+            "netease_enterprise",
+            "aliyun",
+            "aliyun_enterprise",
+            "mail189",
+            "mail139",
+            "sina",
+            "sohu",
+            "custom",
+        ] {
             assert!(c.provider(id).is_some(), "catalog lacks {id}");
         }
         for p in &c.providers {
-            assert!(!p.name.en.is_empty() && !p.name.zh.is_empty(), "{} needs names in both languages", p.id);
+            assert!(
+                !p.name.en.is_empty() && !p.name.zh.is_empty(),
+                "{} needs names in both languages",
+                p.id
+            );
             for h in &p.hints {
-                assert!(!h.en.is_empty() && !h.zh.is_empty(), "{}: every hint speaks both languages", p.id);
+                assert!(
+                    !h.en.is_empty() && !h.zh.is_empty(),
+                    "{}: every hint speaks both languages",
+                    p.id
+                );
             }
         }
         assert_eq!(c.by_domain("QQ.com").unwrap().id, "qq");
         assert_eq!(c.by_mx("mxbiz1.qq.com").unwrap().id, "exmail");
-        assert_eq!(c.by_mx("contoso-com.mail.protection.outlook.com").unwrap().id, "office365");
+        assert_eq!(
+            c.by_mx("contoso-com.mail.protection.outlook.com").unwrap().id,
+            "office365"
+        );
     }
 
     #[test]
     fn qq_535_asks_for_the_authorization_code() {
-        let f = reply(Stage::Auth, 535, None, "Login Fail. Please enter your authorization code to login. More information in http://service.mail.qq.com/cgi-bin/help?subtype=1&&id=28&&no=1001256");
+        let f = reply(
+            Stage::Auth,
+            535,
+            None,
+            "Login Fail. Please enter your authorization code to login. More information in http://service.mail.qq.com/cgi-bin/help?subtype=1&&id=28&&no=1001256",
+        );
         let d = hint_for("qq", &f, Locale::ZhCn);
         assert!(d.hint.contains("授权码"), "{}", d.hint);
         assert_eq!(d.class, Class::Configuration);
@@ -393,19 +482,37 @@ mod tests {
 
     #[test]
     fn gmail_534_asks_for_an_app_password() {
-        let f = reply(Stage::Auth, 534, Some("5.7.9"), "Application-specific password required. Learn more at\nhttps://support.google.com/mail/?p=InvalidSecondFactor");
+        let f = reply(
+            Stage::Auth,
+            534,
+            Some("5.7.9"),
+            "Application-specific password required. Learn more at\nhttps://support.google.com/mail/?p=InvalidSecondFactor",
+        );
         let d = hint_for("gmail", &f, Locale::En);
         assert!(d.hint.to_lowercase().contains("app password"), "{}", d.hint);
     }
 
     #[test]
     fn office365_5_7_139_variants_are_told_apart() {
-        let tenant = reply(Stage::Auth, 535, Some("5.7.139"), "Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information.");
-        let mailbox = reply(Stage::Auth, 535, Some("5.7.139"), "Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox. Visit https://aka.ms/smtp_auth_disabled for more information.");
+        let tenant = reply(
+            Stage::Auth,
+            535,
+            Some("5.7.139"),
+            "Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information.",
+        );
+        let mailbox = reply(
+            Stage::Auth,
+            535,
+            Some("5.7.139"),
+            "Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox. Visit https://aka.ms/smtp_auth_disabled for more information.",
+        );
         let t = hint_for("office365", &tenant, Locale::En).hint;
         let m = hint_for("office365", &mailbox, Locale::En).hint;
         assert_ne!(t, m);
-        assert!(m.to_lowercase().contains("mailbox") || m.contains("Authenticated SMTP"), "{m}");
+        assert!(
+            m.to_lowercase().contains("mailbox") || m.contains("Authenticated SMTP"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -417,11 +524,22 @@ mod tests {
 
     #[test]
     fn conditions_have_hints_in_both_languages() {
-        for (stage, c) in [(Stage::Tls, Condition::TlsUntrusted), (Stage::Tls, Condition::TlsNotTls), (Stage::Starttls, Condition::StarttlsMissing), (Stage::Connect, Condition::ConnectRefused), (Stage::Dns, Condition::DnsFailed)] {
+        for (stage, c) in [
+            (Stage::Tls, Condition::TlsUntrusted),
+            (Stage::Tls, Condition::TlsNotTls),
+            (Stage::Starttls, Condition::StarttlsMissing),
+            (Stage::Connect, Condition::ConnectRefused),
+            (Stage::Dns, Condition::DnsFailed),
+        ] {
             let f = Failure::condition(stage, c, "x");
             let en = diagnose(&f, None, false, Locale::En);
             let zh = diagnose(&f, None, false, Locale::ZhCn);
-            assert!(!en.hint.contains("failed at"), "catalog has a hint for {}: {}", c.as_str(), en.hint);
+            assert!(
+                !en.hint.contains("failed at"),
+                "catalog has a hint for {}: {}",
+                c.as_str(),
+                en.hint
+            );
             assert_ne!(en.hint, zh.hint);
         }
         let f = Failure::condition(Stage::Starttls, Condition::StarttlsMissing, "x");

@@ -70,12 +70,7 @@ pub async fn discover(address: &EmailAddress, opts: &Options) -> Discovery {
     }
 }
 
-async fn propose(
-    address: &EmailAddress,
-    domain: &str,
-    opts: &Options,
-    notes: &mut Vec<String>,
-) -> Vec<Proposal> {
+async fn propose(address: &EmailAddress, domain: &str, opts: &Options, notes: &mut Vec<String>) -> Vec<Proposal> {
     let found = proposals_from_catalog(domain, address, notes);
     if !found.is_empty() {
         return found;
@@ -133,21 +128,12 @@ async fn propose(
 // ---------------------------------------------------------------- catalog
 
 /// The catalog preset for a provider that lists this domain.
-pub fn proposals_from_catalog(
-    domain: &str,
-    address: &EmailAddress,
-    notes: &mut Vec<String>,
-) -> Vec<Proposal> {
+pub fn proposals_from_catalog(domain: &str, address: &EmailAddress, notes: &mut Vec<String>) -> Vec<Proposal> {
     let Some(p) = Catalog::get().by_domain(domain) else {
         notes.push(format!("catalog: no preset lists {domain}"));
         return Vec::new();
     };
-    match preset(
-        p,
-        address,
-        "catalog",
-        format!("{domain} is served by {}", p.name.en),
-    ) {
+    match preset(p, address, "catalog", format!("{domain} is served by {}", p.name.en)) {
         Some(proposal) => vec![proposal],
         None => {
             notes.push(format!(
@@ -202,13 +188,10 @@ const MAX_REDIRECTS: usize = 5;
 pub fn autoconfig_urls(domain: &str, address: &EmailAddress) -> Vec<String> {
     let mut urls = Vec::new();
     let first = format!("https://autoconfig.{domain}/mail/config-v1.1.xml");
-    if let Ok(url) = reqwest::Url::parse_with_params(&first, &[("emailaddress", address.as_str())])
-    {
+    if let Ok(url) = reqwest::Url::parse_with_params(&first, &[("emailaddress", address.as_str())]) {
         urls.push(url.to_string());
     }
-    if let Ok(url) = reqwest::Url::parse(&format!(
-        "https://{domain}/.well-known/autoconfig/mail/config-v1.1.xml"
-    )) {
+    if let Ok(url) = reqwest::Url::parse(&format!("https://{domain}/.well-known/autoconfig/mail/config-v1.1.xml")) {
         urls.push(url.to_string());
     }
     urls
@@ -220,22 +203,16 @@ fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("ring supports the default TLS versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .timeout(timeout)
         .connect_timeout(timeout)
-        .user_agent(concat!(
-            "herald/",
-            env!("CARGO_PKG_VERSION"),
-            " (mail autoconfig)"
-        ))
+        .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION"), " (mail autoconfig)"))
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
             if attempt.previous().len() >= MAX_REDIRECTS {
                 attempt.error(format!("gave up after {MAX_REDIRECTS} redirects"))
@@ -259,21 +236,13 @@ pub fn autoconfig_client(timeout: Duration) -> Result<reqwest::Client, String> {
 /// Fetches one autoconfig URL; the error says why in a sentence fragment
 /// (status, refused redirect, timeout, connection failure).
 pub async fn fetch_autoconfig(url: &str, client: &reqwest::Client) -> Result<String, String> {
-    let mut response = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| describe_http_error(&e))?;
+    let mut response = client.get(url).send().await.map_err(|e| describe_http_error(&e))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("HTTP {status}"));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| describe_http_error(&e))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| describe_http_error(&e))? {
         body.extend_from_slice(&chunk);
         if body.len() > AUTOCONFIG_MAX_BYTES {
             return Err(format!(
@@ -357,11 +326,7 @@ async fn from_autoconfig(
         };
         let mut file_notes = Vec::new();
         let parsed = parse_autoconfig(&body, address, &mut file_notes);
-        notes.extend(
-            file_notes
-                .into_iter()
-                .map(|n| format!("autoconfig {url}: {n}")),
-        );
+        notes.extend(file_notes.into_iter().map(|n| format!("autoconfig {url}: {n}")));
         match parsed {
             Ok(mut found) => {
                 for p in &mut found {
@@ -384,11 +349,7 @@ async fn from_autoconfig(
 /// `notes`. An error means no usable SMTP server (not XML, an HTML page, not
 /// an autoconfig file, or every server unusable). `detail` is left empty for
 /// the caller, which knows where the file came from.
-pub fn parse_autoconfig(
-    xml: &str,
-    address: &EmailAddress,
-    notes: &mut Vec<String>,
-) -> Result<Vec<Proposal>, String> {
+pub fn parse_autoconfig(xml: &str, address: &EmailAddress, notes: &mut Vec<String>) -> Result<Vec<Proposal>, String> {
     let text = xml.trim_start_matches('\u{feff}').trim_start();
     if !text.starts_with('<') {
         return Err(format!("is not XML: it begins with {:?}", snippet(text)));
@@ -399,20 +360,13 @@ pub fn parse_autoconfig(
         _ => None,
     });
     let is_html = first_element.as_deref() == Some("html")
-        || text
-            .get(..14)
-            .is_some_and(|s| s.eq_ignore_ascii_case("<!doctype html"));
+        || text.get(..14).is_some_and(|s| s.eq_ignore_ascii_case("<!doctype html"));
     if is_html {
-        let title = html_title(&tokens)
-            .map(|t| format!(" ({t:?})"))
-            .unwrap_or_default();
+        let title = html_title(&tokens).map(|t| format!(" ({t:?})")).unwrap_or_default();
         return Err(format!("is an HTML page{title}, not an autoconfig file"));
     }
     let Some(first_element) = first_element else {
-        return Err(format!(
-            "is not XML: no element found in {:?}",
-            snippet(text)
-        ));
+        return Err(format!("is not XML: no element found in {:?}", snippet(text)));
     };
     let is_autoconfig = tokens.iter().any(|t| {
         matches!(t, Token::Open { name, .. }
@@ -438,10 +392,7 @@ pub fn parse_autoconfig(
         }
     }
     if proposals.is_empty() {
-        return Err(format!(
-            "no usable outgoing server ({})",
-            rejected.join("; ")
-        ));
+        return Err(format!("no usable outgoing server ({})", rejected.join("; ")));
     }
     notes.extend(rejected.into_iter().map(|r| format!("{r}; skipped")));
     Ok(proposals)
@@ -457,9 +408,9 @@ fn snippet(text: &str) -> String {
 }
 
 fn html_title(tokens: &[Token]) -> Option<String> {
-    let at = tokens.iter().position(
-        |t| matches!(t, Token::Open { name, .. } if name.eq_ignore_ascii_case("title")),
-    )?;
+    let at = tokens
+        .iter()
+        .position(|t| matches!(t, Token::Open { name, .. } if name.eq_ignore_ascii_case("title")))?;
     match tokens.get(at + 1) {
         Some(Token::Text(t)) if !t.trim().is_empty() => Some(t.trim().to_string()),
         _ => None,
@@ -500,10 +451,7 @@ fn outgoing_servers(tokens: &[Token], notes: &mut Vec<String>) -> Vec<ServerDraf
         match token {
             Token::Open { name, attrs, empty } if is_server(name) => {
                 if let Some(open) = current.take() {
-                    notes.push(
-                        "an <outgoingServer> is not closed before the next one; read up to there"
-                            .into(),
-                    );
+                    notes.push("an <outgoingServer> is not closed before the next one; read up to there".into());
                     servers.push(open);
                 }
                 field = None;
@@ -534,10 +482,7 @@ fn outgoing_servers(tokens: &[Token], notes: &mut Vec<String>) -> Vec<ServerDraf
                 }
             }
             Token::Close(name) => {
-                if field
-                    .as_ref()
-                    .is_some_and(|(f, _)| f.eq_ignore_ascii_case(name))
-                {
+                if field.as_ref().is_some_and(|(f, _)| f.eq_ignore_ascii_case(name)) {
                     let (f, v) = field.take().expect("checked above");
                     if let Some(server) = current.as_mut() {
                         server.set(&f, v);
@@ -596,10 +541,7 @@ fn server_proposal(
             } else {
                 Security::Starttls
             };
-            notes.push(format!(
-                "{label}: no <socketType>; assumed {}",
-                guess.as_str()
-            ));
+            notes.push(format!("{label}: no <socketType>; assumed {}", guess.as_str()));
             guess
         }
     };
@@ -656,8 +598,7 @@ fn substitute(text: &str, address: &EmailAddress, what: &str, notes: &mut Vec<St
         out.push_str(&rest[..at]);
         let after = &rest[at + 1..];
         let known = values.iter().find(|(name, _)| {
-            after.len() >= name.len()
-                && after.as_bytes()[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+            after.len() >= name.len() && after.as_bytes()[..name.len()].eq_ignore_ascii_case(name.as_bytes())
         });
         match known {
             Some((name, value)) => {
@@ -665,9 +606,7 @@ fn substitute(text: &str, address: &EmailAddress, what: &str, notes: &mut Vec<St
                 rest = &after[name.len()..];
                 match rest.strip_prefix('%') {
                     Some(r) => rest = r,
-                    None => notes.push(format!(
-                        "{what} has %{name} without its closing '%'; read as %{name}%"
-                    )),
+                    None => notes.push(format!("{what} has %{name} without its closing '%'; read as %{name}%")),
                 }
             }
             None => {
@@ -689,11 +628,7 @@ fn substitute(text: &str, address: &EmailAddress, what: &str, notes: &mut Vec<St
 /// A lexical piece of an XML document; enough for autoconfig files.
 #[derive(Debug, PartialEq)]
 enum Token {
-    Open {
-        name: String,
-        attrs: String,
-        empty: bool,
-    },
+    Open { name: String, attrs: String, empty: bool },
     Close(String),
     Text(String),
 }
@@ -733,9 +668,7 @@ fn xml_tokens(xml: &str) -> Vec<Token> {
             } else {
                 let empty = inner.ends_with('/');
                 let inner = inner.trim_end_matches('/');
-                let name_end = inner
-                    .find(|c: char| c.is_whitespace())
-                    .unwrap_or(inner.len());
+                let name_end = inner.find(|c: char| c.is_whitespace()).unwrap_or(inner.len());
                 tokens.push(Token::Open {
                     name: inner[..name_end].to_string(),
                     attrs: inner[name_end..].to_string(),
@@ -813,9 +746,7 @@ fn decode_entities(s: &str) -> String {
 fn attribute(attrs: &str, wanted: &str) -> Option<String> {
     let mut rest = attrs.trim_start();
     while !rest.is_empty() {
-        let name_end = rest
-            .find(|c: char| c == '=' || c.is_whitespace())
-            .unwrap_or(rest.len());
+        let name_end = rest.find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(rest.len());
         let name = &rest[..name_end];
         rest = rest[name_end..].trim_start();
         let Some(after_eq) = rest.strip_prefix('=') else {
@@ -888,10 +819,7 @@ pub fn proposals_from_srv(
                 continue;
             }
         };
-        if proposals
-            .iter()
-            .any(|p: &Proposal| p.host == host && p.port == r.port)
-        {
+        if proposals.iter().any(|p: &Proposal| p.host == host && p.port == r.port) {
             continue;
         }
         let provider = Catalog::get().by_host(&host);
@@ -930,11 +858,7 @@ fn describe_dns_error(e: &hickory_resolver::ResolveError) -> String {
     }
 }
 
-async fn lookup_srv(
-    resolver: &Resolver,
-    name: &str,
-    timeout: Duration,
-) -> Result<Vec<SrvRecord>, String> {
+async fn lookup_srv(resolver: &Resolver, name: &str, timeout: Duration) -> Result<Vec<SrvRecord>, String> {
     // Fully qualified, so the search domains of resolv.conf are not tried.
     let lookup = tokio::time::timeout(timeout, resolver.srv_lookup(format!("{name}.")))
         .await
@@ -965,14 +889,9 @@ async fn from_srv(
         lookup_srv(resolver, &starttls, timeout)
     );
     let mut proposals = Vec::new();
-    for (name, security, answer) in [
-        (implicit, Security::Tls, a),
-        (starttls, Security::Starttls, b),
-    ] {
+    for (name, security, answer) in [(implicit, Security::Tls, a), (starttls, Security::Starttls, b)] {
         match answer {
-            Ok(records) => proposals.extend(proposals_from_srv(
-                &name, security, &records, address, notes,
-            )),
+            Ok(records) => proposals.extend(proposals_from_srv(&name, security, &records, address, notes)),
             Err(e) => notes.push(format!("SRV {name}: {e}")),
         }
     }
@@ -983,11 +902,7 @@ async fn from_srv(
 
 /// Catalog presets for the providers whose MX patterns match these hosts
 /// (best preference first), one proposal per provider.
-pub fn proposals_from_mx(
-    hosts: &[String],
-    address: &EmailAddress,
-    notes: &mut Vec<String>,
-) -> Vec<Proposal> {
+pub fn proposals_from_mx(hosts: &[String], address: &EmailAddress, notes: &mut Vec<String>) -> Vec<Proposal> {
     let catalog = Catalog::get();
     let mut proposals: Vec<Proposal> = Vec::new();
     for raw in hosts {
@@ -1000,10 +915,7 @@ pub fn proposals_from_mx(
             notes.push(format!("MX {host} matches no catalog provider"));
             continue;
         };
-        if proposals
-            .iter()
-            .any(|q| q.provider.as_deref() == Some(p.id.as_str()))
-        {
+        if proposals.iter().any(|q| q.provider.as_deref() == Some(p.id.as_str())) {
             continue;
         }
         let pattern = p
@@ -1023,11 +935,7 @@ pub fn proposals_from_mx(
     proposals
 }
 
-async fn lookup_mx(
-    resolver: &Resolver,
-    domain: &str,
-    timeout: Duration,
-) -> Result<Vec<String>, String> {
+async fn lookup_mx(resolver: &Resolver, domain: &str, timeout: Duration) -> Result<Vec<String>, String> {
     let lookup = tokio::time::timeout(timeout, resolver.mx_lookup(format!("{domain}.")))
         .await
         .map_err(|_| format!("no answer within {}s", timeout.as_secs_f32()))?
@@ -1064,8 +972,7 @@ mod tests {
 
     const YAHOO: &str = include_str!("../tests/fixtures/autoconfig/yahoo.com.xml");
     const TWO_SMTP: &str = include_str!("../tests/fixtures/autoconfig/two-smtp.xml");
-    const UNTERMINATED: &str =
-        include_str!("../tests/fixtures/autoconfig/unterminated-placeholder.xml");
+    const UNTERMINATED: &str = include_str!("../tests/fixtures/autoconfig/unterminated-placeholder.xml");
     const NOT_XML: &str = include_str!("../tests/fixtures/autoconfig/not-xml.html");
 
     fn addr(s: &str) -> EmailAddress {
@@ -1108,17 +1015,11 @@ mod tests {
         let d = discover(&addr("carol@example.com"), &offline()).await;
         assert!(d.proposals.is_empty());
         assert!(
-            d.notes
-                .iter()
-                .any(|n| n.contains("no preset lists example.com")),
+            d.notes.iter().any(|n| n.contains("no preset lists example.com")),
             "{:?}",
             d.notes
         );
-        assert!(
-            d.notes.iter().any(|n| n.starts_with("offline")),
-            "{:?}",
-            d.notes
-        );
+        assert!(d.notes.iter().any(|n| n.starts_with("offline")), "{:?}", d.notes);
     }
 
     #[test]
@@ -1144,11 +1045,7 @@ mod tests {
             ("smtp.mail.yahoo.com", 465, Security::Tls)
         );
         assert_eq!(p.username.as_deref(), Some("dave@yahoo.com"));
-        assert_eq!(
-            p.provider.as_deref(),
-            Some("yahoo"),
-            "hostname maps to the catalog"
-        );
+        assert_eq!(p.provider.as_deref(), Some("yahoo"), "hostname maps to the catalog");
         assert_eq!(p.authentication, ["OAuth2", "password-cleartext"]);
         assert_eq!(p.source, "autoconfig");
         assert!(notes.is_empty(), "{notes:?}");
@@ -1158,10 +1055,7 @@ mod tests {
     fn parse_autoconfig_keeps_both_outgoing_servers_in_order() {
         let mut notes = Vec::new();
         let found = parse_autoconfig(TWO_SMTP, &addr("erin@example.net"), &mut notes).unwrap();
-        let got: Vec<_> = found
-            .iter()
-            .map(|p| (p.host.as_str(), p.port, p.security))
-            .collect();
+        let got: Vec<_> = found.iter().map(|p| (p.host.as_str(), p.port, p.security)).collect();
         // The commented-out plain relay must not appear.
         assert_eq!(
             got,
@@ -1199,19 +1093,10 @@ mod tests {
     fn parse_autoconfig_rejects_html_and_non_xml_clearly() {
         let who = addr("gina@example.com");
         let err = parse_autoconfig(NOT_XML, &who, &mut Vec::new()).unwrap_err();
-        assert!(
-            err.contains("HTML page") && err.contains("Page not found"),
-            "{err}"
-        );
-        let err =
-            parse_autoconfig("{\"error\": \"not found\"}", &who, &mut Vec::new()).unwrap_err();
+        assert!(err.contains("HTML page") && err.contains("Page not found"), "{err}");
+        let err = parse_autoconfig("{\"error\": \"not found\"}", &who, &mut Vec::new()).unwrap_err();
         assert!(err.starts_with("is not XML"), "{err}");
-        let err = parse_autoconfig(
-            "<?xml version=\"1.0\"?><rss><channel/></rss>",
-            &who,
-            &mut Vec::new(),
-        )
-        .unwrap_err();
+        let err = parse_autoconfig("<?xml version=\"1.0\"?><rss><channel/></rss>", &who, &mut Vec::new()).unwrap_err();
         assert!(err.contains("not an autoconfig file"), "{err}");
     }
 
@@ -1234,10 +1119,7 @@ mod tests {
                    <port>587</port><socketType>STARTTLS</socketType><username>%EMAILLOCALPART%</userna";
         let mut notes = Vec::new();
         let found = parse_autoconfig(cut, &addr("ivy@example.com"), &mut notes).unwrap();
-        assert_eq!(
-            (found[0].host.as_str(), found[0].port),
-            ("smtp.example.com", 587)
-        );
+        assert_eq!((found[0].host.as_str(), found[0].port), ("smtp.example.com", 587));
         assert!(notes.iter().any(|n| n.contains("ends inside")), "{notes:?}");
     }
 
@@ -1272,11 +1154,7 @@ mod tests {
     #[test]
     fn mx_of_unknown_host_proposes_nothing() {
         let mut notes = Vec::new();
-        let found = proposals_from_mx(
-            &["mx.example.com".into()],
-            &addr("lee@example.com"),
-            &mut notes,
-        );
+        let found = proposals_from_mx(&["mx.example.com".into()], &addr("lee@example.com"), &mut notes);
         assert!(found.is_empty(), "{found:?}");
         assert_eq!(notes, ["MX mx.example.com matches no catalog provider"]);
     }
@@ -1322,16 +1200,9 @@ mod tests {
             &mut Vec::new(),
         );
         let hosts: Vec<_> = found.iter().map(|p| p.host.as_str()).collect();
-        assert_eq!(
-            hosts,
-            ["smtp.gmail.com", "light.example.com", "backup.example.com"]
-        );
+        assert_eq!(hosts, ["smtp.gmail.com", "light.example.com", "backup.example.com"]);
         assert_eq!(found[0].provider.as_deref(), Some("gmail"));
-        assert!(
-            found
-                .iter()
-                .all(|p| p.security == Security::Tls && p.source == "srv")
-        );
+        assert!(found.iter().all(|p| p.security == Security::Tls && p.source == "srv"));
         assert_eq!(
             found[0].detail,
             "_submissions._tcp.example.com SRV 0 50 465 smtp.gmail.com"
@@ -1366,10 +1237,7 @@ mod tests {
 
     fn loopback_client() -> reqwest::Client {
         // no_proxy: an HTTP_PROXY in the environment must not intercept loopback.
-        client_builder(Duration::from_secs(5))
-            .no_proxy()
-            .build()
-            .unwrap()
+        client_builder(Duration::from_secs(5)).no_proxy().build().unwrap()
     }
 
     fn http_response(status: &str, extra_headers: &str, body: &str) -> String {
@@ -1386,9 +1254,7 @@ mod tests {
         let body = fetch_autoconfig(&url, &loopback_client()).await.unwrap();
         let head = server.await.unwrap();
         assert!(
-            head.starts_with(
-                "GET /mail/config-v1.1.xml?emailaddress=oz%40example.net HTTP/1.1\r\n"
-            ),
+            head.starts_with("GET /mail/config-v1.1.xml?emailaddress=oz%40example.net HTTP/1.1\r\n"),
             "{head}"
         );
         let found = parse_autoconfig(&body, &addr("oz@example.net"), &mut Vec::new()).unwrap();
@@ -1407,14 +1273,8 @@ mod tests {
 
     #[tokio::test]
     async fn fetch_autoconfig_refuses_redirect_to_plain_http() {
-        let (base, server) = serve_once(|base| {
-            http_response(
-                "302 Found",
-                &format!("Location: {base}/elsewhere.xml\r\n"),
-                "",
-            )
-        })
-        .await;
+        let (base, server) =
+            serve_once(|base| http_response("302 Found", &format!("Location: {base}/elsewhere.xml\r\n"), "")).await;
         let err = fetch_autoconfig(&format!("{base}/mail/config-v1.1.xml"), &loopback_client())
             .await
             .unwrap_err();

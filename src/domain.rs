@@ -28,7 +28,9 @@ impl EmailAddress {
         if s.len() > 254 {
             return Err("is longer than 254 characters".into());
         }
-        if s.chars().any(|c| c.is_whitespace() || c.is_control() || "<>()[],;:\"\\".contains(c)) {
+        if s.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>()[],;:\"\\".contains(c))
+        {
             return Err(format!(
                 "'{s}' holds a space, a control character or one of <>()[],;:\"\\: give the bare address, e.g. name@example.com"
             ));

@@ -19,7 +19,12 @@ impl Locale {
         let lower = first.to_ascii_lowercase().replace('_', "-");
         if lower == "en" || lower.starts_with("en-") {
             Some(Locale::En)
-        } else if lower == "zh" || lower == "zh-cn" || lower == "zh-hans" || lower.starts_with("zh-hans-") || lower == "zh-sg" {
+        } else if lower == "zh"
+            || lower == "zh-cn"
+            || lower == "zh-hans"
+            || lower.starts_with("zh-hans-")
+            || lower == "zh-sg"
+        {
             Some(Locale::ZhCn)
         } else {
             None

@@ -114,10 +114,16 @@ pub fn check_input(input: &MessageInput) -> Result<Content> {
     if count == 0 {
         p.add("to", "needs at least one recipient address");
     } else if count > MAX_RECIPIENTS {
-        p.add("to", format!("{count} recipients in all; at most {MAX_RECIPIENTS} per message: split the list"));
+        p.add(
+            "to",
+            format!("{count} recipients in all; at most {MAX_RECIPIENTS} per message: split the list"),
+        );
     }
     if input.template.is_some() || input.vars.is_some() {
-        p.add("template", "templates are not available in this build yet: send subject and text or html");
+        p.add(
+            "template",
+            "templates are not available in this build yet: send subject and text or html",
+        );
     }
     let subject = match input.subject.as_deref() {
         None => {
@@ -143,7 +149,10 @@ pub fn check_input(input: &MessageInput) -> Result<Content> {
     }
     let locale = match input.locale.as_deref() {
         None => Some(Locale::En),
-        Some(l) => p.check("locale", Locale::parse(l).ok_or_else(|| format!("'{l}' is not one of en, zh-CN"))),
+        Some(l) => p.check(
+            "locale",
+            Locale::parse(l).ok_or_else(|| format!("'{l}' is not one of en, zh-CN")),
+        ),
     };
     p.into_result()?;
     Ok(Content {
@@ -161,20 +170,25 @@ impl App {
     /// Accepts a message: once this returns, it is on disk and will be
     /// delivered or visibly fail. A repeated idempotency key answers the
     /// message accepted the first time (and `false`).
-    pub async fn accept_message(&self, tenant: &str, input: MessageInput, idempotency_key: Option<String>) -> Result<(MessageView, bool)> {
+    pub async fn accept_message(
+        &self,
+        tenant: &str,
+        input: MessageInput,
+        idempotency_key: Option<String>,
+    ) -> Result<(MessageView, bool)> {
         let content = check_input(&input)?;
-        if let Some(k) = &idempotency_key {
-            if k.is_empty() || k.len() > 200 || k.chars().any(|c| c.is_control()) {
-                return Err(Error::field("Idempotency-Key", "must be 1 to 200 printable characters"));
-            }
+        if let Some(k) = &idempotency_key
+            && (k.is_empty() || k.len() > 200 || k.chars().any(|c| c.is_control()))
+        {
+            return Err(Error::field("Idempotency-Key", "must be 1 to 200 printable characters"));
         }
         let account = match input.account.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
-            Some(a) => Some(
-                self.store
-                    .find_account(tenant, a)
-                    .await?
-                    .ok_or_else(|| Error::field("account", format!("no account '{a}' in this tenant: give an id or name from GET /api/v1/accounts")))?,
-            ),
+            Some(a) => Some(self.store.find_account(tenant, a).await?.ok_or_else(|| {
+                Error::field(
+                    "account",
+                    format!("no account '{a}' in this tenant: give an id or name from GET /api/v1/accounts"),
+                )
+            })?),
             None => match self.store.get_settings(tenant).await?.default_account {
                 Some(id) => self.store.find_account(tenant, &id).await?,
                 None => None,
@@ -220,7 +234,10 @@ impl App {
             to: content.as_ref().map(|c| c.to.clone()).unwrap_or_default(),
             cc: content.as_ref().map(|c| c.cc.clone()).unwrap_or_default(),
             bcc: content.as_ref().map(|c| c.bcc.clone()).unwrap_or_default(),
-            subject: content.as_ref().map(|c| c.subject.as_str().to_string()).unwrap_or_default(),
+            subject: content
+                .as_ref()
+                .map(|c| c.subject.as_str().to_string())
+                .unwrap_or_default(),
             captured: row.captured != 0,
             attempts: attempts
                 .into_iter()
@@ -233,7 +250,11 @@ impl App {
                     enhanced_code: a.enhanced_code,
                     reply: a.reply,
                     class: a.class,
-                    transcript: a.transcript.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default(),
+                    transcript: a
+                        .transcript
+                        .as_deref()
+                        .and_then(|t| serde_json::from_str(t).ok())
+                        .unwrap_or_default(),
                 })
                 .collect(),
             last_error: row.last_error.clone(),
@@ -243,16 +264,23 @@ impl App {
     }
 
     pub async fn get_message(&self, tenant: &str, id: &str) -> Result<MessageView> {
-        let row = self.store.get_message(tenant, id).await?.ok_or_else(|| Error::NotFound(format!("message '{id}'")))?;
+        let row = self
+            .store
+            .get_message(tenant, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("message '{id}'")))?;
         let attempts = self.store.attempts_of(&row.id).await?;
         Ok(self.message_view(&row, attempts))
     }
 
     pub async fn list_messages(&self, tenant: &str, filter: MessageFilter) -> Result<Vec<MessageView>> {
-        if let Some(s) = &filter.status {
-            if !status::ALL.contains(&s.as_str()) {
-                return Err(Error::field("status", format!("'{s}' is not one of {}", status::ALL.join(", "))));
-            }
+        if let Some(s) = &filter.status
+            && !status::ALL.contains(&s.as_str())
+        {
+            return Err(Error::field(
+                "status",
+                format!("'{s}' is not one of {}", status::ALL.join(", ")),
+            ));
         }
         let rows = self.store.list_messages(tenant, &filter).await?;
         Ok(rows.iter().map(|r| self.message_view(r, Vec::new())).collect())
@@ -260,7 +288,11 @@ impl App {
 
     /// Puts a failed, deferred, held or cancelled message back in the queue now.
     pub async fn retry_message(&self, tenant: &str, id: &str) -> Result<MessageView> {
-        let row = self.store.get_message(tenant, id).await?.ok_or_else(|| Error::NotFound(format!("message '{id}'")))?;
+        let row = self
+            .store
+            .get_message(tenant, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("message '{id}'")))?;
         if !self.store.requeue_message(tenant, &row.id).await? {
             return Err(Error::Conflict(format!(
                 "message {id} is {}: only failed, deferred, held or cancelled messages can be retried",
@@ -286,7 +318,9 @@ mod tests {
             subject: Some("Hi\r\nBcc: x@evil".into()),
             ..Default::default()
         };
-        let Err(Error::Invalid(errs)) = check_input(&input) else { panic!("must refuse") };
+        let Err(Error::Invalid(errs)) = check_input(&input) else {
+            panic!("must refuse")
+        };
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
         assert!(fields.contains(&"to[1]"), "{fields:?}");
         assert!(fields.contains(&"subject"), "{fields:?}");

@@ -68,7 +68,9 @@ impl Keyring {
         if path.exists() {
             check_private(&path)?;
             let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            let key = b64.decode(text.trim()).with_context(|| format!("{} is not base64", path.display()))?;
+            let key = b64
+                .decode(text.trim())
+                .with_context(|| format!("{} is not base64", path.display()))?;
             return Keyring::from_bytes(&key).with_context(|| path.display().to_string());
         }
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
@@ -92,7 +94,10 @@ impl Keyring {
             .cipher
             .encrypt(
                 Nonce::from_slice(&nonce_bytes),
-                Payload { msg: secret.0.as_bytes(), aad: context.as_bytes() },
+                Payload {
+                    msg: secret.0.as_bytes(),
+                    aad: context.as_bytes(),
+                },
             )
             .expect("AES-GCM encryption does not fail for in-memory buffers");
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
@@ -109,7 +114,13 @@ impl Keyring {
         let (nonce, ct) = sealed[1..].split_at(NONCE_LEN);
         let clear = self
             .cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: context.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: context.as_bytes(),
+                },
+            )
             .map_err(|_| anyhow::anyhow!("stored secret cannot be decrypted with this data directory's key"))?;
         Ok(Secret(String::from_utf8(clear).context("stored secret is not UTF-8")?))
     }
@@ -125,7 +136,9 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
     f.write_all(bytes)?;
     f.sync_all()?;
     Ok(())
@@ -137,7 +150,10 @@ fn check_private(path: &Path) -> anyhow::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            bail!("{} is readable by others (mode {mode:o}): run chmod 600 on it", path.display());
+            bail!(
+                "{} is readable by others (mode {mode:o}): run chmod 600 on it",
+                path.display()
+            );
         }
     }
     Ok(())
@@ -190,7 +206,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

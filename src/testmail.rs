@@ -80,10 +80,14 @@ impl App {
         self.metrics.record_test(report.ok);
         let report_json = serde_json::to_string(&report).map_err(anyhow::Error::from)?;
         if report.ok {
-            self.store.set_account_status(&row.id, status::READY, None, Some(&report_json)).await?;
+            self.store
+                .set_account_status(&row.id, status::READY, None, Some(&report_json))
+                .await?;
         } else {
             let message = format!("{} — {}", report.summary(), report.hint.clone().unwrap_or_default());
-            self.store.set_account_status(&row.id, status::FAILING, Some(&message), Some(&report_json)).await?;
+            self.store
+                .set_account_status(&row.id, status::FAILING, Some(&message), Some(&report_json))
+                .await?;
         }
         tracing::info!(account = %row.id, ok = report.ok, stage = report.stage.as_str(), code = ?report.code, elapsed_ms, "test email");
         Ok(report)

@@ -16,8 +16,15 @@ pub async fn list(caller: Caller, State(app): State<App>) -> Result<Out<Vec<Acco
     Ok(axum::Json(app.list_accounts(&caller.tenant).await?))
 }
 
-pub async fn create(caller: Caller, State(app): State<App>, Json(input): Json<AccountInput>) -> Result<(StatusCode, Out<AccountView>)> {
-    Ok((StatusCode::CREATED, axum::Json(app.create_account(&caller.tenant, input).await?)))
+pub async fn create(
+    caller: Caller,
+    State(app): State<App>,
+    Json(input): Json<AccountInput>,
+) -> Result<(StatusCode, Out<AccountView>)> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(app.create_account(&caller.tenant, input).await?),
+    ))
 }
 
 pub async fn show(caller: Caller, State(app): State<App>, Path(id): Path<String>) -> Result<Out<AccountView>> {
@@ -25,7 +32,12 @@ pub async fn show(caller: Caller, State(app): State<App>, Path(id): Path<String>
     Ok(axum::Json(app.account_view(&row)))
 }
 
-pub async fn edit(caller: Caller, State(app): State<App>, Path(id): Path<String>, Json(input): Json<AccountInput>) -> Result<Out<AccountView>> {
+pub async fn edit(
+    caller: Caller,
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Json(input): Json<AccountInput>,
+) -> Result<Out<AccountView>> {
     Ok(axum::Json(app.edit_account(&caller.tenant, &id, input).await?))
 }
 
@@ -42,7 +54,13 @@ pub struct TestInput {
 }
 
 /// 200 whether or not the send worked: the report says which.
-pub async fn test(caller: Caller, State(app): State<App>, Path(id): Path<String>, headers: HeaderMap, Json(input): Json<TestInput>) -> Result<Out<Report>> {
+pub async fn test(
+    caller: Caller,
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(input): Json<TestInput>,
+) -> Result<Out<Report>> {
     let locale = match input.locale.as_deref() {
         Some(l) => Locale::parse(l).ok_or_else(|| Error::field("locale", format!("'{l}' is not one of en, zh-CN")))?,
         None => headers
@@ -51,5 +69,7 @@ pub async fn test(caller: Caller, State(app): State<App>, Path(id): Path<String>
             .and_then(Locale::parse)
             .unwrap_or_default(),
     };
-    Ok(axum::Json(app.test_account(&caller.tenant, &id, &input.to, locale).await?))
+    Ok(axum::Json(
+        app.test_account(&caller.tenant, &id, &input.to, locale).await?,
+    ))
 }

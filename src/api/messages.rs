@@ -11,13 +11,25 @@ use serde::{Deserialize, Serialize};
 
 /// 202 once the message is on disk; 200 with the same message when the
 /// Idempotency-Key was seen before.
-pub async fn create(caller: Caller, State(app): State<App>, headers: HeaderMap, Json(input): Json<MessageInput>) -> Result<(StatusCode, axum::Json<MessageView>)> {
+pub async fn create(
+    caller: Caller,
+    State(app): State<App>,
+    headers: HeaderMap,
+    Json(input): Json<MessageInput>,
+) -> Result<(StatusCode, axum::Json<MessageView>)> {
     let key = match headers.get("idempotency-key") {
-        Some(v) => Some(v.to_str().map_err(|_| Error::field("Idempotency-Key", "must be printable ASCII"))?.to_string()),
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| Error::field("Idempotency-Key", "must be printable ASCII"))?
+                .to_string(),
+        ),
         None => None,
     };
     let (view, created) = app.accept_message(&caller.tenant, input, key).await?;
-    Ok((if created { StatusCode::ACCEPTED } else { StatusCode::OK }, axum::Json(view)))
+    Ok((
+        if created { StatusCode::ACCEPTED } else { StatusCode::OK },
+        axum::Json(view),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -28,12 +40,21 @@ pub struct ListQuery {
     limit: Option<i64>,
 }
 
-pub async fn list(caller: Caller, State(app): State<App>, Query(q): Query<ListQuery>) -> Result<axum::Json<Vec<MessageView>>> {
+pub async fn list(
+    caller: Caller,
+    State(app): State<App>,
+    Query(q): Query<ListQuery>,
+) -> Result<axum::Json<Vec<MessageView>>> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(Error::field("limit", "must be between 1 and 500"));
     }
-    let filter = MessageFilter { status: q.status, account_id: q.account, before: q.before, limit };
+    let filter = MessageFilter {
+        status: q.status,
+        account_id: q.account,
+        before: q.before,
+        limit,
+    };
     Ok(axum::Json(app.list_messages(&caller.tenant, filter).await?))
 }
 

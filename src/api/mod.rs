@@ -25,7 +25,10 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/providers", get(providers::list))
         .route("/api/v1/providers/discover", get(providers::discover))
         .route("/api/v1/accounts", get(accounts::list).post(accounts::create))
-        .route("/api/v1/accounts/{id}", get(accounts::show).patch(accounts::edit).delete(accounts::remove))
+        .route(
+            "/api/v1/accounts/{id}",
+            get(accounts::show).patch(accounts::edit).delete(accounts::remove),
+        )
         .route("/api/v1/accounts/{id}/test", post(accounts::test))
         .route("/api/v1/messages", get(messages::list).post(messages::create))
         .route("/api/v1/messages/{id}", get(messages::show))
@@ -56,7 +59,9 @@ impl FromRequestParts<App> for Caller {
         if let Some(admin) = &app.config.admin_token {
             use subtle::ConstantTimeEq;
             if bool::from(admin.as_bytes().ct_eq(token.as_bytes())) {
-                return Ok(Caller { tenant: PLATFORM.to_string() });
+                return Ok(Caller {
+                    tenant: PLATFORM.to_string(),
+                });
             }
         }
         match app.store.tenant_for_token(&crate::secrets::token_hash(token)).await? {
@@ -88,7 +93,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let field = if path == "." || path.is_empty() { "body".to_string() } else { path };
+        let field = if path == "." || path.is_empty() {
+            "body".to_string()
+        } else {
+            path
+        };
         let message = if inner.is_syntax() || inner.is_eof() {
             format!("is not valid JSON ({inner})")
         } else {

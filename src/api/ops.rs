@@ -16,13 +16,19 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     if app.store.ping().await {
         (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"})))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "database unavailable"})))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "database unavailable"})),
+        )
     }
 }
 
 pub async fn metrics(State(app): State<App>) -> Result<impl IntoResponse> {
     let counts = app.store.message_counts().await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render(&counts)))
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(&counts),
+    ))
 }
 
 pub async fn openapi() -> impl IntoResponse {
@@ -60,9 +66,18 @@ pub async fn get_settings(caller: Caller, State(app): State<App>) -> Result<axum
 }
 
 /// Replaces the settings; `public_url` is the server's (HERALD_PUBLIC_URL) and read-only here.
-pub async fn put_settings(caller: Caller, State(app): State<App>, Json(input): Json<Settings>) -> Result<axum::Json<Settings>> {
+pub async fn put_settings(
+    caller: Caller,
+    State(app): State<App>,
+    Json(input): Json<Settings>,
+) -> Result<axum::Json<Settings>> {
     let mut p = Problems::default();
-    let default_account = match input.default_account.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let default_account = match input
+        .default_account
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => None,
         Some(a) => match app.store.find_account(&caller.tenant, a).await? {
             Some(row) => Some(row.id),
@@ -74,16 +89,26 @@ pub async fn put_settings(caller: Caller, State(app): State<App>, Json(input): J
     };
     let from_name = match input.from_name.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
-        Some(n) => p.check("from_name", crate::domain::HeaderText::parse(n)).map(|h| h.as_str().to_string()),
+        Some(n) => p
+            .check("from_name", crate::domain::HeaderText::parse(n))
+            .map(|h| h.as_str().to_string()),
     };
     let locale = match input.locale.as_deref() {
         None => None,
-        Some(l) => p.check("locale", Locale::parse(l).map(|l| l.as_str().to_string()).ok_or_else(|| format!("'{l}' is not one of en, zh-CN"))),
+        Some(l) => p.check(
+            "locale",
+            Locale::parse(l)
+                .map(|l| l.as_str().to_string())
+                .ok_or_else(|| format!("'{l}' is not one of en, zh-CN")),
+        ),
     };
-    if let Some(u) = &input.public_url {
-        if u.trim_end_matches('/') != app.config.public_url {
-            p.add("public_url", "is set by the server (HERALD_PUBLIC_URL), not through the API");
-        }
+    if let Some(u) = &input.public_url
+        && u.trim_end_matches('/') != app.config.public_url
+    {
+        p.add(
+            "public_url",
+            "is set by the server (HERALD_PUBLIC_URL), not through the API",
+        );
     }
     p.into_result()?;
     let row = SettingsRow {
@@ -94,6 +119,6 @@ pub async fn put_settings(caller: Caller, State(app): State<App>, Json(input): J
         fallback_to_platform: input.fallback_to_platform.unwrap_or(true) as i64,
         updated_at: crate::now_ms(),
     };
-    app.store.put_settings(&row).await.map_err(Error::from)?;
+    app.store.put_settings(&row).await?;
     Ok(axum::Json(view(&app, &row)))
 }

@@ -39,11 +39,21 @@ impl IntoResponse for Error {
             Error::Internal(_) => "something went wrong inside Herald; the log has the details".to_string(),
             other => other.to_string(),
         };
-        let body = Problem { kind: "about:blank", title, status: status.as_u16(), detail, errors };
+        let body = Problem {
+            kind: "about:blank",
+            title,
+            status: status.as_u16(),
+            detail,
+            errors,
+        };
         let mut resp = (status, serde_json::to_string(&body).unwrap_or_default()).into_response();
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }

@@ -21,9 +21,18 @@ pub struct DiscoverQuery {
     offline: Option<bool>,
 }
 
-pub async fn discover(_caller: Caller, State(_app): State<App>, Query(q): Query<DiscoverQuery>) -> Result<Json<Discovery>> {
-    let address = q.address.ok_or_else(|| Error::field("address", "is required: ?address=name@example.com"))?;
+pub async fn discover(
+    _caller: Caller,
+    State(_app): State<App>,
+    Query(q): Query<DiscoverQuery>,
+) -> Result<Json<Discovery>> {
+    let address = q
+        .address
+        .ok_or_else(|| Error::field("address", "is required: ?address=name@example.com"))?;
     let address = EmailAddress::parse(&address).map_err(|m| Error::field("address", m))?;
-    let opts = discovery::Options { offline: q.offline.unwrap_or(false), timeout: Duration::from_secs(5) };
+    let opts = discovery::Options {
+        offline: q.offline.unwrap_or(false),
+        timeout: Duration::from_secs(5),
+    };
     Ok(Json(discovery::discover(&address, &opts).await))
 }

@@ -32,9 +32,15 @@ pub struct ServerSettings {
 pub enum Credentials {
     None,
     /// Password, app password, authorization code or API key: AUTH PLAIN or LOGIN.
-    Password { username: String, secret: Secret },
+    Password {
+        username: String,
+        secret: Secret,
+    },
     /// An OAuth2 access token: AUTH XOAUTH2.
-    XOAuth2 { username: String, token: Secret },
+    XOAuth2 {
+        username: String,
+        token: Secret,
+    },
 }
 
 /// What the server said it supports after EHLO.
@@ -119,13 +125,18 @@ fn map_err(stage: Stage, transcript: &Transcript, e: mail_send::Error) -> Failur
 
 impl Session {
     /// Opens a session up to and including authentication.
-    pub async fn open(settings: &ServerSettings, credentials: &Credentials, transcript: Transcript) -> Result<Session, Failure> {
+    pub async fn open(
+        settings: &ServerSettings,
+        credentials: &Credentials,
+        transcript: Transcript,
+    ) -> Result<Session, Failure> {
         let connector = if settings.security == Security::None {
             None
         } else {
-            Some(tls::connector(settings.ca_pem.as_deref(), settings.skip_verify).map_err(|m| {
-                Failure::condition(Stage::Tls, Condition::TlsFailed, format!("tls.ca_pem {m}"))
-            })?)
+            Some(
+                tls::connector(settings.ca_pem.as_deref(), settings.skip_verify)
+                    .map_err(|m| Failure::condition(Stage::Tls, Condition::TlsFailed, format!("tls.ca_pem {m}")))?,
+            )
         };
 
         // DNS, then TCP, each bounded by the account's timeout.
@@ -133,12 +144,26 @@ impl Session {
         let addrs: Vec<_> = match tokio::time::timeout(settings.timeout, tokio::net::lookup_host(&target)).await {
             Ok(Ok(a)) => a.collect(),
             Ok(Err(e)) => {
-                return Err(Failure::condition(Stage::Dns, Condition::DnsFailed, format!("cannot resolve {}: {e}", settings.host)));
+                return Err(Failure::condition(
+                    Stage::Dns,
+                    Condition::DnsFailed,
+                    format!("cannot resolve {}: {e}", settings.host),
+                ));
             }
-            Err(_) => return Err(Failure::condition(Stage::Dns, Condition::DnsFailed, format!("resolving {} timed out", settings.host))),
+            Err(_) => {
+                return Err(Failure::condition(
+                    Stage::Dns,
+                    Condition::DnsFailed,
+                    format!("resolving {} timed out", settings.host),
+                ));
+            }
         };
         if addrs.is_empty() {
-            return Err(Failure::condition(Stage::Dns, Condition::DnsFailed, format!("{} has no address", settings.host)));
+            return Err(Failure::condition(
+                Stage::Dns,
+                Condition::DnsFailed,
+                format!("{} has no address", settings.host),
+            ));
         }
         transcript.note(format!("connecting to {target} ({})", settings.security.as_str()));
         let mut last_err = None;
@@ -149,8 +174,24 @@ impl Session {
                     tcp = Some(s);
                     break;
                 }
-                Ok(Err(e)) => last_err = Some(Failure::condition(Stage::Connect, if e.kind() == std::io::ErrorKind::ConnectionRefused { Condition::ConnectRefused } else { Condition::ConnectTimeout }, format!("connecting to {addr}: {e}"))),
-                Err(_) => last_err = Some(Failure::condition(Stage::Connect, Condition::ConnectTimeout, format!("connecting to {addr} timed out after {}s", settings.timeout.as_secs()))),
+                Ok(Err(e)) => {
+                    last_err = Some(Failure::condition(
+                        Stage::Connect,
+                        if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                            Condition::ConnectRefused
+                        } else {
+                            Condition::ConnectTimeout
+                        },
+                        format!("connecting to {addr}: {e}"),
+                    ))
+                }
+                Err(_) => {
+                    last_err = Some(Failure::condition(
+                        Stage::Connect,
+                        Condition::ConnectTimeout,
+                        format!("connecting to {addr} timed out after {}s", settings.timeout.as_secs()),
+                    ))
+                }
             }
         }
         let Some(tcp) = tcp else {
@@ -160,18 +201,29 @@ impl Session {
         let _ = tcp.set_nodelay(true);
 
         let conn = match (&connector, settings.security) {
-            (Some(c), Security::Tls) => Conn::Tls(Box::new(handshake(c, &settings.host, tcp, settings.timeout, &transcript).await?)),
+            (Some(c), Security::Tls) => Conn::Tls(Box::new(
+                handshake(c, &settings.host, tcp, settings.timeout, &transcript).await?,
+            )),
             _ => Conn::Plain(tcp),
         };
         let mut client: Client = SmtpClient {
-            stream: Recorder { inner: conn, transcript: transcript.clone() },
+            stream: Recorder {
+                inner: conn,
+                transcript: transcript.clone(),
+            },
             timeout: settings.timeout,
         };
 
         // Greeting.
         let greeting = tokio::time::timeout(settings.timeout, client.read())
             .await
-            .map_err(|_| Failure::condition(Stage::Greeting, Condition::Timeout, "the server sent no greeting in time"))?
+            .map_err(|_| {
+                Failure::condition(
+                    Stage::Greeting,
+                    Condition::Timeout,
+                    "the server sent no greeting in time",
+                )
+            })?
             .map_err(|e| map_err(Stage::Greeting, &transcript, e))?;
         if greeting.code != 220 {
             return Err(Failure::reply(Stage::Greeting, Reply::from_response(&greeting)));
@@ -187,7 +239,10 @@ impl Session {
                     "the server does not offer STARTTLS; Herald will not continue in clear",
                 ));
             }
-            let r = client.cmd(b"STARTTLS\r\n").await.map_err(|e| map_err(Stage::Starttls, &transcript, e))?;
+            let r = client
+                .cmd(b"STARTTLS\r\n")
+                .await
+                .map_err(|e| map_err(Stage::Starttls, &transcript, e))?;
             if r.code != 220 {
                 return Err(Failure::reply(Stage::Starttls, Reply::from_response(&r)));
             }
@@ -195,11 +250,17 @@ impl Session {
                 unreachable!("STARTTLS is only sent on a plain connection")
             };
             let connector = connector.as_ref().expect("a connector exists for starttls");
-            client.stream.inner = Conn::Tls(Box::new(handshake(connector, &settings.host, tcp, settings.timeout, &transcript).await?));
+            client.stream.inner = Conn::Tls(Box::new(
+                handshake(connector, &settings.host, tcp, settings.timeout, &transcript).await?,
+            ));
             caps = ehlo(&mut client, &settings.helo_name, &transcript).await?;
         }
 
-        let mut session = Session { client, caps, transcript };
+        let mut session = Session {
+            client,
+            caps,
+            transcript,
+        };
         session.authenticate(credentials).await?;
         Ok(session)
     }
@@ -212,39 +273,70 @@ impl Session {
             Credentials::None => Ok(()),
             Credentials::Password { username, secret } => {
                 if !self.caps.auth_offered {
-                    return Err(Failure::condition(Stage::Auth, Condition::AuthNotOffered, "the server offers no AUTH command"));
+                    return Err(Failure::condition(
+                        Stage::Auth,
+                        Condition::AuthNotOffered,
+                        "the server offers no AUTH command",
+                    ));
                 }
                 self.transcript.begin_auth();
                 let result = if self.caps.auth_plain {
                     let token = b64.encode(format!("\0{}\0{}", username, secret.expose()));
-                    self.client.cmd(format!("AUTH PLAIN {token}\r\n").as_bytes()).await.map_err(fail_cmd)
+                    self.client
+                        .cmd(format!("AUTH PLAIN {token}\r\n").as_bytes())
+                        .await
+                        .map_err(fail_cmd)
                 } else if self.caps.auth_login {
                     self.login(username, secret).await
                 } else {
                     self.transcript.end_auth();
-                    return Err(Failure::condition(Stage::Auth, Condition::AuthUnsupported, "the server offers neither AUTH PLAIN nor AUTH LOGIN"));
+                    return Err(Failure::condition(
+                        Stage::Auth,
+                        Condition::AuthUnsupported,
+                        "the server offers neither AUTH PLAIN nor AUTH LOGIN",
+                    ));
                 };
                 self.transcript.end_auth();
                 let r = result?;
-                if r.code == 235 { Ok(()) } else { Err(Failure::reply(Stage::Auth, Reply::from_response(&r))) }
+                if r.code == 235 {
+                    Ok(())
+                } else {
+                    Err(Failure::reply(Stage::Auth, Reply::from_response(&r)))
+                }
             }
             Credentials::XOAuth2 { username, token } => {
                 if !self.caps.auth_xoauth2 {
-                    return Err(Failure::condition(Stage::Auth, Condition::AuthUnsupported, "the server does not offer AUTH XOAUTH2"));
+                    return Err(Failure::condition(
+                        Stage::Auth,
+                        Condition::AuthUnsupported,
+                        "the server does not offer AUTH XOAUTH2",
+                    ));
                 }
                 self.transcript.begin_auth();
                 let payload = b64.encode(format!("user={}\x01auth=Bearer {}\x01\x01", username, token.expose()));
-                let mut result = self.client.cmd(format!("AUTH XOAUTH2 {payload}\r\n").as_bytes()).await.map_err(fail_cmd);
+                let mut result = self
+                    .client
+                    .cmd(format!("AUTH XOAUTH2 {payload}\r\n").as_bytes())
+                    .await
+                    .map_err(fail_cmd);
                 // Google answers a bad token with 334 and a base64 JSON error; the
                 // client must answer with an empty line to get the final 535.
-                if let Ok(r) = &result {
-                    if r.code == 334 {
-                        result = self.client.cmd(b"\r\n").await.map_err(|e| map_err(Stage::Auth, &self.transcript, e));
-                    }
+                if let Ok(r) = &result
+                    && r.code == 334
+                {
+                    result = self
+                        .client
+                        .cmd(b"\r\n")
+                        .await
+                        .map_err(|e| map_err(Stage::Auth, &self.transcript, e));
                 }
                 self.transcript.end_auth();
                 let r = result?;
-                if r.code == 235 { Ok(()) } else { Err(Failure::reply(Stage::Auth, Reply::from_response(&r))) }
+                if r.code == 235 {
+                    Ok(())
+                } else {
+                    Err(Failure::reply(Stage::Auth, Reply::from_response(&r)))
+                }
             }
         }
     }
@@ -252,15 +344,26 @@ impl Session {
     async fn login(&mut self, username: &str, secret: &Secret) -> Result<smtp_proto::Response<String>, Failure> {
         let b64 = base64::engine::general_purpose::STANDARD;
         let t = self.transcript.clone();
-        let r = self.client.cmd(b"AUTH LOGIN\r\n").await.map_err(|e| map_err(Stage::Auth, &t, e))?;
+        let r = self
+            .client
+            .cmd(b"AUTH LOGIN\r\n")
+            .await
+            .map_err(|e| map_err(Stage::Auth, &t, e))?;
         if r.code != 334 {
             return Ok(r);
         }
-        let r = self.client.cmd(format!("{}\r\n", b64.encode(username)).as_bytes()).await.map_err(|e| map_err(Stage::Auth, &t, e))?;
+        let r = self
+            .client
+            .cmd(format!("{}\r\n", b64.encode(username)).as_bytes())
+            .await
+            .map_err(|e| map_err(Stage::Auth, &t, e))?;
         if r.code != 334 {
             return Ok(r);
         }
-        self.client.cmd(format!("{}\r\n", b64.encode(secret.expose())).as_bytes()).await.map_err(|e| map_err(Stage::Auth, &t, e))
+        self.client
+            .cmd(format!("{}\r\n", b64.encode(secret.expose())).as_bytes())
+            .await
+            .map_err(|e| map_err(Stage::Auth, &t, e))
     }
 
     /// Sends one message. Recipients refused with a permanent reply are
@@ -268,16 +371,25 @@ impl Session {
     /// recipient is left or a transient refusal makes the whole send retry.
     pub async fn send(&mut self, envelope: &Envelope, content: &[u8]) -> Result<SendOutcome, Failure> {
         let t = self.transcript.clone();
-        let smtputf8 = self.caps.smtputf8 && (!envelope.from.as_str().is_ascii() || envelope.to.iter().any(|a| !a.as_str().is_ascii()));
+        let smtputf8 = self.caps.smtputf8
+            && (!envelope.from.as_str().is_ascii() || envelope.to.iter().any(|a| !a.as_str().is_ascii()));
         let params = if smtputf8 { " SMTPUTF8" } else { "" };
-        let r = self.client.cmd(format!("MAIL FROM:<{}>{params}\r\n", envelope.from).as_bytes()).await.map_err(|e| map_err(Stage::MailFrom, &t, e))?;
+        let r = self
+            .client
+            .cmd(format!("MAIL FROM:<{}>{params}\r\n", envelope.from).as_bytes())
+            .await
+            .map_err(|e| map_err(Stage::MailFrom, &t, e))?;
         if r.code / 100 != 2 {
             return Err(Failure::reply(Stage::MailFrom, Reply::from_response(&r)));
         }
         let mut accepted = Vec::new();
         let mut rejected = Vec::new();
         for rcpt in &envelope.to {
-            let r = self.client.cmd(format!("RCPT TO:<{rcpt}>\r\n").as_bytes()).await.map_err(|e| map_err(Stage::RcptTo, &t, e))?;
+            let r = self
+                .client
+                .cmd(format!("RCPT TO:<{rcpt}>\r\n").as_bytes())
+                .await
+                .map_err(|e| map_err(Stage::RcptTo, &t, e))?;
             if r.code / 100 == 2 {
                 accepted.push(rcpt.clone());
             } else {
@@ -285,11 +397,18 @@ impl Session {
             }
         }
         if accepted.is_empty() {
-            let (_, reply) = rejected.into_iter().next().expect("a message has at least one recipient");
+            let (_, reply) = rejected
+                .into_iter()
+                .next()
+                .expect("a message has at least one recipient");
             let _ = self.client.cmd(b"RSET\r\n").await;
             return Err(Failure::reply(Stage::RcptTo, reply));
         }
-        let r = self.client.cmd(b"DATA\r\n").await.map_err(|e| map_err(Stage::Data, &t, e))?;
+        let r = self
+            .client
+            .cmd(b"DATA\r\n")
+            .await
+            .map_err(|e| map_err(Stage::Data, &t, e))?;
         if r.code != 354 {
             return Err(Failure::reply(Stage::Data, Reply::from_response(&r)));
         }
@@ -297,18 +416,34 @@ impl Session {
         let written = tokio::time::timeout(self.client.timeout, self.client.write_message(content)).await;
         self.transcript.end_body();
         match written {
-            Err(_) => return Err(Failure::condition(Stage::Data, Condition::Timeout, "sending the message content timed out")),
+            Err(_) => {
+                return Err(Failure::condition(
+                    Stage::Data,
+                    Condition::Timeout,
+                    "sending the message content timed out",
+                ));
+            }
             Ok(Err(e)) => return Err(map_err(Stage::Data, &t, mail_send::Error::Io(e))),
             Ok(Ok(())) => {}
         }
         let r = tokio::time::timeout(self.client.timeout, self.client.read())
             .await
-            .map_err(|_| Failure::condition(Stage::Data, Condition::Timeout, "the server did not confirm the message in time"))?
+            .map_err(|_| {
+                Failure::condition(
+                    Stage::Data,
+                    Condition::Timeout,
+                    "the server did not confirm the message in time",
+                )
+            })?
             .map_err(|e| map_err(Stage::Data, &t, e))?;
         if r.code / 100 != 2 {
             return Err(Failure::reply(Stage::Data, Reply::from_response(&r)));
         }
-        Ok(SendOutcome { reply: Reply::from_response(&r), accepted, rejected })
+        Ok(SendOutcome {
+            reply: Reply::from_response(&r),
+            accepted,
+            rejected,
+        })
     }
 
     /// Ends the session politely; errors here change nothing.
@@ -341,7 +476,11 @@ async fn handshake(
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Failure> {
     let name = tls::server_name(host).map_err(|m| Failure::condition(Stage::Tls, Condition::TlsFailed, m))?;
     match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
-        Err(_) => Err(Failure::condition(Stage::Tls, Condition::Timeout, "the TLS handshake timed out")),
+        Err(_) => Err(Failure::condition(
+            Stage::Tls,
+            Condition::Timeout,
+            "the TLS handshake timed out",
+        )),
         Ok(Err(e)) => Err(match tls::classify_handshake_error(&e) {
             TlsProblem::Untrusted(m) => Failure::condition(Stage::Tls, Condition::TlsUntrusted, m),
             TlsProblem::NotTls => Failure::condition(
@@ -349,7 +488,9 @@ async fn handshake(
                 Condition::TlsNotTls,
                 "the server answered in plain text: this port does not speak implicit TLS",
             ),
-            TlsProblem::Other(m) => Failure::condition(Stage::Tls, Condition::TlsFailed, format!("TLS handshake failed: {m}")),
+            TlsProblem::Other(m) => {
+                Failure::condition(Stage::Tls, Condition::TlsFailed, format!("TLS handshake failed: {m}"))
+            }
         }),
         Ok(Ok(s)) => {
             let (_, conn) = s.get_ref();
@@ -366,8 +507,18 @@ mod tests {
 
     #[test]
     fn capabilities_from_ehlo() {
-        let c = Capabilities::parse("smtp.example.com Hello\nPIPELINING\nSIZE 35882577\nAUTH LOGIN PLAIN XOAUTH2\nSTARTTLS\nSMTPUTF8");
-        assert!(c.starttls && c.pipelining && c.smtputf8 && c.auth_offered && c.auth_plain && c.auth_login && c.auth_xoauth2);
+        let c = Capabilities::parse(
+            "smtp.example.com Hello\nPIPELINING\nSIZE 35882577\nAUTH LOGIN PLAIN XOAUTH2\nSTARTTLS\nSMTPUTF8",
+        );
+        assert!(
+            c.starttls
+                && c.pipelining
+                && c.smtputf8
+                && c.auth_offered
+                && c.auth_plain
+                && c.auth_login
+                && c.auth_xoauth2
+        );
         assert_eq!(c.size, Some(35882577));
         let c = Capabilities::parse("localhost\nAUTH=LOGIN\n8BITMIME");
         assert!(c.auth_login && !c.auth_plain && !c.starttls);

@@ -19,15 +19,21 @@ fn builder() -> rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier> {
 }
 
 fn mozilla_roots() -> RootCertStore {
-    RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() }
+    RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    }
 }
 
 /// Parses PEM certificates; an error names what is wrong with the text.
 pub fn parse_ca_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
-    let certs = certs.map_err(|e| format!("is not valid PEM ({e}): paste the CA certificate(s) including the BEGIN/END CERTIFICATE lines"))?;
+    let certs = certs.map_err(|e| {
+        format!("is not valid PEM ({e}): paste the CA certificate(s) including the BEGIN/END CERTIFICATE lines")
+    })?;
     if certs.is_empty() {
-        return Err("holds no certificate: paste the CA certificate(s) including the BEGIN/END CERTIFICATE lines".into());
+        return Err(
+            "holds no certificate: paste the CA certificate(s) including the BEGIN/END CERTIFICATE lines".into(),
+        );
     }
     let mut store = RootCertStore::empty();
     for c in &certs {
@@ -50,14 +56,20 @@ pub fn connector(ca_pem: Option<&str>, skip_verify: bool) -> Result<TlsConnector
     }
     match ca_pem.filter(|p| !p.trim().is_empty()) {
         None => Ok(DEFAULT
-            .get_or_init(|| TlsConnector::from(Arc::new(builder().with_root_certificates(mozilla_roots()).with_no_client_auth())))
+            .get_or_init(|| {
+                TlsConnector::from(Arc::new(
+                    builder().with_root_certificates(mozilla_roots()).with_no_client_auth(),
+                ))
+            })
             .clone()),
         Some(pem) => {
             let mut roots = mozilla_roots();
             for cert in parse_ca_pem(pem)? {
                 roots.add(cert).map_err(|e| e.to_string())?;
             }
-            Ok(TlsConnector::from(Arc::new(builder().with_root_certificates(roots).with_no_client_auth())))
+            Ok(TlsConnector::from(Arc::new(
+                builder().with_root_certificates(roots).with_no_client_auth(),
+            )))
         }
     }
 }
@@ -131,7 +143,9 @@ fn describe_cert_error(e: &rustls::CertificateError) -> String {
     match e {
         C::UnknownIssuer => "the server's certificate is signed by an authority that is not trusted".into(),
         C::Expired | C::ExpiredContext { .. } => "the server's certificate has expired".into(),
-        C::NotValidForName | C::NotValidForNameContext { .. } => "the server's certificate is not valid for this host name".into(),
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "the server's certificate is not valid for this host name".into()
+        }
         C::BadSignature => "the server's certificate has a bad signature".into(),
         other => format!("the server's certificate was refused ({other:?})"),
     }

@@ -106,7 +106,10 @@ impl Transcript {
         let inner = self.0.lock().expect("transcript lock");
         let mut lines = inner.lines.clone();
         if inner.dropped > 0 {
-            lines.push(Line { dir: Dir::C, line: format!("[{} more lines not recorded]", inner.dropped) });
+            lines.push(Line {
+                dir: Dir::C,
+                line: format!("[{} more lines not recorded]", inner.dropped),
+            });
         }
         lines
     }
@@ -172,7 +175,9 @@ impl Transcript {
             inner.server_partial.push(b);
             if b == b'\n' {
                 let line = std::mem::take(&mut inner.server_partial);
-                let text = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
+                let text = String::from_utf8_lossy(&line)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string();
                 inner.push(Dir::S, text);
             }
         }
@@ -233,7 +238,13 @@ mod tests {
         let lines: Vec<String> = t.lines().into_iter().map(|l| l.line).collect();
         assert_eq!(
             lines,
-            ["EHLO herald", "AUTH PLAIN ********", "AUTH LOGIN", "********", "MAIL FROM:<a@b.c>"]
+            [
+                "EHLO herald",
+                "AUTH PLAIN ********",
+                "AUTH LOGIN",
+                "********",
+                "MAIL FROM:<a@b.c>"
+            ]
         );
     }
 

@@ -80,7 +80,10 @@ impl Store {
         match r {
             Err(e) if is_unique_violation(&e) => Err(Error::field(
                 "name",
-                format!("an account named '{}' exists already: choose another name or edit that account", a.name),
+                format!(
+                    "an account named '{}' exists already: choose another name or edit that account",
+                    a.name
+                ),
             )),
             r => r.map(|_| ()).map_err(Error::from),
         }
@@ -136,27 +139,36 @@ impl Store {
     /// Finds an account of the tenant by id or by name.
     pub async fn find_account(&self, tenant_id: &str, id_or_name: &str) -> Result<Option<AccountRow>> {
         let sql = format!("SELECT {COLUMNS} FROM accounts WHERE tenant_id = $1 AND (id = $2 OR name = $2)");
-        let row = on_pool!(self, |p| sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(tenant_id)
-            .bind(id_or_name)
-            .fetch_optional(p)
-            .await)?;
+        let row = on_pool!(self, |p| sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(tenant_id)
+        .bind(id_or_name)
+        .fetch_optional(p)
+        .await)?;
         Ok(row)
     }
 
     pub async fn list_accounts(&self, tenant_id: &str) -> Result<Vec<AccountRow>> {
         let sql = format!("SELECT {COLUMNS} FROM accounts WHERE tenant_id = $1 ORDER BY created_at");
-        let rows = on_pool!(self, |p| sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant_id).fetch_all(p).await)?;
+        let rows = on_pool!(self, |p| sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(tenant_id)
+        .fetch_all(p)
+        .await)?;
         Ok(rows)
     }
 
     pub async fn delete_account(&self, tenant_id: &str, id: &str) -> Result<bool> {
-        let done = on_pool!(self, |p| sqlx::query("DELETE FROM accounts WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant_id)
-            .bind(id)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let done = on_pool!(self, |p| sqlx::query(
+            "DELETE FROM accounts WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(done > 0)
     }
 
@@ -169,7 +181,8 @@ impl Store {
         last_report: Option<&str>,
     ) -> Result<()> {
         let now = crate::now_ms();
-        on_pool!(self, |p| sqlx::query(
+        on_pool!(self, |p| {
+            sqlx::query(
             "UPDATE accounts SET status=$2, status_message=$3, last_report=COALESCE($4, last_report), updated_at=$5 WHERE id=$1"
         )
         .bind(id)
@@ -179,7 +192,8 @@ impl Store {
         .bind(now)
         .execute(p)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 }

@@ -97,21 +97,25 @@ impl Store {
         }
         let key = m.idempotency_key.as_deref().unwrap_or_default();
         let sql = format!("SELECT {MSG_COLUMNS} FROM messages WHERE tenant_id = $1 AND idempotency_key = $2");
-        let existing = on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(&m.tenant_id)
-            .bind(key)
-            .fetch_one(p)
-            .await)?;
+        let existing = on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(&m.tenant_id)
+        .bind(key)
+        .fetch_one(p)
+        .await)?;
         Ok((existing, false))
     }
 
     pub async fn get_message(&self, tenant_id: &str, id: &str) -> Result<Option<MessageRow>> {
         let sql = format!("SELECT {MSG_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2");
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(tenant_id)
-            .bind(id)
-            .fetch_optional(p)
-            .await)?)
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(
+            sqlx::AssertSqlSafe(sql.as_str())
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(p)
+        .await)?)
     }
 
     pub async fn list_messages(&self, tenant_id: &str, f: &MessageFilter) -> Result<Vec<MessageRow>> {
@@ -120,14 +124,16 @@ impl Store {
              AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR account_id = $3) AND ($4 IS NULL OR id < $4) \
              ORDER BY id DESC LIMIT $5"
         );
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(tenant_id)
-            .bind(&f.status)
-            .bind(&f.account_id)
-            .bind(&f.before)
-            .bind(f.limit)
-            .fetch_all(p)
-            .await)?)
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(
+            sqlx::AssertSqlSafe(sql.as_str())
+        )
+        .bind(tenant_id)
+        .bind(&f.status)
+        .bind(&f.account_id)
+        .bind(&f.before)
+        .bind(f.limit)
+        .fetch_all(p)
+        .await)?)
     }
 
     /// Claims up to `limit` due messages for this worker until `lease_until`.
@@ -141,12 +147,14 @@ impl Store {
                  ORDER BY next_attempt_at LIMIT $3) \
              RETURNING {MSG_COLUMNS}"
         );
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(now)
-            .bind(lease_until)
-            .bind(limit)
-            .fetch_all(p)
-            .await)?)
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(
+            sqlx::AssertSqlSafe(sql.as_str())
+        )
+        .bind(now)
+        .bind(lease_until)
+        .bind(limit)
+        .fetch_all(p)
+        .await)?)
     }
 
     /// Claims one message by id (the CLI delivering what it just queued).
@@ -155,12 +163,14 @@ impl Store {
             "UPDATE messages SET status = 'sending', lease_until = $3, attempts = attempts + 1, updated_at = $2 \
              WHERE id = $1 AND status IN ('queued', 'deferred') RETURNING {MSG_COLUMNS}"
         );
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(id)
-            .bind(now)
-            .bind(lease_until)
-            .fetch_optional(p)
-            .await)?)
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(
+            sqlx::AssertSqlSafe(sql.as_str())
+        )
+        .bind(id)
+        .bind(now)
+        .bind(lease_until)
+        .fetch_optional(p)
+        .await)?)
     }
 
     /// Writes the outcome of a send; only the worker still holding the lease
@@ -209,7 +219,8 @@ impl Store {
     }
 
     pub async fn insert_attempt(&self, a: &AttemptRow) -> Result<()> {
-        on_pool!(self, |p| sqlx::query(
+        on_pool!(self, |p| {
+            sqlx::query(
             "INSERT INTO attempts (id, message_id, at, account_id, outcome, stage, code, enhanced_code, reply, class, transcript) \
              VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
         )
@@ -226,7 +237,8 @@ impl Store {
         .bind(&a.transcript)
         .execute(p)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 
@@ -241,7 +253,8 @@ impl Store {
     }
 
     pub async fn insert_captured(&self, c: &CapturedRow) -> Result<()> {
-        on_pool!(self, |p| sqlx::query(
+        on_pool!(self, |p| {
+            sqlx::query(
             "INSERT INTO captured (id, tenant_id, message_id, mail_from, rcpt_to, subject, raw, at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)"
         )
         .bind(&c.id)
@@ -254,7 +267,8 @@ impl Store {
         .bind(c.at)
         .execute(p)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 

@@ -52,17 +52,22 @@ impl Store {
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
-            if let Some(path) = url.strip_prefix("sqlite://").and_then(|p| std::path::Path::new(p).parent()) {
-                if !path.as_os_str().is_empty() {
-                    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
-                }
+            if let Some(path) = url
+                .strip_prefix("sqlite://")
+                .and_then(|p| std::path::Path::new(p).parent())
+                && !path.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .connect_with(opts)
                 .await
                 .with_context(|| format!("opening SQLite database {url}"))?;
-            sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("migrating the SQLite database")?;
+            sqlx::migrate!("./migrations/sqlite")
+                .run(&pool)
+                .await
+                .context("migrating the SQLite database")?;
             Pool::Sqlite(pool)
         } else {
             let pool = PgPoolOptions::new()
@@ -71,7 +76,10 @@ impl Store {
                 .connect(url)
                 .await
                 .with_context(|| format!("connecting to PostgreSQL at {}", redact_url(url)))?;
-            sqlx::migrate!("./migrations/postgres").run(&pool).await.context("migrating the PostgreSQL database")?;
+            sqlx::migrate!("./migrations/postgres")
+                .run(&pool)
+                .await
+                .context("migrating the PostgreSQL database")?;
             Pool::Postgres(pool)
         };
         Ok(Store { pool })

@@ -15,12 +15,14 @@ pub struct SettingsRow {
 
 impl Store {
     pub async fn get_settings(&self, tenant_id: &str) -> Result<SettingsRow> {
-        let row = on_pool!(self, |p| sqlx::query_as::<_, SettingsRow>(
+        let row = on_pool!(self, |p| {
+            sqlx::query_as::<_, SettingsRow>(
             "SELECT tenant_id, default_account, from_name, locale, fallback_to_platform, updated_at FROM settings WHERE tenant_id = $1"
         )
         .bind(tenant_id)
         .fetch_optional(p)
-        .await)?;
+        .await
+        })?;
         Ok(row.unwrap_or(SettingsRow {
             tenant_id: tenant_id.to_string(),
             fallback_to_platform: 1,
@@ -29,7 +31,8 @@ impl Store {
     }
 
     pub async fn put_settings(&self, s: &SettingsRow) -> Result<()> {
-        on_pool!(self, |p| sqlx::query(
+        on_pool!(self, |p| {
+            sqlx::query(
             "INSERT INTO settings (tenant_id, default_account, from_name, locale, fallback_to_platform, updated_at) \
              VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (tenant_id) DO UPDATE SET default_account = excluded.default_account, \
              from_name = excluded.from_name, locale = excluded.locale, fallback_to_platform = excluded.fallback_to_platform, \
@@ -43,7 +46,8 @@ impl Store {
         .bind(s.updated_at)
         .execute(p)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 }

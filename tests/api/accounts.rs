@@ -9,7 +9,13 @@ async fn no_token_is_401_problem() {
     let r = app.http.get(app.url("/api/v1/accounts")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
-    let r = app.http.get(app.url("/api/v1/accounts")).bearer_auth("hrd_not-a-token").send().await.unwrap();
+    let r = app
+        .http
+        .get(app.url("/api/v1/accounts"))
+        .bearer_auth("hrd_not-a-token")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     app.stop().await;
 }
@@ -47,33 +53,84 @@ async fn bad_input_names_every_field() {
     assert_eq!(r.status(), 422);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     let v: Value = r.json().await.unwrap();
-    let fields: Vec<&str> = v["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
-    for f in ["name", "security", "host", "from.address", "from.name", "auth.secret", "tls.ca_pem"] {
+    let fields: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    for f in [
+        "name",
+        "security",
+        "host",
+        "from.address",
+        "from.name",
+        "auth.secret",
+        "tls.ca_pem",
+    ] {
         assert!(fields.contains(&f), "{f} missing in {v}");
     }
     for e in v["errors"].as_array().unwrap() {
-        assert!(e["message"].as_str().unwrap().len() > 10, "a message says what to do: {e}");
+        assert!(
+            e["message"].as_str().unwrap().len() > 10,
+            "a message says what to do: {e}"
+        );
     }
-    let r = app.post("/api/v1/accounts", &json!({"name": "x", "provider": "nope", "from": {"address": "a@b.co"}})).await;
+    let r = app
+        .post(
+            "/api/v1/accounts",
+            &json!({"name": "x", "provider": "nope", "from": {"address": "a@b.co"}}),
+        )
+        .await;
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["errors"][0]["field"], "provider", "{v}");
     // A wrongly typed field is named by its path.
-    let r = app.post("/api/v1/accounts", &json!({"name": "x", "port": "twenty-five"})).await;
+    let r = app
+        .post("/api/v1/accounts", &json!({"name": "x", "port": "twenty-five"}))
+        .await;
     assert_eq!(r.status(), 422);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["errors"][0]["field"], "port", "{v}");
-    assert!(app.get("/api/v1/accounts").await.json::<Value>().await.unwrap().as_array().unwrap().is_empty(), "nothing was saved");
+    assert!(
+        app.get("/api/v1/accounts")
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "nothing was saved"
+    );
     app.stop().await;
 }
 
 #[tokio::test]
 async fn edit_without_secret_keeps_it_and_delete_removes() {
     let certs = Certs::new();
-    let peer = Peer::aiosmtpd(PyPeer { mode: "starttls", certs: Some(&certs), user: Some(("alice", "pw-kept-123")), require_tls: true });
+    let peer = Peer::aiosmtpd(PyPeer {
+        mode: "starttls",
+        certs: Some(&certs),
+        user: Some(("alice", "pw-kept-123")),
+        require_tls: true,
+    });
     let app = spawn_app().await;
-    let acc = app.create_account(local_account("ops", peer.port, "starttls", Some(("alice", "pw-kept-123")), Some(&certs.ca_pem))).await;
+    let acc = app
+        .create_account(local_account(
+            "ops",
+            peer.port,
+            "starttls",
+            Some(("alice", "pw-kept-123")),
+            Some(&certs.ca_pem),
+        ))
+        .await;
     let id = acc["id"].as_str().unwrap();
-    let r = app.patch(&format!("/api/v1/accounts/{id}"), &json!({"from": {"name": "Renamed"}, "timeout_secs": 15})).await;
+    let r = app
+        .patch(
+            &format!("/api/v1/accounts/{id}"),
+            &json!({"from": {"name": "Renamed"}, "timeout_secs": 15}),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let edited: Value = r.json().await.unwrap();
     assert_eq!(edited["from"]["name"], "Renamed");
@@ -83,7 +140,8 @@ async fn edit_without_secret_keeps_it_and_delete_removes() {
     assert_eq!(report["ok"], true, "the kept secret still signs in: {report}");
 
     // By name works too; another name's conflict is a 422 on name.
-    app.create_account(local_account("other", peer.port, "starttls", None, Some(&certs.ca_pem))).await;
+    app.create_account(local_account("other", peer.port, "starttls", None, Some(&certs.ca_pem)))
+        .await;
     let r = app.patch("/api/v1/accounts/other", &json!({"name": "ops"})).await;
     assert_eq!(r.status(), 422);
 
@@ -96,12 +154,18 @@ async fn edit_without_secret_keeps_it_and_delete_removes() {
 async fn secrets_are_not_in_clear_in_the_database() {
     let app = spawn_app().await;
     let secret = "Very-Distinct-Secret-4711";
-    app.create_account(json!({"name": "qq", "provider": "qq", "from": {"address": "me@qq.com"}, "auth": {"secret": secret}})).await;
+    app.create_account(
+        json!({"name": "qq", "provider": "qq", "from": {"address": "me@qq.com"}, "auth": {"secret": secret}}),
+    )
+    .await;
     let list: Value = app.get("/api/v1/accounts").await.json().await.unwrap();
     assert!(!list.to_string().contains(secret));
     let db = app.database_bytes();
     assert!(!db.is_empty());
-    assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()), "secret found in clear in the database");
+    assert!(
+        !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "secret found in clear in the database"
+    );
     app.stop().await;
 }
 
@@ -109,10 +173,20 @@ async fn secrets_are_not_in_clear_in_the_database() {
 async fn providers_and_discovery() {
     let app = spawn_app().await;
     let providers: Value = app.get("/api/v1/providers").await.json().await.unwrap();
-    let qq = providers.as_array().unwrap().iter().find(|p| p["id"] == "qq").expect("qq in catalog");
+    let qq = providers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "qq")
+        .expect("qq in catalog");
     assert_eq!(qq["host"], "smtp.qq.com");
     assert_eq!(qq["secret_kind"], "authorization_code");
-    let d: Value = app.get("/api/v1/providers/discover?address=someone@163.com&offline=true").await.json().await.unwrap();
+    let d: Value = app
+        .get("/api/v1/providers/discover?address=someone@163.com&offline=true")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(d["proposals"][0]["host"], "smtp.163.com", "{d}");
     assert_eq!(d["proposals"][0]["source"], "catalog");
     let r = app.get("/api/v1/providers/discover?address=nope").await;

@@ -27,19 +27,41 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(self.url(path)).bearer_auth(ADMIN_TOKEN).send().await.expect("GET")
+        self.http
+            .get(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("GET")
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.http.post(self.url(path)).bearer_auth(ADMIN_TOKEN).json(body).send().await.expect("POST")
+        self.http
+            .post(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
     }
 
     pub async fn patch(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.http.patch(self.url(path)).bearer_auth(ADMIN_TOKEN).json(body).send().await.expect("PATCH")
+        self.http
+            .patch(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("PATCH")
     }
 
     pub async fn delete(&self, path: &str) -> reqwest::Response {
-        self.http.delete(self.url(path)).bearer_auth(ADMIN_TOKEN).send().await.expect("DELETE")
+        self.http
+            .delete(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("DELETE")
     }
 
     /// Creates an account and answers its JSON; panics with the problem otherwise.
@@ -52,7 +74,12 @@ impl TestApp {
     }
 
     pub async fn test_email(&self, account_id: &str, to: &str, locale: &str) -> Value {
-        let r = self.post(&format!("/api/v1/accounts/{account_id}/test"), &json!({"to": to, "locale": locale})).await;
+        let r = self
+            .post(
+                &format!("/api/v1/accounts/{account_id}/test"),
+                &json!({"to": to, "locale": locale}),
+            )
+            .await;
         assert_eq!(r.status(), 200);
         r.json().await.expect("report json")
     }
@@ -61,7 +88,12 @@ impl TestApp {
     pub async fn wait_message(&self, id: &str, want: &[&str]) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let v: Value = self.get(&format!("/api/v1/messages/{id}")).await.json().await.expect("json");
+            let v: Value = self
+                .get(&format!("/api/v1/messages/{id}"))
+                .await
+                .json()
+                .await
+                .expect("json");
             if want.contains(&v["status"].as_str().unwrap_or("")) {
                 return v;
             }
@@ -105,7 +137,11 @@ pub async fn spawn_app() -> TestApp {
             _ => None,
         }
     };
-    let config = herald::config::Config::load(herald::config::Sources { config_file: None, env: &env }).expect("config");
+    let config = herald::config::Config::load(herald::config::Sources {
+        config_file: None,
+        env: &env,
+    })
+    .expect("config");
     let app = herald::app::App::open(config).await.expect("open app");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -117,7 +153,13 @@ pub async fn spawn_app() -> TestApp {
         .await
         .expect("serve");
     });
-    TestApp { base, data_dir, http: reqwest::Client::new(), stop: Some(tx), handle: Some(handle) }
+    TestApp {
+        base,
+        data_dir,
+        http: reqwest::Client::new(),
+        stop: Some(tx),
+        handle: Some(handle),
+    }
 }
 
 /// A CA and a certificate for `localhost` / 127.0.0.1 signed by it.
@@ -133,7 +175,9 @@ impl Certs {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Herald test CA");
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Herald test CA");
         let ca = ca_params.self_signed(&ca_key).unwrap();
         let leaf_key = KeyPair::generate().unwrap();
         let leaf_params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
@@ -197,7 +241,11 @@ impl Peer {
     pub fn aiosmtpd(o: PyPeer<'_>) -> Peer {
         let maildir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new("python3");
-        cmd.arg(repo().join("tests/peers/smtp_auth_server.py")).arg("--mode").arg(o.mode).arg("--maildir").arg(maildir.path());
+        cmd.arg(repo().join("tests/peers/smtp_auth_server.py"))
+            .arg("--mode")
+            .arg(o.mode)
+            .arg("--maildir")
+            .arg(maildir.path());
         if let Some(c) = o.certs {
             cmd.arg("--cert").arg(c.cert()).arg("--key").arg(c.key());
         }
@@ -214,7 +262,11 @@ impl Peer {
     pub fn scripted(spec: Value) -> Peer {
         let maildir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new("node");
-        cmd.arg(repo().join("tests/peers/scripted_smtp.js")).arg("--spec").arg(spec.to_string()).arg("--maildir").arg(maildir.path());
+        cmd.arg(repo().join("tests/peers/scripted_smtp.js"))
+            .arg("--spec")
+            .arg(spec.to_string())
+            .arg("--maildir")
+            .arg(maildir.path());
         start_peer(cmd, maildir)
     }
 
@@ -231,7 +283,11 @@ impl Peer {
             if m.len() >= n {
                 return m;
             }
-            assert!(Instant::now() < deadline, "peer holds {} messages, expected {n}", m.len());
+            assert!(
+                Instant::now() < deadline,
+                "peer holds {} messages, expected {n}",
+                m.len()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -242,10 +298,20 @@ pub fn read_maildir(dir: &Path) -> Vec<Value> {
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json") && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json") && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+        })
         .collect();
-    files.sort_by_key(|p| p.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0));
-    files.iter().map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()).collect()
+    files.sort_by_key(|p| {
+        p.file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+    });
+    files
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect()
 }
 
 /// Postfix's smtp-sink on a free loopback port.
@@ -263,8 +329,15 @@ impl Drop for Sink {
 
 impl Sink {
     pub async fn start() -> Sink {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let exe = ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink"].into_iter().find(|p| Path::new(p).exists()).expect("smtp-sink is installed (scripts/install-test-peers.sh)");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let exe = ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("smtp-sink is installed (scripts/install-test-peers.sh)");
         let child = Command::new(exe)
             .args(["-u", "postfix", &format!("127.0.0.1:{port}"), "100"])
             .stdout(Stdio::null())

@@ -5,5 +5,7 @@
 mod helpers;
 
 mod accounts;
+mod cli;
 mod messages;
+mod openapi;
 mod test_email;

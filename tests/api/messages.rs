@@ -6,9 +6,16 @@ use serde_json::{Value, json};
 
 #[tokio::test]
 async fn body_with_dot_lines_arrives_intact() {
-    let peer = Peer::aiosmtpd(PyPeer { mode: "plain", certs: None, user: None, require_tls: false });
+    let peer = Peer::aiosmtpd(PyPeer {
+        mode: "plain",
+        certs: None,
+        user: None,
+        require_tls: false,
+    });
     let app = spawn_app().await;
-    let acc = app.create_account(local_account("plain", peer.port, "none", None, None)).await;
+    let acc = app
+        .create_account(local_account("plain", peer.port, "none", None, None))
+        .await;
     let text = "first\r\n.\r\nsecond\r\n\r\n.\r\nthird\r\n..two dots\r\n.";
     let r = app
         .post("/api/v1/messages", &json!({"to": ["rcpt@example.com"], "bcc": ["hidden@example.com"], "subject": "dots", "text": text, "account": acc["id"]}))
@@ -23,29 +30,59 @@ async fn body_with_dot_lines_arrives_intact() {
 
     let got = peer.wait_messages(1).await;
     let data = got[0]["data"].as_str().unwrap();
-    assert!(data.contains("first\r\n.\r\nsecond\r\n\r\n.\r\nthird\r\n..two dots\r\n."), "{data:?}");
+    assert!(
+        data.contains("first\r\n.\r\nsecond\r\n\r\n.\r\nthird\r\n..two dots\r\n."),
+        "{data:?}"
+    );
     assert_eq!(got[0]["rcpt_tos"], json!(["rcpt@example.com", "hidden@example.com"]));
-    assert!(!data.to_lowercase().contains("hidden@example.com"), "Bcc is envelope only");
+    assert!(
+        !data.to_lowercase().contains("hidden@example.com"),
+        "Bcc is envelope only"
+    );
     assert!(data.contains(&format!("Message-ID: <{}>", done["message_id"].as_str().unwrap())));
     app.stop().await;
 }
 
 #[tokio::test]
 async fn crlf_in_headers_is_refused_and_never_reaches_the_wire() {
-    let peer = Peer::aiosmtpd(PyPeer { mode: "plain", certs: None, user: None, require_tls: false });
+    let peer = Peer::aiosmtpd(PyPeer {
+        mode: "plain",
+        certs: None,
+        user: None,
+        require_tls: false,
+    });
     let app = spawn_app().await;
-    let acc = app.create_account(local_account("plain", peer.port, "none", None, None)).await;
+    let acc = app
+        .create_account(local_account("plain", peer.port, "none", None, None))
+        .await;
     for (body, field) in [
-        (json!({"to": ["a@example.com"], "subject": "Hi\r\nBcc: victim@example.com", "text": "x", "account": acc["id"]}), "subject"),
-        (json!({"to": ["a@example.com\r\nRCPT TO:<victim@example.com>"], "subject": "Hi", "text": "x", "account": acc["id"]}), "to[0]"),
-        (json!({"to": ["a@example.com"], "cc": ["b@example.com\nX: y"], "subject": "Hi", "text": "x", "account": acc["id"]}), "cc[0]"),
+        (
+            json!({"to": ["a@example.com"], "subject": "Hi\r\nBcc: victim@example.com", "text": "x", "account": acc["id"]}),
+            "subject",
+        ),
+        (
+            json!({"to": ["a@example.com\r\nRCPT TO:<victim@example.com>"], "subject": "Hi", "text": "x", "account": acc["id"]}),
+            "to[0]",
+        ),
+        (
+            json!({"to": ["a@example.com"], "cc": ["b@example.com\nX: y"], "subject": "Hi", "text": "x", "account": acc["id"]}),
+            "cc[0]",
+        ),
     ] {
         let r = app.post("/api/v1/messages", &body).await;
         assert_eq!(r.status(), 422, "{body}");
         let v: Value = r.json().await.unwrap();
-        assert!(v["errors"].as_array().unwrap().iter().any(|e| e["field"] == field), "{field}: {v}");
+        assert!(
+            v["errors"].as_array().unwrap().iter().any(|e| e["field"] == field),
+            "{field}: {v}"
+        );
     }
-    let r = app.patch(&format!("/api/v1/accounts/{}", acc["id"].as_str().unwrap()), &json!({"from": {"name": "Evil\r\nBcc: victim@example.com"}})).await;
+    let r = app
+        .patch(
+            &format!("/api/v1/accounts/{}", acc["id"].as_str().unwrap()),
+            &json!({"from": {"name": "Evil\r\nBcc: victim@example.com"}}),
+        )
+        .await;
     assert_eq!(r.status(), 422);
     let list: Value = app.get("/api/v1/messages").await.json().await.unwrap();
     assert!(list.as_array().unwrap().is_empty(), "nothing was queued: {list}");
@@ -56,7 +93,12 @@ async fn crlf_in_headers_is_refused_and_never_reaches_the_wire() {
 #[tokio::test]
 async fn without_an_account_messages_go_to_the_capture_mailbox() {
     let app = spawn_app().await;
-    let r = app.post("/api/v1/messages", &json!({"to": ["a@example.com"], "subject": "Activate your account", "text": "Click here"})).await;
+    let r = app
+        .post(
+            "/api/v1/messages",
+            &json!({"to": ["a@example.com"], "subject": "Activate your account", "text": "Click here"}),
+        )
+        .await;
     assert_eq!(r.status(), 202);
     let m: Value = r.json().await.unwrap();
     let done = app.wait_message(m["id"].as_str().unwrap(), &["sent", "failed"]).await;
@@ -72,7 +114,14 @@ async fn without_an_account_messages_go_to_the_capture_mailbox() {
 async fn idempotency_key_returns_the_same_message() {
     let app = spawn_app().await;
     let body = json!({"to": ["a@example.com"], "subject": "Reset your password", "text": "code 1234"});
-    let send = || app.http.post(app.url("/api/v1/messages")).bearer_auth(ADMIN_TOKEN).header("Idempotency-Key", "reset-42").json(&body).send();
+    let send = || {
+        app.http
+            .post(app.url("/api/v1/messages"))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("Idempotency-Key", "reset-42")
+            .json(&body)
+            .send()
+    };
     let first = send().await.unwrap();
     assert_eq!(first.status(), 202);
     let first: Value = first.json().await.unwrap();
@@ -89,8 +138,15 @@ async fn idempotency_key_returns_the_same_message() {
 async fn permanent_failure_is_visible_with_reason() {
     let peer = Peer::scripted(json!({"rcptTo": {"gone@example.com": "550 5.1.1 No such user here"}}));
     let app = spawn_app().await;
-    let acc = app.create_account(local_account("p", peer.port, "none", None, None)).await;
-    let r = app.post("/api/v1/messages", &json!({"to": ["gone@example.com"], "subject": "Hi", "text": "x", "account": acc["name"]})).await;
+    let acc = app
+        .create_account(local_account("p", peer.port, "none", None, None))
+        .await;
+    let r = app
+        .post(
+            "/api/v1/messages",
+            &json!({"to": ["gone@example.com"], "subject": "Hi", "text": "x", "account": acc["name"]}),
+        )
+        .await;
     let m: Value = r.json().await.unwrap();
     let done = app.wait_message(m["id"].as_str().unwrap(), &["failed", "sent"]).await;
     assert_eq!(done["status"], "failed", "{done}");
@@ -98,7 +154,12 @@ async fn permanent_failure_is_visible_with_reason() {
     assert_eq!(done["attempts"][0]["class"], "permanent");
     assert_eq!(done["attempts"][0]["stage"], "rcpt_to");
     // A manual retry queues it again.
-    let r = app.post(&format!("/api/v1/messages/{}/retry", m["id"].as_str().unwrap()), &json!({})).await;
+    let r = app
+        .post(
+            &format!("/api/v1/messages/{}/retry", m["id"].as_str().unwrap()),
+            &json!({}),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     app.stop().await;
 }
@@ -108,7 +169,15 @@ async fn health_and_metrics() {
     let app = spawn_app().await;
     let r = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let m = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let m = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(m.contains("herald_messages{status=\"queued\"}"), "{m}");
     assert!(m.contains("herald_send_seconds_bucket"), "{m}");
     app.stop().await;
