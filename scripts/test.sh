@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-test-peers.sh
+bash scripts/ensure-postgres.sh
 
 log="$(mktemp -t herald-test.XXXXXX)"
 trap 'rm -f "$log"' EXIT

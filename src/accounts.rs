@@ -32,6 +32,10 @@ pub mod status {
 
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
 
+/// What an account whose grant was revoked says, in the words users know.
+pub const EXPIRED_MESSAGE: &str = "Authorization has expired. Reauthorize the account.";
+pub const EXPIRED_MESSAGE_ZH: &str = "授权已过期。请为帐户重新授权。";
+
 /// Fields of an account as the API and the CLI accept them; on an edit,
 /// an absent field keeps its value (and an absent secret keeps the secret).
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -57,7 +61,7 @@ pub struct AuthInput {
     pub method: Option<String>,
     pub username: Option<String>,
     pub secret: Option<String>,
-    pub oauth: Option<serde_json::Value>,
+    pub oauth: Option<crate::oauth::OAuthInput>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -112,6 +116,8 @@ pub struct AuthView {
     pub username: Option<String>,
     /// True when a secret is stored; the secret itself is never shown.
     pub secret_set: bool,
+    /// OAuth2 settings and token state, for auth.method oauth2.
+    pub oauth: Option<crate::oauth::OAuthView>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,6 +156,7 @@ impl AccountView {
                 method: row.auth_method.clone(),
                 username: row.username.clone(),
                 secret_set: row.secret.is_some(),
+                oauth: None,
             },
             from: FromView {
                 address: row.from_address.clone(),
@@ -238,6 +245,9 @@ struct Draft {
     limits: (Option<u32>, Option<u32>, Option<u32>),
     limits_given: bool,
     backup: Option<String>,
+    oauth_current: Option<crate::oauth::OAuthSettings>,
+    oauth_input: Option<crate::oauth::OAuthInput>,
+    has_client_secret: bool,
 }
 
 impl Draft {
@@ -260,6 +270,9 @@ impl Draft {
             limits: (None, None, None),
             limits_given: false,
             backup: None,
+            oauth_current: None,
+            oauth_input: None,
+            has_client_secret: false,
         }
     }
 
@@ -286,6 +299,9 @@ impl Draft {
             ),
             limits_given: true,
             backup: r.backup_account.clone(),
+            oauth_current: crate::oauth::settings_of(r),
+            oauth_input: None,
+            has_client_secret: r.oauth_client_secret.is_some(),
         }
     }
 
@@ -321,7 +337,7 @@ impl Draft {
         }
         if let Some(a) = input.auth {
             if a.method.is_some() {
-                self.auth_method = a.method;
+                self.auth_method = a.method.clone();
             }
             if a.username.is_some() {
                 self.username = a.username;
@@ -329,8 +345,12 @@ impl Draft {
             if a.secret.is_some() {
                 self.new_secret = a.secret;
             }
+            // OAuth settings without a method mean "sign in with OAuth2".
             if a.oauth.is_some() {
-                self.auth_method = Some("oauth2".into());
+                if a.method.is_none() {
+                    self.auth_method = Some("oauth2".into());
+                }
+                self.oauth_input = a.oauth;
             }
         }
         if let Some(f) = input.from {
@@ -381,6 +401,7 @@ struct Checked {
     skip_verify: bool,
     timeout_secs: u64,
     limits: (Option<u32>, Option<u32>, Option<u32>),
+    oauth: Option<crate::oauth::OAuthSettings>,
 }
 
 fn check(d: &Draft, creating: bool) -> Result<Checked> {
@@ -496,6 +517,7 @@ fn check(d: &Draft, creating: bool) -> Result<Checked> {
             "password".into()
         }
     });
+    let mut oauth = None;
     let mut username = d
         .username
         .as_deref()
@@ -515,19 +537,48 @@ fn check(d: &Draft, creating: bool) -> Result<Checked> {
                 }
             }
             if let Some(u) = &username
-                && u.contains(['\r', '\n', '\0']) {
-                    p.add("auth.username", "contains a line break or NUL");
-                }
-            let has_secret = d.new_secret.as_deref().is_some_and(|s| !s.is_empty()) || (!creating && d.has_secret && d.new_secret.is_none());
+                && u.contains(['\r', '\n', '\0'])
+            {
+                p.add("auth.username", "contains a line break or NUL");
+            }
+            let has_secret = d.new_secret.as_deref().is_some_and(|s| !s.is_empty())
+                || (!creating && d.has_secret && d.new_secret.is_none());
             if !has_secret {
                 let kind = provider.map(secret_word).unwrap_or("password");
                 p.add("auth.secret", format!("is required with auth.method password: give the {kind} (write-only: it is stored encrypted and never shown again)"));
             }
             if provider.is_some_and(|p| p.secret_kind == crate::catalog::SecretKind::OauthOnly) {
-                p.add("auth.method", format!("{} accepts only OAuth2 sign-in; password sign-in is refused by the provider", provider.map(|p| p.name.en.as_str()).unwrap_or("")));
+                p.add(
+                    "auth.method",
+                    format!(
+                        "{} accepts only OAuth2 sign-in; password sign-in is refused by the provider",
+                        provider.map(|p| p.name.en.as_str()).unwrap_or("")
+                    ),
+                );
             }
         }
-        "oauth2" => p.add("auth.method", "oauth2 is not available in this build yet: use password (app password, authorization code or API key) or none"),
+        "oauth2" => {
+            // XOAUTH2 names the mailbox: the sender address unless told otherwise.
+            if username.is_none() {
+                username = from_address.as_ref().map(|a| a.as_str().to_string());
+            }
+            let input = d.oauth_input.clone().unwrap_or_default();
+            match crate::oauth::resolve(&d.provider, d.oauth_current.as_ref(), &input) {
+                Ok(o) => {
+                    let secret_given = input.client_secret.as_deref().is_some_and(|s| !s.is_empty());
+                    let has_secret = secret_given || (!creating && d.has_client_secret);
+                    if o.flow == crate::oauth::Flow::ClientCredentials && !has_secret {
+                        p.add(
+                            "auth.oauth.client_secret",
+                            "is required for the client credentials flow: the client secret from the app registration",
+                        );
+                    }
+                    oauth = Some(o);
+                }
+                Err(Error::Invalid(list)) => p.0.extend(list),
+                Err(e) => return Err(e),
+            }
+        }
         other => p.add("auth.method", format!("'{other}' is not one of none, password, oauth2")),
     }
 
@@ -580,6 +631,7 @@ fn check(d: &Draft, creating: bool) -> Result<Checked> {
         skip_verify: d.skip_verify,
         timeout_secs: d.timeout_secs,
         limits,
+        oauth,
     })
 }
 
@@ -612,8 +664,31 @@ async fn resolve_backup(app: &App, tenant: &str, self_id: &str, backup: Option<&
 }
 
 impl App {
-    pub fn account_view(&self, row: &AccountRow) -> AccountView {
-        AccountView::from_row(row, self.config.redirect_uri())
+    pub async fn account_view(&self, row: &AccountRow) -> Result<AccountView> {
+        let mut v = AccountView::from_row(row, self.config.redirect_uri());
+        v.auth.oauth = self.oauth_view(row).await?;
+        Ok(v)
+    }
+
+    fn seal_client_secret(&self, id: &str, draft: &Draft) -> Option<Vec<u8>> {
+        let s = draft
+            .oauth_input
+            .as_ref()?
+            .client_secret
+            .as_deref()
+            .filter(|s| !s.is_empty())?;
+        Some(
+            self.keys
+                .seal(&crate::oauth::client_secret_context(id), &Secret::new(s)),
+        )
+    }
+
+    /// The status a new or re-configured OAuth account starts in.
+    fn oauth_start_status(oauth: Option<&crate::oauth::OAuthSettings>) -> &'static str {
+        match oauth.map(|o| o.flow) {
+            Some(crate::oauth::Flow::AuthorizationCode) => status::AUTHORIZATION_REQUIRED,
+            _ => status::UNVERIFIED,
+        }
     }
 
     pub async fn create_account(&self, tenant: &str, input: AccountInput) -> Result<AccountView> {
@@ -628,6 +703,12 @@ impl App {
             .as_deref()
             .filter(|s| !s.is_empty() && c.auth_method == "password")
             .map(|s| self.keys.seal(&secret_context(&id), &Secret::new(s)));
+        let oauth_json = c
+            .oauth
+            .as_ref()
+            .map(|o| serde_json::to_string(o).expect("serializable"));
+        let client_secret = c.oauth.as_ref().and_then(|_| self.seal_client_secret(&id, &draft));
+        let start_status = Self::oauth_start_status(c.oauth.as_ref());
         let row = AccountRow {
             id,
             tenant_id: tenant.to_string(),
@@ -639,8 +720,8 @@ impl App {
             auth_method: c.auth_method,
             username: c.username,
             secret,
-            oauth: None,
-            oauth_client_secret: None,
+            oauth: oauth_json,
+            oauth_client_secret: client_secret,
             from_address: c.from_address,
             from_name: c.from_name,
             tls_ca_pem: c.ca_pem,
@@ -650,7 +731,7 @@ impl App {
             limit_per_minute: c.limits.1.map(i64::from),
             limit_per_day: c.limits.2.map(i64::from),
             backup_account: backup,
-            status: status::UNVERIFIED.into(),
+            status: start_status.into(),
             status_message: None,
             last_report: None,
             created_at: now,
@@ -658,7 +739,7 @@ impl App {
         };
         self.store.insert_account(&row).await?;
         tracing::info!(account = %row.id, tenant, provider = %row.provider, host = %row.host, "account created");
-        Ok(self.account_view(&row))
+        self.account_view(&row).await
     }
 
     pub async fn find_account(&self, tenant: &str, id_or_name: &str) -> Result<AccountRow> {
@@ -669,13 +750,11 @@ impl App {
     }
 
     pub async fn list_accounts(&self, tenant: &str) -> Result<Vec<AccountView>> {
-        Ok(self
-            .store
-            .list_accounts(tenant)
-            .await?
-            .iter()
-            .map(|r| self.account_view(r))
-            .collect())
+        let mut out = Vec::new();
+        for r in self.store.list_accounts(tenant).await? {
+            out.push(self.account_view(&r).await?);
+        }
+        Ok(out)
     }
 
     pub async fn edit_account(&self, tenant: &str, id_or_name: &str, input: AccountInput) -> Result<AccountView> {
@@ -689,7 +768,19 @@ impl App {
             Some(s) if !s.is_empty() => Some(self.keys.seal(&secret_context(&old.id), &Secret::new(s))),
             _ => old.secret.clone(),
         };
+        let oauth_json = c
+            .oauth
+            .as_ref()
+            .map(|o| serde_json::to_string(o).expect("serializable"));
+        let client_secret = match c.oauth {
+            None => None,
+            Some(_) => self
+                .seal_client_secret(&old.id, &draft)
+                .or_else(|| old.oauth_client_secret.clone()),
+        };
         let mut row = AccountRow {
+            oauth: oauth_json,
+            oauth_client_secret: client_secret,
             name: c.name,
             provider: c.provider,
             host: c.host,
@@ -720,13 +811,27 @@ impl App {
             || row.secret != old.secret
             || row.tls_ca_pem != old.tls_ca_pem
             || row.tls_skip_verify != old.tls_skip_verify;
-        if connection_changed {
-            row.status = status::UNVERIFIED.into();
+        // Tokens belong to a provider, a client and a scope: any change to
+        // those discards them, and a person must authorize again.
+        let oauth_changed = row.oauth != old.oauth
+            || row.oauth_client_secret != old.oauth_client_secret
+            || row.auth_method != old.auth_method;
+        if connection_changed || oauth_changed {
+            row.status = if row.auth_method == "oauth2" && oauth_changed {
+                Self::oauth_start_status(c.oauth.as_ref()).into()
+            } else if row.auth_method == "oauth2" && old.status == status::AUTHORIZATION_REQUIRED {
+                status::AUTHORIZATION_REQUIRED.into()
+            } else {
+                status::UNVERIFIED.into()
+            };
             row.status_message = None;
         }
         self.store.update_account(&row).await?;
-        tracing::info!(account = %row.id, tenant, connection_changed, "account edited");
-        Ok(self.account_view(&row))
+        if oauth_changed {
+            self.store.delete_tokens(&row.id).await?;
+        }
+        tracing::info!(account = %row.id, tenant, connection_changed, oauth_changed, "account edited");
+        self.account_view(&row).await
     }
 
     pub async fn delete_account(&self, tenant: &str, id_or_name: &str) -> Result<()> {

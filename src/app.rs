@@ -20,6 +20,10 @@ pub struct App {
     /// Wakes the delivery worker when a message is queued.
     pub wake: Arc<Notify>,
     pub metrics: Arc<Metrics>,
+    /// HTTP client for OAuth2 token endpoints.
+    pub oauth_http: reqwest::Client,
+    /// One refresh at a time per account in this process (`oauth::tokens`).
+    pub oauth_locks: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl App {
@@ -40,6 +44,8 @@ impl App {
             keys,
             wake: Arc::new(Notify::new()),
             metrics: Arc::new(Metrics::default()),
+            oauth_http: crate::oauth::http_client(),
+            oauth_locks: Arc::default(),
         })
     }
 

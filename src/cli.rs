@@ -53,7 +53,7 @@ enum Command {
     },
     /// Manage mail accounts.
     #[command(subcommand)]
-    Account(AccountCmd),
+    Account(Box<AccountCmd>),
     /// Queue a message (and deliver it right away).
     Send(SendArgs),
     /// The delivery log.
@@ -91,6 +91,14 @@ enum AccountCmd {
     },
     Remove {
         id: String,
+    },
+    /// Authorize an OAuth2 account: prints the sign-in URL and finishes through
+    /// a listener on 127.0.0.1 (register http://127.0.0.1 as a redirect URI).
+    Authorize {
+        id: String,
+        /// How long to wait for the sign-in, in seconds.
+        #[arg(long, default_value_t = 600)]
+        wait_secs: u64,
     },
     /// Send a test email and print the diagnosis.
     Test {
@@ -152,6 +160,29 @@ struct AccountArgs {
     /// Id or name of the backup account.
     #[arg(long)]
     backup_account: Option<String>,
+    /// OAuth2 provider: google, microsoft or custom (sets --auth oauth2).
+    #[arg(long)]
+    oauth_provider: Option<String>,
+    /// authorization_code (a person signs in) or client_credentials (app-only, Microsoft).
+    #[arg(long)]
+    oauth_flow: Option<String>,
+    #[arg(long)]
+    client_id: Option<String>,
+    /// Read the OAuth2 client secret from stdin.
+    #[arg(long, conflicts_with = "secret_stdin")]
+    client_secret_stdin: bool,
+    /// Read the OAuth2 client secret from a file.
+    #[arg(long)]
+    client_secret_file: Option<PathBuf>,
+    /// Microsoft directory (tenant) id; default common.
+    #[arg(long)]
+    tenant_id: Option<String>,
+    #[arg(long)]
+    authorize_url: Option<String>,
+    #[arg(long)]
+    token_url: Option<String>,
+    #[arg(long)]
+    scope: Option<String>,
 }
 
 #[derive(Args)]
@@ -276,12 +307,42 @@ fn account_input(args: &AccountArgs) -> anyhow::Result<AccountInput> {
         Some(p) => Some(std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("--ca-file {}: {e}", p.display()))?),
         None => None,
     };
-    let auth = (args.auth.is_some() || args.username.is_some() || secret.is_some()).then(|| AuthInput {
-        method: args.auth.clone(),
-        username: args.username.clone(),
-        secret,
-        oauth: None,
+    let client_secret = if args.client_secret_stdin {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        Some(s.trim_end_matches(['\r', '\n']).to_string())
+    } else if let Some(path) = &args.client_secret_file {
+        let s = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("--client-secret-file {}: {e}", path.display()))?;
+        Some(s.trim_end_matches(['\r', '\n']).to_string())
+    } else {
+        None
+    };
+    let oauth_given = args.oauth_provider.is_some()
+        || args.oauth_flow.is_some()
+        || args.client_id.is_some()
+        || client_secret.is_some()
+        || args.tenant_id.is_some()
+        || args.authorize_url.is_some()
+        || args.token_url.is_some()
+        || args.scope.is_some();
+    let oauth = oauth_given.then(|| crate::oauth::OAuthInput {
+        provider: args.oauth_provider.clone(),
+        flow: args.oauth_flow.clone(),
+        client_id: args.client_id.clone(),
+        client_secret,
+        tenant_id: args.tenant_id.clone(),
+        authorize_url: args.authorize_url.clone(),
+        token_url: args.token_url.clone(),
+        scope: args.scope.clone(),
     });
+    let auth =
+        (args.auth.is_some() || args.username.is_some() || secret.is_some() || oauth.is_some()).then(|| AuthInput {
+            method: args.auth.clone(),
+            username: args.username.clone(),
+            secret,
+            oauth,
+        });
     let from = (args.from.is_some() || args.from_name.is_some()).then(|| FromInput {
         address: args.from.clone(),
         name: args.from_name.clone(),
@@ -411,7 +472,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             println!("{token}");
             ExitCode::SUCCESS
         }
-        Command::Account(cmd) => match cmd {
+        Command::Account(cmd) => match *cmd {
             AccountCmd::Add(args) => {
                 let a = app.create_account(tenant, account_input(&args)?).await?;
                 print(json, &a, |a| format!("added {}", account_line(a)));
@@ -430,7 +491,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             }
             AccountCmd::Show { id } => {
                 let row = app.find_account(tenant, &id).await?;
-                let a = app.account_view(&row);
+                let a = app.account_view(&row).await?;
                 print(json, &a, |a| serde_json::to_string_pretty(a).expect("serializable"));
                 ExitCode::SUCCESS
             }
@@ -446,6 +507,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 }
                 ExitCode::SUCCESS
             }
+            AccountCmd::Authorize { id, wait_secs } => authorize(&app, tenant, &id, wait_secs, json).await?,
             AccountCmd::Test { id, to, locale } => {
                 let locale = Locale::parse(&locale).ok_or_else(|| Error::field("locale", "must be en or zh-CN"))?;
                 let report = app.test_account(tenant, &id, &to, locale).await?;
@@ -591,4 +653,63 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     };
     app.store.close().await;
     Ok(code)
+}
+
+/// The loopback flow of command-line tools: a listener on 127.0.0.1 receives
+/// the redirect, the same code path as the server's `/oauth2/callback`
+/// completes it.
+async fn authorize(app: &App, tenant: &str, id: &str, wait_secs: u64, json: bool) -> anyhow::Result<ExitCode> {
+    use axum::extract::{Query, State};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let redirect = format!("http://127.0.0.1:{}/oauth2/callback", listener.local_addr()?.port());
+    let started = app.begin_authorization(tenant, id, Some(redirect.clone())).await?;
+    if json {
+        println!("{}", serde_json::to_string(&started)?);
+    } else {
+        println!(
+            "Open this URL in a browser and sign in:\n\n  {}\n",
+            started.authorize_url
+        );
+        println!("Waiting for the redirect to {redirect} …");
+    }
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<axum::http::StatusCode>(1);
+    let router = axum::Router::new()
+        .route(
+            "/oauth2/callback",
+            axum::routing::get(
+                move |state: State<App>, query: Query<crate::api::oauth::CallbackQuery>| {
+                    let tx = tx.clone();
+                    async move {
+                        let (status, page) = crate::api::oauth::callback(state, query).await;
+                        let _ = tx.send(status).await;
+                        (status, page)
+                    }
+                },
+            ),
+        )
+        .with_state(app.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(wait_secs), rx.recv()).await;
+    // Let the browser get its page before the listener goes away.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    server.abort();
+    match outcome {
+        Ok(Some(s)) if s.is_success() => {
+            let row = app.find_account(tenant, id).await?;
+            if !json {
+                println!("Authorized: the account \"{}\" is {}.", row.name, row.status);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(_) => {
+            eprintln!("error: the authorization failed; the browser page says why. Run the command again to retry.");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(_) => {
+            eprintln!("error: no redirect arrived within {wait_secs} s; run the command again to retry.");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }

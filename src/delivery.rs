@@ -3,7 +3,7 @@
 //! holder of the lease may record an outcome, so a worker that stalled past
 //! its lease cannot overwrite another's result.
 
-use crate::accounts::{self, status as account_status};
+use crate::accounts::status as account_status;
 use crate::app::App;
 use crate::catalog::{Catalog, Class};
 use crate::compose::{self, Draft};
@@ -11,7 +11,7 @@ use crate::diagnosis::{Failure, Report};
 use crate::domain::{EmailAddress, HeaderText};
 use crate::error::Result;
 use crate::outbox::{CAPTURE_FROM, Content, status};
-use crate::smtp::{Envelope, Session, Transcript};
+use crate::smtp::{Envelope, Transcript};
 use crate::store::messages::{AttemptRow, CapturedRow, MessageRow};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -86,12 +86,10 @@ impl App {
             from,
             to: content.recipients(),
         };
-        let settings = accounts::server_settings(&account);
-        let credentials = accounts::credentials(&account, &self.keys)?;
         let transcript = Transcript::default();
         let started = Instant::now();
         let outcome: std::result::Result<_, Failure> = async {
-            let mut session = Session::open(&settings, &credentials, transcript.clone()).await?;
+            let mut session = self.open_session(&account, &transcript).await?;
             let sent = session.send(&envelope, &raw).await;
             session.quit().await;
             sent

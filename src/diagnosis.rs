@@ -59,6 +59,12 @@ pub enum Condition {
     AuthNotOffered,
     Timeout,
     Closed,
+    /// The OAuth2 grant was revoked or expired (invalid_grant and friends).
+    OauthExpired,
+    /// The token endpoint refused the client or scope.
+    OauthConfiguration,
+    /// The token endpoint is down, slow or unreachable.
+    OauthUnavailable,
 }
 
 impl Condition {
@@ -75,14 +81,20 @@ impl Condition {
             Condition::AuthNotOffered => "auth_not_offered",
             Condition::Timeout => "timeout",
             Condition::Closed => "closed",
+            Condition::OauthExpired => "oauth_expired",
+            Condition::OauthConfiguration => "oauth_configuration",
+            Condition::OauthUnavailable => "oauth_unavailable",
         }
     }
 
     fn class(self) -> Class {
         match self {
-            Condition::ConnectRefused | Condition::ConnectTimeout | Condition::Timeout | Condition::Closed => {
-                Class::Transient
-            }
+            Condition::ConnectRefused
+            | Condition::ConnectTimeout
+            | Condition::Timeout
+            | Condition::Closed
+            | Condition::OauthUnavailable => Class::Transient,
+            Condition::OauthExpired => Class::Reauthorize,
             _ => Class::Configuration,
         }
     }

@@ -9,7 +9,7 @@ use crate::diagnosis::{Failure, Report};
 use crate::domain::{EmailAddress, HeaderText};
 use crate::error::{Error, Result};
 use crate::i18n::Locale;
-use crate::smtp::{Envelope, Session, Transcript};
+use crate::smtp::{Envelope, Transcript};
 use std::time::Instant;
 
 /// Subject and body of the test email, in the requested language.
@@ -42,8 +42,6 @@ impl App {
         let row = self.find_account(tenant, id_or_name).await?;
         let to = EmailAddress::parse(to).map_err(|m| Error::field("to", m))?;
         let provider = Catalog::get().provider(&row.provider);
-        let settings = accounts::server_settings(&row);
-        let credentials = accounts::credentials(&row, &self.keys)?;
         let from = EmailAddress::parse(&row.from_address).map_err(|m| Error::field("from.address", m))?;
         let from_name = row.from_name.as_deref().and_then(|n| HeaderText::parse(n).ok());
         let (subject, body) = test_content(locale, &row.name, &row.host);
@@ -65,7 +63,7 @@ impl App {
         let transcript = Transcript::default();
         let envelope = Envelope { from, to: vec![to] };
         let outcome: std::result::Result<_, Failure> = async {
-            let mut session = Session::open(&settings, &credentials, transcript.clone()).await?;
+            let mut session = self.open_session(&row, &transcript).await?;
             let sent = session.send(&envelope, &content).await;
             session.quit().await;
             sent
@@ -79,7 +77,21 @@ impl App {
         };
         self.metrics.record_test(report.ok);
         let report_json = serde_json::to_string(&report).map_err(anyhow::Error::from)?;
-        if report.ok {
+        // A revoked grant says so in the words users know, in their language.
+        if !report.ok && report.class == Some(crate::catalog::Class::Reauthorize) {
+            let message = match locale {
+                Locale::En => accounts::EXPIRED_MESSAGE,
+                Locale::ZhCn => accounts::EXPIRED_MESSAGE_ZH,
+            };
+            self.store
+                .set_account_status(
+                    &row.id,
+                    status::AUTHORIZATION_EXPIRED,
+                    Some(message),
+                    Some(&report_json),
+                )
+                .await?;
+        } else if report.ok {
             self.store
                 .set_account_status(&row.id, status::READY, None, Some(&report_json))
                 .await?;

@@ -29,7 +29,7 @@ pub async fn create(
 
 pub async fn show(caller: Caller, State(app): State<App>, Path(id): Path<String>) -> Result<Out<AccountView>> {
     let row = app.find_account(&caller.tenant, &id).await?;
-    Ok(axum::Json(app.account_view(&row)))
+    Ok(axum::Json(app.account_view(&row).await?))
 }
 
 pub async fn edit(

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod messages;
+pub mod oauth;
 mod ops;
 pub mod problem;
 mod providers;
@@ -30,6 +31,8 @@ pub fn router(app: App) -> Router {
             get(accounts::show).patch(accounts::edit).delete(accounts::remove),
         )
         .route("/api/v1/accounts/{id}/test", post(accounts::test))
+        .route("/api/v1/accounts/{id}/authorize", post(oauth::authorize))
+        .route("/oauth2/callback", get(oauth::callback))
         .route("/api/v1/messages", get(messages::list).post(messages::create))
         .route("/api/v1/messages/{id}", get(messages::show))
         .route("/api/v1/messages/{id}/retry", post(messages::retry))

@@ -24,6 +24,12 @@ fn mozilla_roots() -> RootCertStore {
     }
 }
 
+/// TLS for HTTPS clients (autoconfig, OAuth2 token endpoints): ring and the
+/// Mozilla roots, the same trust as the SMTP side.
+pub fn https_client_config() -> ClientConfig {
+    builder().with_root_certificates(mozilla_roots()).with_no_client_auth()
+}
+
 /// Parses PEM certificates; an error names what is wrong with the text.
 pub fn parse_ca_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem.as_bytes()).collect();

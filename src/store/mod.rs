@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod messages;
+pub mod oauth;
 pub mod settings;
 pub mod tokens;
 

@@ -3,7 +3,7 @@
 //! has the HERALD_* environment removed, so only `--data-dir` decides where
 //! the data lives, and secrets go in through stdin or a file only.
 
-use crate::helpers::{Certs, Peer, PyPeer};
+use crate::helpers::{Certs, OAuthPeer, Peer, PyPeer};
 use serde_json::{Value, json};
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Write};
@@ -805,4 +805,73 @@ async fn tokens_and_the_cli_beside_a_running_server() {
             .map(Vec::len),
         Some(2)
     );
+}
+
+/// `account authorize` finishes the OAuth2 flow through its own loopback
+/// listener, as the command-line tools of cloud providers do.
+#[tokio::test]
+async fn authorize_through_a_loopback_listener() {
+    let oauth = OAuthPeer::start();
+    let smtp = oauth.smtp();
+    let h = Herald::new();
+    let port = smtp.port.to_string();
+    let (authorize_url, token_url) = (oauth.url("/authorize"), oauth.url("/token"));
+    h.run_stdin(
+        &[
+            "account",
+            "add",
+            "--name",
+            "xo",
+            "--provider",
+            "custom",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--security",
+            "none",
+            "--from",
+            "mailer@herald.test",
+            "--auth",
+            "oauth2",
+            "--oauth-provider",
+            "custom",
+            "--client-id",
+            "herald-test",
+            "--authorize-url",
+            &authorize_url,
+            "--token-url",
+            &token_url,
+            "--scope",
+            "openid email",
+            "--client-secret-stdin",
+        ],
+        "test-secret\n",
+    )
+    .ok();
+    let mut child = h
+        .command(&["account", "authorize", "xo", "--wait-secs", "60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("authorize prints the URL").unwrap();
+        if let Some(u) = line.trim().strip_prefix("http") {
+            break format!("http{u}");
+        }
+    };
+    assert!(url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"), "{url}");
+    let location = oauth.sign_in(&url).await;
+    let page = reqwest::get(&location).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let acc = h.run(&["--json", "account", "show", "xo"]).ok().json();
+    assert_eq!(acc["status"], "ready");
+    let out = h.run(&["account", "test", "xo", "--to", "someone@example.com"]).ok();
+    assert!(out.stdout.contains("AUTH XOAUTH2 ********"), "{}", out.all());
+    h.assert_never_printed("test-secret");
 }

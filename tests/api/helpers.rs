@@ -124,27 +124,37 @@ impl TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts Herald with extra environment settings.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let data_dir = tempfile::tempdir().expect("tempdir");
     let dir = data_dir.path().to_path_buf();
-    let env = move |k: &str| -> Option<String> {
-        match k {
-            "HERALD_DATA_DIR" => Some(dir.display().to_string()),
-            "HERALD_ADMIN_TOKEN" => Some(ADMIN_TOKEN.to_string()),
-            "HERALD_LISTEN" => Some("127.0.0.1:0".to_string()),
-            "HERALD_RETRY_MIN_SECS" => Some("1".to_string()),
-            "HERALD_RETRY_MAX_SECS" => Some("2".to_string()),
-            _ => None,
-        }
-    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut vars: std::collections::HashMap<String, String> = [
+        ("HERALD_DATA_DIR", dir.display().to_string()),
+        ("HERALD_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+        ("HERALD_LISTEN", listener.local_addr().unwrap().to_string()),
+        ("HERALD_PUBLIC_URL", base.clone()),
+        ("HERALD_RETRY_MIN_SECS", "1".to_string()),
+        ("HERALD_RETRY_MAX_SECS", "2".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (k, v) in extra {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    let env = move |k: &str| vars.get(k).cloned();
     let config = herald::config::Config::load(herald::config::Sources {
         config_file: None,
         env: &env,
     })
     .expect("config");
     let app = herald::app::App::open(config).await.expect("open app");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         herald::app::serve_on(app, listener, async move {
@@ -160,6 +170,27 @@ pub async fn spawn_app() -> TestApp {
         stop: Some(tx),
         handle: Some(handle),
     }
+}
+
+/// Herald on a fresh PostgreSQL database (HERALD_TEST_POSTGRES_URL, default
+/// the local server's `test` database; scripts/test.sh makes sure it runs).
+pub async fn spawn_app_pg() -> TestApp {
+    use sqlx::Connection;
+    let admin =
+        std::env::var("HERALD_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!("herald_test_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL is reachable (scripts/test.sh starts it)");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let url = match admin.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => panic!("HERALD_TEST_POSTGRES_URL must end in /<database>"),
+    };
+    spawn_app_with(&[("HERALD_DATABASE_URL", &url)]).await
 }
 
 /// A CA and a certificate for `localhost` / 127.0.0.1 signed by it.
@@ -383,4 +414,97 @@ pub fn client_lines(report: &Value) -> Vec<String> {
         .filter(|l| l["dir"] == "C")
         .map(|l| l["line"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// The OAuth2 authorization server (oauth2-mock-server, tests/peers/oauth_server.js).
+pub struct OAuthPeer {
+    pub port: u16,
+    pub control: u16,
+    child: Child,
+    http: reqwest::Client,
+}
+
+impl Drop for OAuthPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl OAuthPeer {
+    pub fn start() -> OAuthPeer {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut child = Command::new("node")
+            .arg(repo().join("tests/peers/oauth_server.js"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start oauth_server.js (run scripts/install-test-peers.sh)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("oauth peer stdout");
+        let mut parts = line.trim().strip_prefix("READY ").expect("READY line").split(' ');
+        let port = parts.next().unwrap().parse().unwrap();
+        let control = parts.next().unwrap().parse().unwrap();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        OAuthPeer {
+            port,
+            control,
+            child,
+            http,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub async fn config(&self, body: Value) {
+        let r = self
+            .http
+            .post(format!("http://127.0.0.1:{}/config", self.control))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "oauth peer config: {}", r.status());
+    }
+
+    pub async fn revoke_all(&self) {
+        let r = self
+            .http
+            .post(format!("http://127.0.0.1:{}/revoke-all", self.control))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.http
+            .get(format!("http://127.0.0.1:{}/stats", self.control))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Plays the person in the browser: opens the authorize URL (the mock
+    /// signs in at once) and answers the redirect's Location, not followed.
+    pub async fn sign_in(&self, authorize_url: &str) -> String {
+        let r = self.http.get(authorize_url).send().await.unwrap();
+        assert_eq!(r.status(), 302, "authorize: {}", r.text().await.unwrap_or_default());
+        r.headers()["location"].to_str().unwrap().to_string()
+    }
+
+    /// An SMTP peer that accepts XOAUTH2 only with a valid token from this server.
+    pub fn smtp(&self) -> Peer {
+        Peer::scripted(json!({"authMethods": ["XOAUTH2"], "xoauth2Jwks": self.url("/jwks")}))
+    }
 }

@@ -7,5 +7,6 @@ mod helpers;
 mod accounts;
 mod cli;
 mod messages;
+mod oauth;
 mod openapi;
 mod test_email;

@@ -6,13 +6,21 @@ use serde_json::{Value, json};
 
 #[tokio::test]
 async fn body_with_dot_lines_arrives_intact() {
+    dot_lines_scenario(spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn delivery_on_postgres() {
+    dot_lines_scenario(spawn_app_pg().await).await;
+}
+
+async fn dot_lines_scenario(app: TestApp) {
     let peer = Peer::aiosmtpd(PyPeer {
         mode: "plain",
         certs: None,
         user: None,
         require_tls: false,
     });
-    let app = spawn_app().await;
     let acc = app
         .create_account(local_account("plain", peer.port, "none", None, None))
         .await;
@@ -112,7 +120,15 @@ async fn without_an_account_messages_go_to_the_capture_mailbox() {
 
 #[tokio::test]
 async fn idempotency_key_returns_the_same_message() {
-    let app = spawn_app().await;
+    idempotency_scenario(spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn idempotency_on_postgres() {
+    idempotency_scenario(spawn_app_pg().await).await;
+}
+
+async fn idempotency_scenario(app: TestApp) {
     let body = json!({"to": ["a@example.com"], "subject": "Reset your password", "text": "code 1234"});
     let send = || {
         app.http

@@ -1,0 +1,540 @@
+//! OAuth2 for XOAUTH2 accounts: the settings (Google, Microsoft or any
+//! OAuth2 server), the authorization-code flow with state and PKCE, and the
+//! callback that stores the tokens. Tokens are refreshed by `tokens`.
+//!
+//! A state is single-use, expires, and is bound to one account and to that
+//! account's OAuth settings as they were when the authorization began: a code
+//! meant for another account or another client cannot complete this one.
+
+pub mod tokens;
+
+use crate::app::App;
+use crate::catalog::{Catalog, OAuthPreset};
+use crate::error::{Error, Problems, Result};
+use crate::secrets::{Keyring, Secret};
+use crate::store::accounts::AccountRow;
+use crate::store::oauth::{StateRow, TokenRow};
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
+};
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, StandardRevocableToken, StandardTokenResponse,
+    TokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How long a started authorization may take before its state expires.
+const STATE_TTL_MS: i64 = 15 * 60 * 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flow {
+    /// A person signs in once; Herald keeps a refresh token.
+    AuthorizationCode,
+    /// App-only (Microsoft): a new token is requested with the client's own credentials.
+    ClientCredentials,
+}
+
+/// An account's OAuth2 settings, stored as JSON beside the account. The
+/// client secret is sealed separately and never part of this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthSettings {
+    /// `google`, `microsoft` or `custom`.
+    pub provider: String,
+    pub flow: Flow,
+    pub client_id: String,
+    /// Microsoft's directory (tenant) id; `common` when absent.
+    pub tenant_id: Option<String>,
+    pub authorize_url: String,
+    pub token_url: String,
+    pub scope: String,
+    /// Extra authorize parameters from the preset (`access_type=offline` …).
+    #[serde(default)]
+    pub authorize_params: Vec<(String, String)>,
+}
+
+/// The OAuth part of an account input; on an edit, absent fields keep their value.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthInput {
+    pub provider: Option<String>,
+    pub flow: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub tenant_id: Option<String>,
+    pub authorize_url: Option<String>,
+    pub token_url: Option<String>,
+    pub scope: Option<String>,
+}
+
+/// The OAuth part of an account as shown: no secret, no token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OAuthView {
+    pub provider: String,
+    pub flow: Flow,
+    pub client_id: String,
+    pub client_secret_set: bool,
+    pub tenant_id: Option<String>,
+    pub authorize_url: String,
+    pub token_url: String,
+    pub scope: String,
+    /// True once tokens are stored (or, for client credentials, can be requested).
+    pub authorized: bool,
+    /// When the cached access token expires.
+    pub access_token_expires_at: Option<String>,
+    /// When the refresh token expires, if the provider said so.
+    pub refresh_token_expires_at: Option<String>,
+    /// Set when the refresh token expires within 7 days: reauthorize before then.
+    pub warning: Option<String>,
+}
+
+/// The preset for an OAuth provider name: the account's own catalog entry if
+/// it offers that provider, else the first catalog entry that does.
+fn preset(account_provider: &str, oauth_provider: &str) -> Option<&'static OAuthPreset> {
+    let catalog = Catalog::get();
+    catalog
+        .provider(account_provider)
+        .and_then(|p| p.oauth.as_ref())
+        .filter(|o| o.provider == oauth_provider)
+        .or_else(|| {
+            catalog
+                .providers
+                .iter()
+                .filter_map(|p| p.oauth.as_ref())
+                .find(|o| o.provider == oauth_provider)
+        })
+}
+
+fn check_url(p: &mut Problems, field: &str, url: &str) -> Option<String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && is_loopback(&u)) => Some(url.to_string()),
+        Ok(_) => {
+            p.add(
+                field,
+                "must be an https:// URL (http:// only for a server on this machine)",
+            );
+            None
+        }
+        Err(e) => {
+            p.add(field, format!("is not a URL ({e})"));
+            None
+        }
+    }
+}
+
+fn is_loopback(u: &reqwest::Url) -> bool {
+    matches!(u.host_str(), Some("localhost") | Some("127.0.0.1") | Some("[::1]"))
+}
+
+/// Resolves OAuth input over the current settings (if any): presets fill the
+/// endpoints and scope, explicit values override them. All problems at once.
+pub fn resolve(account_provider: &str, current: Option<&OAuthSettings>, input: &OAuthInput) -> Result<OAuthSettings> {
+    let mut p = Problems::default();
+    let provider = input
+        .provider
+        .clone()
+        .or_else(|| current.map(|c| c.provider.clone()))
+        .or_else(|| {
+            Catalog::get()
+                .provider(account_provider)
+                .and_then(|c| c.oauth.as_ref())
+                .map(|o| o.provider.clone())
+        })
+        .unwrap_or_else(|| "custom".into());
+    if !["google", "microsoft", "custom"].contains(&provider.as_str()) {
+        p.add(
+            "auth.oauth.provider",
+            format!("'{provider}' is not one of google, microsoft, custom"),
+        );
+    }
+    let provider_changed = current.is_some_and(|c| c.provider != provider);
+    let keep = |f: fn(&OAuthSettings) -> &str| current.filter(|_| !provider_changed).map(|c| f(c).to_string());
+    let flow = match input.flow.as_deref() {
+        Some("authorization_code") => Flow::AuthorizationCode,
+        Some("client_credentials") => Flow::ClientCredentials,
+        Some(other) => {
+            p.add(
+                "auth.oauth.flow",
+                format!("'{other}' is not one of authorization_code, client_credentials"),
+            );
+            Flow::AuthorizationCode
+        }
+        None => current.map(|c| c.flow).unwrap_or(Flow::AuthorizationCode),
+    };
+    let client_id = input
+        .client_id
+        .clone()
+        .or_else(|| keep(|c| &c.client_id))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if client_id.is_empty() {
+        p.add(
+            "auth.oauth.client_id",
+            "is required: the client (application) id from the provider's developer console",
+        );
+    }
+    let tenant_id = input
+        .tenant_id
+        .clone()
+        .or_else(|| current.filter(|_| !provider_changed).and_then(|c| c.tenant_id.clone()))
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    if let Some(t) = &tenant_id
+        && !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        p.add(
+            "auth.oauth.tenant_id",
+            "must be a directory id (a GUID), a domain, or common / organizations",
+        );
+    }
+    let preset = (provider != "custom")
+        .then(|| preset(account_provider, &provider))
+        .flatten();
+    let tenant = tenant_id.clone().unwrap_or_else(|| "common".into());
+    let fill = |url: &str| url.replace("{tenant}", &tenant);
+    let authorize_url = input
+        .authorize_url
+        .clone()
+        .or_else(|| keep(|c| &c.authorize_url).filter(|_| input.tenant_id.is_none()))
+        .or_else(|| preset.map(|o| fill(&o.authorize_url)))
+        .unwrap_or_default();
+    let token_url = input
+        .token_url
+        .clone()
+        .or_else(|| keep(|c| &c.token_url).filter(|_| input.tenant_id.is_none()))
+        .or_else(|| preset.map(|o| fill(&o.token_url)))
+        .unwrap_or_default();
+    let default_scope = preset.map(|o| match flow {
+        Flow::ClientCredentials => o.client_credentials_scope.clone().unwrap_or_else(|| o.scope.clone()),
+        Flow::AuthorizationCode => o.scope.clone(),
+    });
+    let flow_changed = current.is_some_and(|c| c.flow != flow);
+    let scope = input
+        .scope
+        .clone()
+        .or_else(|| keep(|c| &c.scope).filter(|_| !flow_changed))
+        .or(default_scope)
+        .unwrap_or_default();
+    if flow == Flow::AuthorizationCode {
+        if authorize_url.is_empty() {
+            p.add(
+                "auth.oauth.authorize_url",
+                "is required for a custom OAuth2 server: its authorization endpoint",
+            );
+        } else {
+            check_url(&mut p, "auth.oauth.authorize_url", &authorize_url);
+        }
+    }
+    if token_url.is_empty() {
+        p.add(
+            "auth.oauth.token_url",
+            "is required for a custom OAuth2 server: its token endpoint",
+        );
+    } else {
+        check_url(&mut p, "auth.oauth.token_url", &token_url);
+    }
+    if scope.trim().is_empty() {
+        p.add(
+            "auth.oauth.scope",
+            "is required: the scope that grants SMTP sending (e.g. https://mail.google.com/)",
+        );
+    }
+    if flow == Flow::ClientCredentials && provider == "google" {
+        p.add(
+            "auth.oauth.flow",
+            "Google does not offer client credentials for SMTP: use authorization_code",
+        );
+    }
+    p.into_result()?;
+    Ok(OAuthSettings {
+        provider,
+        flow,
+        client_id,
+        tenant_id,
+        authorize_url,
+        token_url,
+        scope: scope.trim().to_string(),
+        authorize_params: preset.map(|o| o.authorize_params.clone()).unwrap_or_default(),
+    })
+}
+
+pub fn settings_of(row: &AccountRow) -> Option<OAuthSettings> {
+    row.oauth.as_deref().and_then(|j| serde_json::from_str(j).ok())
+}
+
+pub fn client_secret_context(account_id: &str) -> String {
+    format!("account:{account_id}:oauth_client_secret")
+}
+
+pub fn token_context(account_id: &str, kind: &str) -> String {
+    format!("account:{account_id}:oauth_{kind}")
+}
+
+/// Identifies the settings a state was issued under: provider, client,
+/// endpoints, scope and the sealed client secret.
+pub fn fingerprint(row: &AccountRow) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(row.oauth.as_deref().unwrap_or("").as_bytes());
+    h.update(row.oauth_client_secret.as_deref().unwrap_or(&[]));
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The token response with the fields Microsoft and others add.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Extra {
+    pub refresh_token_expires_in: Option<u64>,
+}
+impl ExtraTokenFields for Extra {}
+pub type Tokens = StandardTokenResponse<Extra, BasicTokenType>;
+
+type TokenClient = oauth2::Client<
+    BasicErrorResponse,
+    Tokens,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// A client for the token endpoint, with the secret sent in the request body
+/// (client_secret_post), which Google, Microsoft and most servers accept.
+pub fn token_client(s: &OAuthSettings, secret: Option<&Secret>, redirect_uri: Option<&str>) -> Result<TokenClient> {
+    let mut c = oauth2::Client::new(ClientId::new(s.client_id.clone()))
+        .set_token_uri(
+            TokenUrl::new(s.token_url.clone()).map_err(|e| Error::field("auth.oauth.token_url", e.to_string()))?,
+        )
+        .set_auth_type(oauth2::AuthType::RequestBody);
+    if let Some(secret) = secret {
+        c = c.set_client_secret(ClientSecret::new(secret.expose().to_string()));
+    }
+    if let Some(r) = redirect_uri {
+        c = c.set_redirect_uri(RedirectUrl::new(r.to_string()).map_err(|e| anyhow::anyhow!("redirect URI: {e}"))?);
+    }
+    Ok(c)
+}
+
+/// HTTP for token endpoints: no redirects (a token endpoint never redirects,
+/// and following one could leak the code), bounded time.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(crate::smtp::tls::https_client_config())
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client builds")
+}
+
+/// What `POST /accounts/{id}/authorize` answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Authorization {
+    pub authorize_url: String,
+    pub redirect_uri: String,
+    pub expires_at: String,
+}
+
+/// The outcome of a callback, for the page or the CLI.
+#[derive(Debug, Clone, Serialize)]
+pub struct Authorized {
+    pub account_id: String,
+    pub account_name: String,
+    pub released_messages: u64,
+}
+
+fn client_secret(row: &AccountRow, keys: &Keyring) -> Result<Option<Secret>> {
+    match &row.oauth_client_secret {
+        Some(sealed) => Ok(Some(keys.open(&client_secret_context(&row.id), sealed)?)),
+        None => Ok(None),
+    }
+}
+
+impl App {
+    /// Starts an authorization: a one-time state and a PKCE challenge, bound to
+    /// this account and its current settings. `redirect_uri` defaults to
+    /// `HERALD_PUBLIC_URL/oauth2/callback`; the CLI passes its loopback one.
+    pub async fn begin_authorization(
+        &self,
+        tenant: &str,
+        id_or_name: &str,
+        redirect_uri: Option<String>,
+    ) -> Result<Authorization> {
+        let row = self.find_account(tenant, id_or_name).await?;
+        let Some(settings) = settings_of(&row).filter(|_| row.auth_method == "oauth2") else {
+            return Err(Error::Conflict(format!(
+                "account '{}' does not sign in with OAuth2 (auth.method is {})",
+                row.name, row.auth_method
+            )));
+        };
+        if settings.flow == Flow::ClientCredentials {
+            return Err(Error::Conflict(
+                "this account uses the client credentials flow: no one signs in; send a test email to request a token"
+                    .into(),
+            ));
+        }
+        let redirect_uri = redirect_uri.unwrap_or_else(|| self.config.redirect_uri());
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let auth_url = AuthUrl::new(settings.authorize_url.clone())
+            .map_err(|e| Error::field("auth.oauth.authorize_url", e.to_string()))?;
+        let client = oauth2::basic::BasicClient::new(ClientId::new(settings.client_id.clone()))
+            .set_auth_uri(auth_url)
+            .set_redirect_uri(
+                RedirectUrl::new(redirect_uri.clone()).map_err(|e| anyhow::anyhow!("redirect URI: {e}"))?,
+            );
+        let mut req = client
+            .authorize_url(CsrfToken::new_random)
+            .set_pkce_challenge(challenge);
+        for s in settings.scope.split_whitespace() {
+            req = req.add_scope(Scope::new(s.to_string()));
+        }
+        for (k, v) in &settings.authorize_params {
+            req = req.add_extra_param(k.clone(), v.clone());
+        }
+        if let Some(u) = row.username.as_deref().filter(|u| u.contains('@')) {
+            req = req.add_extra_param("login_hint", u.to_string());
+        }
+        let (url, state) = req.url();
+        let now = crate::now_ms();
+        self.store
+            .insert_state(&StateRow {
+                state_hash: crate::secrets::token_hash(state.secret()),
+                account_id: row.id.clone(),
+                tenant_id: tenant.to_string(),
+                verifier: self
+                    .keys
+                    .seal(&token_context(&row.id, "pkce"), &Secret::new(verifier.secret().clone())),
+                redirect_uri: redirect_uri.clone(),
+                fingerprint: fingerprint(&row),
+                created_at: now,
+                expires_at: now + STATE_TTL_MS,
+                used_at: None,
+            })
+            .await?;
+        tracing::info!(account = %row.id, "authorization started");
+        Ok(Authorization {
+            authorize_url: url.to_string(),
+            redirect_uri,
+            expires_at: crate::rfc3339(now + STATE_TTL_MS),
+        })
+    }
+
+    /// Completes an authorization from the redirect: checks the state, exchanges
+    /// the code with the PKCE verifier, stores the tokens sealed, marks the
+    /// account ready and releases its held messages. Nothing is stored on failure.
+    pub async fn complete_authorization(&self, state: &str, code: &str) -> Result<Authorized> {
+        let bad = |m: &str| Error::field("state", m.to_string());
+        let now = crate::now_ms();
+        let st = self
+            .store
+            .take_state(&crate::secrets::token_hash(state), now)
+            .await?
+            .ok_or_else(|| bad("is unknown or was already used: start the authorization again"))?;
+        if st.expires_at < now {
+            return Err(bad("has expired: start the authorization again"));
+        }
+        let row = self
+            .store
+            .find_account(&st.tenant_id, &st.account_id)
+            .await?
+            .ok_or_else(|| bad("belongs to an account that no longer exists"))?;
+        if fingerprint(&row) != st.fingerprint || row.auth_method != "oauth2" {
+            return Err(bad(
+                "was issued before the account's OAuth settings changed: start the authorization again",
+            ));
+        }
+        let settings = settings_of(&row).ok_or_else(|| bad("belongs to an account without OAuth settings"))?;
+        let verifier = self.keys.open(&token_context(&row.id, "pkce"), &st.verifier)?;
+        let secret = client_secret(&row, &self.keys)?;
+        let client = token_client(&settings, secret.as_ref(), Some(&st.redirect_uri))?;
+        let tokens = client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_string()))
+            .request_async(&self.oauth_http)
+            .await
+            .map_err(|e| {
+                let problem = tokens::classify(&e);
+                Error::field(
+                    "code",
+                    format!("the token endpoint refused the code: {}", problem.message()),
+                )
+            })?;
+        let refresh = tokens.refresh_token().map(|r| {
+            self.keys
+                .seal(&token_context(&row.id, "refresh"), &Secret::new(r.secret().clone()))
+        });
+        self.store
+            .put_tokens(&TokenRow {
+                account_id: row.id.clone(),
+                access_token: Some(self.keys.seal(
+                    &token_context(&row.id, "access"),
+                    &Secret::new(tokens.access_token().secret().clone()),
+                )),
+                access_expires_at: Some(
+                    now + tokens.expires_in().unwrap_or(Duration::from_secs(3600)).as_millis() as i64,
+                ),
+                refresh_token: refresh,
+                refresh_expires_at: tokens
+                    .extra_fields()
+                    .refresh_token_expires_in
+                    .map(|s| now + s as i64 * 1000),
+                generation: 0,
+                refresh_lock_until: None,
+                updated_at: now,
+            })
+            .await?;
+        self.store
+            .set_account_status(&row.id, crate::accounts::status::READY, None, None)
+            .await?;
+        let released = self.store.release_held(&row.id).await?;
+        if released > 0 {
+            self.wake.notify_one();
+        }
+        tracing::info!(account = %row.id, released, "account authorized");
+        Ok(Authorized {
+            account_id: row.id.clone(),
+            account_name: row.name.clone(),
+            released_messages: released,
+        })
+    }
+
+    /// The OAuth view of an account, with token expiry and the warning.
+    pub async fn oauth_view(&self, row: &AccountRow) -> Result<Option<OAuthView>> {
+        let Some(s) = settings_of(row).filter(|_| row.auth_method == "oauth2") else {
+            return Ok(None);
+        };
+        let tokens = self.store.get_tokens(&row.id).await?;
+        let now = crate::now_ms();
+        let refresh_exp = tokens.as_ref().and_then(|t| t.refresh_expires_at);
+        let warning = refresh_exp.filter(|e| *e - now < 7 * 24 * 3600 * 1000).map(|e| {
+            format!(
+                "The refresh token expires on {}: reauthorize the account before then, or sending stops.",
+                crate::rfc3339(e)
+            )
+        });
+        Ok(Some(OAuthView {
+            authorized: s.flow == Flow::ClientCredentials
+                || tokens
+                    .as_ref()
+                    .is_some_and(|t| t.refresh_token.is_some() || t.access_token.is_some()),
+            access_token_expires_at: tokens.as_ref().and_then(|t| t.access_expires_at).map(crate::rfc3339),
+            refresh_token_expires_at: refresh_exp.map(crate::rfc3339),
+            warning,
+            client_secret_set: row.oauth_client_secret.is_some(),
+            provider: s.provider,
+            flow: s.flow,
+            client_id: s.client_id,
+            tenant_id: s.tenant_id,
+            authorize_url: s.authorize_url,
+            token_url: s.token_url,
+            scope: s.scope,
+        }))
+    }
+}
