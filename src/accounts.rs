@@ -841,3 +841,44 @@ impl App {
         Ok(())
     }
 }
+
+impl App {
+    /// Records a worse status on an account, and on the transition into
+    /// `authorization_expired` or `failing` tells the admins through the
+    /// built-in rule (by another route than this account).
+    pub async fn mark_account(
+        &self,
+        row: &AccountRow,
+        new_status: &str,
+        message: &str,
+        report: Option<&str>,
+    ) -> Result<()> {
+        let current = self
+            .store
+            .account_by_id(&row.id)
+            .await?
+            .map(|r| r.status)
+            .unwrap_or_default();
+        self.store
+            .set_account_status(&row.id, new_status, Some(message), report)
+            .await?;
+        if current == new_status {
+            return Ok(());
+        }
+        let (kind, severity, title) = match new_status {
+            status::AUTHORIZATION_EXPIRED => (
+                "account.authorization_expired",
+                crate::rules::Severity::Error,
+                format!("Mail account \"{}\": authorization has expired", row.name),
+            ),
+            status::FAILING => (
+                "account.failing",
+                crate::rules::Severity::Warning,
+                format!("Mail account \"{}\" is failing", row.name),
+            ),
+            _ => return Ok(()),
+        };
+        self.account_event(row, kind, severity, &title, message).await;
+        Ok(())
+    }
+}

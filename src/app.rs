@@ -38,7 +38,7 @@ impl App {
         let keys = Keyring::load_or_create(&config.data_dir)?;
         let store = Store::connect(&config.database_url).await?;
         restrict_database_files(&config.database_url);
-        Ok(App {
+        let app = App {
             config: Arc::new(config),
             store,
             keys,
@@ -46,7 +46,9 @@ impl App {
             metrics: Arc::new(Metrics::default()),
             oauth_http: crate::oauth::http_client(),
             oauth_locks: Arc::default(),
-        })
+        };
+        app.ensure_system_rules(PLATFORM).await?;
+        Ok(app)
     }
 
     /// On a first start without `HERALD_ADMIN_TOKEN`, creates the platform

@@ -30,6 +30,9 @@ struct Cli {
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
+    /// Act within this tenant (id); default the platform.
+    #[arg(long, global = true)]
+    tenant: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,6 +67,80 @@ enum Command {
     /// Platform admin API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Tenants (platform admin).
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// Notification rules.
+    #[command(subcommand)]
+    Rule(Box<RuleCmd>),
+    /// Post an event: matching rules turn it into messages.
+    Event {
+        #[arg(long = "type")]
+        kind: String,
+        /// info, warning, error or critical.
+        #[arg(long, default_value = "info")]
+        severity: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long)]
+        message: Option<String>,
+        #[arg(long)]
+        source: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCmd {
+    /// Create a tenant; prints its admin API token once.
+    Add {
+        name: String,
+    },
+    List,
+    /// Remove a tenant and everything it owns.
+    Remove {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RuleCmd {
+    List,
+    Show {
+        id: String,
+    },
+    /// Add a rule from flags.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// Event type glob (repeat for several), e.g. backup.*
+        #[arg(long = "type")]
+        types: Vec<String>,
+        #[arg(long, default_value = "info")]
+        min_severity: String,
+        #[arg(long = "keyword")]
+        keywords: Vec<String>,
+        #[arg(long = "source")]
+        sources: Vec<String>,
+        /// Recipient address, or @admins (repeat for several).
+        #[arg(long, required = true)]
+        to: Vec<String>,
+        /// Sending account; the default route when absent.
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        from_name: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        throttle_secs: u64,
+    },
+    Enable {
+        id: String,
+    },
+    Disable {
+        id: String,
+    },
+    Remove {
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -460,7 +537,11 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     }
 
     let app = App::open(config).await?;
-    let tenant = PLATFORM;
+    let tenant_owned = cli.tenant.clone().unwrap_or_else(|| PLATFORM.to_string());
+    let tenant = tenant_owned.as_str();
+    if app.store.get_tenant(tenant).await?.is_none() {
+        anyhow::bail!("--tenant {tenant}: no such tenant (see `herald tenant list`)");
+    }
     let code = match cli.command {
         Command::Serve { .. } => {
             crate::app::serve(app.clone()).await?;
@@ -628,6 +709,178 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             }
         },
+        Command::Tenant(cmd) => {
+            match cmd {
+                TenantCmd::Add { name } => {
+                    let t = app
+                        .create_tenant(tenant, crate::tenants::TenantInput { name: Some(name) })
+                        .await?;
+                    print(json, &t, |t| {
+                        format!(
+                            "created tenant {} ({})\nits admin API token (shown once): {}",
+                            t.name, t.id, t.token
+                        )
+                    });
+                }
+                TenantCmd::List => {
+                    let l = app.list_tenants(tenant).await?;
+                    print(json, &l, |l| {
+                        l.iter()
+                            .map(|t| format!("{}  {}", t.id, t.name))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    });
+                }
+                TenantCmd::Remove { id } => {
+                    app.delete_tenant(tenant, &id).await?;
+                    if !json {
+                        println!("removed tenant {id}");
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Rule(cmd) => {
+            let line = |r: &crate::rules::RuleView| {
+                format!(
+                    "{}  {:<30} {}  types {:?} ≥{}  → {}",
+                    r.id,
+                    r.name,
+                    if r.enabled { "enabled " } else { "disabled" },
+                    r.matcher.types,
+                    r.matcher.min_severity.as_str(),
+                    r.methods
+                        .iter()
+                        .flat_map(|m| m.to.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            match *cmd {
+                RuleCmd::List => {
+                    let l = app.list_rules(tenant).await?;
+                    print(json, &l, |l| l.iter().map(line).collect::<Vec<_>>().join("\n"));
+                }
+                RuleCmd::Show { id } => {
+                    let r = app.get_rule(tenant, &id).await?;
+                    print(json, &r, |r| serde_json::to_string_pretty(r).expect("serializable"));
+                }
+                RuleCmd::Add {
+                    name,
+                    types,
+                    min_severity,
+                    keywords,
+                    sources,
+                    to,
+                    account,
+                    from_name,
+                    throttle_secs,
+                } => {
+                    let min = crate::rules::Severity::parse(&min_severity)
+                        .ok_or_else(|| Error::field("min_severity", "must be info, warning, error or critical"))?;
+                    let input = crate::rules::RuleInput {
+                        name: Some(name),
+                        enabled: Some(true),
+                        matcher: Some(crate::rules::Match {
+                            types,
+                            min_severity: min,
+                            keywords,
+                            sources,
+                        }),
+                        methods: Some(vec![crate::rules::Method {
+                            channel: "email".into(),
+                            account,
+                            to,
+                            from_name,
+                            template: None,
+                        }]),
+                        throttle_secs: Some(throttle_secs),
+                    };
+                    let r = app.create_rule(tenant, input).await?;
+                    print(json, &r, |r| format!("added {}", line(r)));
+                }
+                RuleCmd::Enable { id } => {
+                    let r = app
+                        .edit_rule(
+                            tenant,
+                            &id,
+                            crate::rules::RuleInput {
+                                enabled: Some(true),
+                                ..Default::default()
+                            },
+                        )
+                        .await?;
+                    print(json, &r, |r| line(r));
+                }
+                RuleCmd::Disable { id } => {
+                    let r = app
+                        .edit_rule(
+                            tenant,
+                            &id,
+                            crate::rules::RuleInput {
+                                enabled: Some(false),
+                                ..Default::default()
+                            },
+                        )
+                        .await?;
+                    print(json, &r, |r| line(r));
+                }
+                RuleCmd::Remove { id } => {
+                    app.delete_rule(tenant, &id).await?;
+                    if !json {
+                        println!("removed rule {id}");
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Event {
+            kind,
+            severity,
+            title,
+            message,
+            source,
+        } => {
+            let out = app
+                .post_event(
+                    tenant,
+                    crate::rules::EventInput {
+                        kind: Some(kind),
+                        severity: Some(severity),
+                        source,
+                        title: Some(title),
+                        message,
+                        data: None,
+                    },
+                )
+                .await?;
+            // Deliver what it created now, as `send` does.
+            for id in &out.messages {
+                let now = crate::now_ms();
+                let lease = now + 10 * 60 * 1000;
+                if let Some(row) = app.store.claim_message(id, now, lease).await? {
+                    app.deliver(&row, lease).await?;
+                }
+            }
+            print(json, &out, |o| {
+                format!(
+                    "event {}: {} rule(s) matched ({}), {} message(s)",
+                    o.id,
+                    o.rules.len(),
+                    o.rules
+                        .iter()
+                        .map(|r| if r.sent {
+                            r.name.clone()
+                        } else {
+                            format!("{} (throttled)", r.name)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    o.messages.len()
+                )
+            });
+            ExitCode::SUCCESS
+        }
         Command::Capture => {
             let rows = app.store.list_captured(tenant, 50).await?;
             let list: Vec<_> = rows.iter().map(|r| serde_json::json!({"id": r.id, "message": r.message_id, "to": serde_json::from_str::<serde_json::Value>(&r.rcpt_to).unwrap_or_default(), "subject": r.subject, "at": crate::rfc3339(r.at)})).collect();

@@ -49,13 +49,7 @@ impl App {
                 // Refused with a token that is fresh: the grant no longer lets us send.
                 Err(f) if f.stage == Stage::Auth && f.reply.is_some() => {
                     let _ = self
-                        .store
-                        .set_account_status(
-                            &row.id,
-                            status::AUTHORIZATION_EXPIRED,
-                            Some(accounts::EXPIRED_MESSAGE),
-                            None,
-                        )
+                        .mark_account(row, status::AUTHORIZATION_EXPIRED, accounts::EXPIRED_MESSAGE, None)
                         .await;
                     return Err(f);
                 }

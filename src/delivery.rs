@@ -61,7 +61,8 @@ impl App {
         let Some(account_id) = row.account_id.as_deref() else {
             return self.capture(row, &content, lease_until).await;
         };
-        let Some(account) = self.store.find_account(&row.tenant_id, account_id).await? else {
+        // The account may be the platform's (a tenant's fallback): the route was resolved at accept time.
+        let Some(account) = self.store.account_by_id(account_id).await? else {
             let err = "the sending account was deleted: retry the message with another account";
             self.record_attempt(row, None, "failed", None, Some(err)).await?;
             self.store
@@ -71,7 +72,10 @@ impl App {
         };
         let from =
             EmailAddress::parse(&account.from_address).map_err(|m| crate::error::Error::field("from.address", m))?;
-        let from_name = account.from_name.as_deref().and_then(|n| HeaderText::parse(n).ok());
+        let from_name = content
+            .from_name
+            .clone()
+            .or_else(|| account.from_name.as_deref().and_then(|n| HeaderText::parse(n).ok()));
         let raw = compose::render(&Draft {
             from: &from,
             from_name: from_name.as_ref(),
@@ -150,8 +154,7 @@ impl App {
                     .finish_message(&row.id, lease_until, next_status, Some(&last_error), next_at, false)
                     .await?;
                 if matches!(class, Class::Configuration) {
-                    self.store
-                        .set_account_status(&account.id, account_status::FAILING, Some(&last_error), None)
+                    self.mark_account(&account, account_status::FAILING, &last_error, None)
                         .await?;
                 }
                 self.metrics.record_attempt(class_name(class));
@@ -200,7 +203,13 @@ impl App {
                 at: crate::now_ms(),
             })
             .await?;
-        let note = "no mail account is configured: the message was kept in the capture mailbox and not delivered";
+        let why = row
+            .route
+            .as_deref()
+            .and_then(|r| r.strip_prefix("capture: "))
+            .unwrap_or("no mail account is configured");
+        let note = format!("{why}: the message was kept in the capture mailbox and not delivered");
+        let note = note.as_str();
         self.record_attempt(row, None, "captured", None, Some(note)).await?;
         self.store
             .finish_message(&row.id, lease_until, status::SENT, Some(note), crate::now_ms(), true)

@@ -21,9 +21,13 @@ pub mod error;
 pub mod i18n;
 pub mod oauth;
 pub mod outbox;
+pub mod rules;
 pub mod secrets;
+pub mod settings;
 pub mod smtp;
 pub mod store;
+pub mod templates;
+pub mod tenants;
 pub mod testmail;
 
 /// Milliseconds since the Unix epoch: how every timestamp is stored.

@@ -6,6 +6,7 @@ use crate::app::App;
 use crate::domain::{EmailAddress, HeaderText};
 use crate::error::{Error, Problems, Result};
 use crate::i18n::Locale;
+use crate::store::PLATFORM;
 use crate::store::messages::{AttemptRow, MessageFilter, MessageRow};
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +54,9 @@ pub struct Content {
     pub text: Option<String>,
     pub html: Option<String>,
     pub locale: Locale,
+    /// Display name that replaces the account's (a tenant's name on the platform sender).
+    #[serde(default)]
+    pub from_name: Option<HeaderText>,
 }
 
 impl Content {
@@ -88,6 +92,8 @@ pub struct MessageView {
     pub subject: String,
     /// True when the message went to the capture mailbox instead of a server.
     pub captured: bool,
+    /// How the sending account was chosen, and why (`platform_default: …`, `capture: …`).
+    pub route: Option<String>,
     pub attempts: Vec<AttemptView>,
     pub last_error: Option<String>,
     pub created_at: String,
@@ -119,10 +125,11 @@ pub fn check_input(input: &MessageInput) -> Result<Content> {
             format!("{count} recipients in all; at most {MAX_RECIPIENTS} per message: split the list"),
         );
     }
-    if input.template.is_some() || input.vars.is_some() {
+    // A template was rendered before this check (App::apply_template): vars alone mean nothing.
+    if input.vars.is_some() {
         p.add(
-            "template",
-            "templates are not available in this build yet: send subject and text or html",
+            "vars",
+            "go with a template: name one in template, or send subject and text/html",
         );
     }
     let subject = match input.subject.as_deref() {
@@ -163,6 +170,7 @@ pub fn check_input(input: &MessageInput) -> Result<Content> {
         text,
         html,
         locale: locale.expect("checked"),
+        from_name: None,
     })
 }
 
@@ -176,25 +184,136 @@ impl App {
         input: MessageInput,
         idempotency_key: Option<String>,
     ) -> Result<(MessageView, bool)> {
+        let input = self.apply_template(tenant, input).await?;
         let content = check_input(&input)?;
         if let Some(k) = &idempotency_key
             && (k.is_empty() || k.len() > 200 || k.chars().any(|c| c.is_control()))
         {
             return Err(Error::field("Idempotency-Key", "must be 1 to 200 printable characters"));
         }
-        let account = match input.account.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
-            Some(a) => Some(self.store.find_account(tenant, a).await?.ok_or_else(|| {
+        let route = self.resolve_route(tenant, input.account.as_deref(), None).await?;
+        self.enqueue(tenant, content, route, idempotency_key).await
+    }
+
+    /// A message that names a template is rendered now, so a template that
+    /// does not render is a 422 at once, never a failed delivery later.
+    async fn apply_template(&self, tenant: &str, mut input: MessageInput) -> Result<MessageInput> {
+        let Some(name) = input.template.clone() else {
+            return Ok(input);
+        };
+        if input.subject.is_some() || input.text.is_some() || input.html.is_some() {
+            return Err(Error::field(
+                "template",
+                "give either a template (with vars) or subject and text/html, not both",
+            ));
+        }
+        let locale = match input.locale.as_deref() {
+            Some(l) => {
+                Locale::parse(l).ok_or_else(|| Error::field("locale", format!("'{l}' is not one of en, zh-CN")))?
+            }
+            None => self
+                .store
+                .get_settings(tenant)
+                .await?
+                .locale
+                .as_deref()
+                .and_then(Locale::parse)
+                .unwrap_or_default(),
+        };
+        let vars = input.vars.take().unwrap_or(serde_json::json!({}));
+        let r = self.render_template(tenant, &name, locale, &vars).await?;
+        input.subject = Some(r.subject);
+        input.text = Some(r.text);
+        input.html = r.html;
+        input.locale = Some(locale.as_str().to_string());
+        input.template = None;
+        Ok(input)
+    }
+
+    /// Which account sends a tenant's message: the one asked for; else the
+    /// tenant's default; else (for a tenant allowed to) the platform's
+    /// default under the tenant's display name, within the platform's daily
+    /// cap per tenant; else the capture mailbox. `avoid` skips an account
+    /// (a warning about a broken account must not go through it).
+    pub async fn resolve_route(&self, tenant: &str, requested: Option<&str>, avoid: Option<&str>) -> Result<Route> {
+        if let Some(a) = requested.map(str::trim).filter(|a| !a.is_empty()) {
+            let account = self.store.find_account(tenant, a).await?.ok_or_else(|| {
                 Error::field(
                     "account",
                     format!("no account '{a}' in this tenant: give an id or name from GET /api/v1/accounts"),
                 )
-            })?),
-            None => match self.store.get_settings(tenant).await?.default_account {
-                Some(id) => self.store.find_account(tenant, &id).await?,
-                None => None,
-            },
-        };
-        let sender_domain = account
+            })?;
+            return Ok(Route {
+                account: Some(account),
+                from_name: None,
+                how: "account: named in the request".into(),
+            });
+        }
+        let usable = |id: &Option<String>| id.clone().filter(|id| Some(id.as_str()) != avoid);
+        let settings = self.store.get_settings(tenant).await?;
+        if let Some(id) = usable(&settings.default_account)
+            && let Some(account) = self.store.find_account(tenant, &id).await?
+        {
+            return Ok(Route {
+                account: Some(account),
+                from_name: None,
+                how: "tenant_default: the tenant's default account".into(),
+            });
+        }
+        let mut why = "capture: no mail account is configured".to_string();
+        if tenant != PLATFORM {
+            let platform = self.store.get_settings(PLATFORM).await?;
+            if settings.fallback_to_platform == 0 {
+                why = "capture: the tenant has no default account and may not fall back to the platform sender".into();
+            } else if let Some(id) = usable(&platform.default_account)
+                && let Some(account) = self.store.find_account(PLATFORM, &id).await?
+            {
+                let day_ago = crate::now_ms() - 24 * 3600 * 1000;
+                let cap = platform.tenant_daily_cap.filter(|c| *c > 0);
+                let used = match cap {
+                    Some(_) => self.store.count_platform_routed(tenant, day_ago).await?,
+                    None => 0,
+                };
+                if cap.is_some_and(|c| used >= c) {
+                    why = format!(
+                        "capture: the tenant sent {used} messages through the platform sender in 24 h, its cap is {}",
+                        cap.unwrap_or(0)
+                    );
+                } else {
+                    let name = match settings.from_name.clone() {
+                        Some(n) => n,
+                        None => self.tenant_name(tenant).await?,
+                    };
+                    return Ok(Route {
+                        account: Some(account),
+                        from_name: Some(name),
+                        how: "platform_default: the tenant has no mail account of its own; sent by the platform under the tenant's name".into(),
+                    });
+                }
+            } else {
+                why = "capture: neither the tenant nor the platform has a default account".into();
+            }
+        }
+        Ok(Route {
+            account: None,
+            from_name: None,
+            how: why,
+        })
+    }
+
+    /// Commits a checked message on the resolved route; the worker is woken.
+    pub async fn enqueue(
+        &self,
+        tenant: &str,
+        mut content: Content,
+        route: Route,
+        idempotency_key: Option<String>,
+    ) -> Result<(MessageView, bool)> {
+        if let Some(n) = &route.from_name {
+            content.from_name = crate::domain::HeaderText::parse(n).ok();
+        }
+        let sender_domain = route
+            .account
             .as_ref()
             .and_then(|a| EmailAddress::parse(&a.from_address).ok())
             .unwrap_or_else(|| EmailAddress::parse(CAPTURE_FROM).expect("valid"));
@@ -202,7 +321,7 @@ impl App {
         let row = MessageRow {
             id: crate::store::new_id(),
             tenant_id: tenant.to_string(),
-            account_id: account.map(|a| a.id),
+            account_id: route.account.map(|a| a.id),
             status: status::QUEUED.into(),
             message_id: crate::compose::new_message_id(&sender_domain),
             idempotency_key,
@@ -214,12 +333,13 @@ impl App {
             captured: 0,
             created_at: now,
             updated_at: now,
+            route: Some(route.how),
         };
         let (row, created) = self.store.insert_message(&row).await?;
         if created {
             self.metrics.record_accepted();
             self.wake.notify_one();
-            tracing::info!(message = %row.id, tenant, account = ?row.account_id, "message accepted");
+            tracing::info!(message = %row.id, tenant, account = ?row.account_id, route = ?row.route, "message accepted");
         }
         Ok((self.message_view(&row, Vec::new()), created))
     }
@@ -239,6 +359,7 @@ impl App {
                 .map(|c| c.subject.as_str().to_string())
                 .unwrap_or_default(),
             captured: row.captured != 0,
+            route: row.route.clone(),
             attempts: attempts
                 .into_iter()
                 .map(|a| AttemptView {
@@ -302,6 +423,14 @@ impl App {
         self.wake.notify_one();
         self.get_message(tenant, id).await
     }
+}
+
+/// The account chosen for a message and how.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub account: Option<crate::store::accounts::AccountRow>,
+    pub from_name: Option<String>,
+    pub how: String,
 }
 
 /// The sender address of captured messages when no account is configured.

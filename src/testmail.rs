@@ -12,29 +12,6 @@ use crate::i18n::Locale;
 use crate::smtp::{Envelope, Transcript};
 use std::time::Instant;
 
-/// Subject and body of the test email, in the requested language.
-fn test_content(locale: Locale, account_name: &str, host: &str) -> (String, String) {
-    let when = crate::rfc3339(crate::now_ms());
-    match locale {
-        Locale::En => (
-            "Herald test email".to_string(),
-            format!(
-                "Congratulations! Your mail service is configured successfully.\r\n\r\n\
-                 This test email was sent by Herald through the account \"{account_name}\" ({host}) at {when}.\r\n\
-                 Messages from your platform will now be delivered through this mail service.\r\n"
-            ),
-        ),
-        Locale::ZhCn => (
-            "Herald 测试邮件".to_string(),
-            format!(
-                "恭喜!您的邮件服务已经配置成功。\r\n\r\n\
-                 这封测试邮件由 Herald 于 {when} 通过帐户“{account_name}”({host})发送。\r\n\
-                 今后平台的邮件将通过此邮件服务发送。\r\n"
-            ),
-        ),
-    }
-}
-
 impl App {
     /// Sends a test email through the account and records the outcome on it:
     /// `ready` on success, `failing` with the report as last error otherwise.
@@ -44,8 +21,11 @@ impl App {
         let provider = Catalog::get().provider(&row.provider);
         let from = EmailAddress::parse(&row.from_address).map_err(|m| Error::field("from.address", m))?;
         let from_name = row.from_name.as_deref().and_then(|n| HeaderText::parse(n).ok());
-        let (subject, body) = test_content(locale, &row.name, &row.host);
-        let subject = HeaderText::parse(&subject).expect("fixed subject is one line");
+        // The tenant's own test_email template if it has one; the built-in otherwise.
+        let vars =
+            serde_json::json!({"account_name": row.name, "host": row.host, "sent_at": crate::rfc3339(crate::now_ms())});
+        let rendered = self.render_template(tenant, "test_email", locale, &vars).await?;
+        let subject = HeaderText::parse(&rendered.subject).map_err(|m| Error::field("template.subject", m))?;
         let message_id = compose::new_message_id(&from);
         let recipients = [to.clone()];
         let content = compose::render(&Draft {
@@ -54,8 +34,8 @@ impl App {
             to: &recipients,
             cc: &[],
             subject: &subject,
-            text: Some(&body),
-            html: None,
+            text: Some(&rendered.text),
+            html: rendered.html.as_deref(),
             message_id: &message_id,
         });
 
@@ -83,13 +63,7 @@ impl App {
                 Locale::En => accounts::EXPIRED_MESSAGE,
                 Locale::ZhCn => accounts::EXPIRED_MESSAGE_ZH,
             };
-            self.store
-                .set_account_status(
-                    &row.id,
-                    status::AUTHORIZATION_EXPIRED,
-                    Some(message),
-                    Some(&report_json),
-                )
+            self.mark_account(&row, status::AUTHORIZATION_EXPIRED, message, Some(&report_json))
                 .await?;
         } else if report.ok {
             self.store
@@ -103,20 +77,5 @@ impl App {
         }
         tracing::info!(account = %row.id, ok = report.ok, stage = report.stage.as_str(), code = ?report.code, elapsed_ms, "test email");
         Ok(report)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn body_says_configured_in_both_languages() {
-        let (s, b) = test_content(Locale::En, "Ops", "smtp.example.com");
-        assert!(s.contains("test"));
-        assert!(b.contains("configured successfully"));
-        let (s, b) = test_content(Locale::ZhCn, "Ops", "smtp.example.com");
-        assert!(s.contains("测试"));
-        assert!(b.contains("邮件服务已经配置成功"));
     }
 }

@@ -7,6 +7,9 @@ pub mod oauth;
 mod ops;
 pub mod problem;
 mod providers;
+mod rules;
+mod templates;
+mod tenants;
 
 use crate::app::App;
 use crate::error::{Error, FieldError};
@@ -15,7 +18,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::de::DeserializeOwned;
 
 pub fn router(app: App) -> Router {
@@ -38,6 +41,20 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/messages/{id}/retry", post(messages::retry))
         .route("/api/v1/capture", get(messages::capture))
         .route("/api/v1/settings", get(ops::get_settings).put(ops::put_settings))
+        .route("/api/v1/events", post(rules::event))
+        .route("/api/v1/rules", get(rules::list).post(rules::create))
+        .route(
+            "/api/v1/rules/{id}",
+            get(rules::show).patch(rules::edit).delete(rules::remove),
+        )
+        .route("/api/v1/tenants", get(tenants::list).post(tenants::create))
+        .route("/api/v1/tenants/{id}", delete(tenants::remove))
+        .route("/api/v1/templates", get(templates::list))
+        .route(
+            "/api/v1/templates/{name}/{locale}",
+            get(templates::show).put(templates::save).delete(templates::remove),
+        )
+        .route("/api/v1/templates/{name}/{locale}/preview", post(templates::preview))
         .fallback(ops::not_found)
         .with_state(app)
 }

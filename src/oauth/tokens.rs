@@ -285,6 +285,6 @@ impl App {
             TokenProblem::Configuration(m) => (status::FAILING, format!("OAuth2 token request refused: {m}")),
             TokenProblem::Unavailable(_) => return,
         };
-        let _ = self.store.set_account_status(&row.id, st, Some(&msg), None).await;
+        let _ = self.mark_account(row, st, &msg, None).await;
     }
 }

@@ -149,6 +149,18 @@ impl Store {
         Ok(row)
     }
 
+    /// An account by id whatever its tenant: only for routes Herald itself
+    /// resolved (a tenant's message sent through the platform's account).
+    pub async fn account_by_id(&self, id: &str) -> Result<Option<AccountRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM accounts WHERE id = $1");
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, AccountRow>(
+            sqlx::AssertSqlSafe(sql.as_str())
+        )
+        .bind(id)
+        .fetch_optional(p)
+        .await)?)
+    }
+
     pub async fn list_accounts(&self, tenant_id: &str) -> Result<Vec<AccountRow>> {
         let sql = format!("SELECT {COLUMNS} FROM accounts WHERE tenant_id = $1 ORDER BY created_at");
         let rows = on_pool!(self, |p| sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(

@@ -24,10 +24,13 @@ pub struct MessageRow {
     pub captured: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// How the sending account was chosen (`account`, `tenant_default`,
+    /// `platform_default`, `capture`) and why, for the delivery log.
+    pub route: Option<String>,
 }
 
 const MSG_COLUMNS: &str = "id, tenant_id, account_id, status, message_id, idempotency_key, content, attempts, \
-    next_attempt_at, lease_until, last_error, captured, created_at, updated_at";
+    next_attempt_at, lease_until, last_error, captured, created_at, updated_at, route";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AttemptRow {
@@ -71,7 +74,7 @@ impl Store {
     /// inserts nothing and answers the existing message instead.
     pub async fn insert_message(&self, m: &MessageRow) -> Result<(MessageRow, bool)> {
         let sql = format!(
-            "INSERT INTO messages ({MSG_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) \
+            "INSERT INTO messages ({MSG_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) \
              ON CONFLICT (tenant_id, idempotency_key) DO NOTHING"
         );
         let done = on_pool!(self, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
@@ -89,6 +92,7 @@ impl Store {
             .bind(m.captured)
             .bind(m.created_at)
             .bind(m.updated_at)
+            .bind(&m.route)
             .execute(p)
             .await
             .map(|r| r.rows_affected()))?;
@@ -281,6 +285,20 @@ impl Store {
         .bind(limit)
         .fetch_all(p)
         .await)?)
+    }
+
+    /// Messages a tenant sent through the platform's account since `since` (its daily cap).
+    pub async fn count_platform_routed(&self, tenant_id: &str, since: i64) -> Result<i64> {
+        let row: (i64,) = on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT COUNT(*) FROM messages WHERE tenant_id = $1 AND route LIKE 'platform_default%' AND created_at >= $2"
+        )
+        .bind(tenant_id)
+        .bind(since)
+        .fetch_one(p)
+        .await
+        })?;
+        Ok(row.0)
     }
 
     /// Message counts by status, for `/metrics`.

@@ -5,7 +5,10 @@
 pub mod accounts;
 pub mod messages;
 pub mod oauth;
+pub mod rules;
 pub mod settings;
+pub mod templates;
+pub mod tenants;
 pub mod tokens;
 
 use anyhow::Context;
@@ -104,6 +107,19 @@ pub fn redact_url(url: &str) -> String {
             format!("{}{}:***{}", &url[..s + 3], user, &url[at..])
         }
         _ => url.to_string(),
+    }
+}
+
+/// Maps a unique-constraint violation to a field error (a name taken twice);
+/// any other database error stays what it is.
+pub(crate) fn unique_as_field<T>(
+    r: Result<T, sqlx::Error>,
+    field: &str,
+    message: impl FnOnce() -> String,
+) -> crate::error::Result<T> {
+    match r {
+        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Err(crate::error::Error::field(field, message())),
+        r => r.map_err(crate::error::Error::from),
     }
 }
 

@@ -11,17 +11,22 @@ pub struct SettingsRow {
     pub locale: Option<String>,
     pub fallback_to_platform: i64,
     pub updated_at: i64,
+    /// JSON list of addresses told when something needs an admin.
+    pub admin_emails: Option<String>,
+    /// Platform settings only: messages per tenant per day through the platform's account.
+    pub tenant_daily_cap: Option<i64>,
 }
 
 impl Store {
     pub async fn get_settings(&self, tenant_id: &str) -> Result<SettingsRow> {
         let row = on_pool!(self, |p| {
             sqlx::query_as::<_, SettingsRow>(
-            "SELECT tenant_id, default_account, from_name, locale, fallback_to_platform, updated_at FROM settings WHERE tenant_id = $1"
-        )
-        .bind(tenant_id)
-        .fetch_optional(p)
-        .await
+                "SELECT tenant_id, default_account, from_name, locale, fallback_to_platform, updated_at, admin_emails, \
+             tenant_daily_cap FROM settings WHERE tenant_id = $1",
+            )
+            .bind(tenant_id)
+            .fetch_optional(p)
+            .await
         })?;
         Ok(row.unwrap_or(SettingsRow {
             tenant_id: tenant_id.to_string(),
@@ -33,10 +38,11 @@ impl Store {
     pub async fn put_settings(&self, s: &SettingsRow) -> Result<()> {
         on_pool!(self, |p| {
             sqlx::query(
-            "INSERT INTO settings (tenant_id, default_account, from_name, locale, fallback_to_platform, updated_at) \
-             VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (tenant_id) DO UPDATE SET default_account = excluded.default_account, \
-             from_name = excluded.from_name, locale = excluded.locale, fallback_to_platform = excluded.fallback_to_platform, \
-             updated_at = excluded.updated_at"
+            "INSERT INTO settings (tenant_id, default_account, from_name, locale, fallback_to_platform, updated_at, \
+             admin_emails, tenant_daily_cap) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (tenant_id) DO UPDATE SET \
+             default_account = excluded.default_account, from_name = excluded.from_name, locale = excluded.locale, \
+             fallback_to_platform = excluded.fallback_to_platform, updated_at = excluded.updated_at, \
+             admin_emails = excluded.admin_emails, tenant_daily_cap = excluded.tenant_daily_cap"
         )
         .bind(&s.tenant_id)
         .bind(&s.default_account)
@@ -44,6 +50,8 @@ impl Store {
         .bind(&s.locale)
         .bind(s.fallback_to_platform)
         .bind(s.updated_at)
+        .bind(&s.admin_emails)
+        .bind(s.tenant_daily_cap)
         .execute(p)
         .await
         .map(|r| r.rows_affected())

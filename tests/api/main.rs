@@ -9,4 +9,6 @@ mod cli;
 mod messages;
 mod oauth;
 mod openapi;
+mod templates;
+mod tenants;
 mod test_email;

@@ -198,3 +198,59 @@ async fn health_and_metrics() {
     assert!(m.contains("herald_send_seconds_bucket"), "{m}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_message_can_name_a_template_and_a_broken_one_is_refused_at_once() {
+    let peer = Peer::aiosmtpd(PyPeer {
+        mode: "plain",
+        certs: None,
+        user: None,
+        require_tls: false,
+    });
+    let app = spawn_app().await;
+    let acc = app
+        .create_account(local_account("plain", peer.port, "none", None, None))
+        .await;
+    let r = app
+        .post(
+            "/api/v1/messages",
+            &json!({"to": ["new@example.com"], "template": "activation", "locale": "zh-CN", "account": acc["id"],
+                    "vars": {"name": "<b>小王</b>", "product": "Acme", "link": "https://acme.test/activate?t=1"}}),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let m: Value = r.json().await.unwrap();
+    assert!(!m["subject"].as_str().unwrap().is_empty());
+    app.wait_message(m["id"].as_str().unwrap(), &["sent"]).await;
+    let got = peer.wait_messages(1).await;
+    let data = got[0]["data"].as_str().unwrap();
+    assert!(data.contains("multipart/alternative"), "text and HTML: {data}");
+
+    // A tenant override that only fails at runtime is refused when a message uses it.
+    let r = app
+        .http
+        .put(app.url("/api/v1/templates/password_reset/en"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"subject": "Reset", "text": "{{ code | nosuchfilter }}"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422, "a filter that does not exist is refused when saved");
+    let r = app
+        .post(
+            "/api/v1/messages",
+            &json!({"to": ["a@example.com"], "template": "password_reset", "subject": "x", "vars": {}}),
+        )
+        .await;
+    assert_eq!(r.status(), 422, "template and subject are exclusive");
+    let r = app
+        .post(
+            "/api/v1/messages",
+            &json!({"to": ["a@example.com"], "template": "nope"}),
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["errors"][0]["field"], "template", "{v}");
+    app.stop().await;
+}

@@ -1,0 +1,135 @@
+//! Settings of the platform and of each tenant: the default account, the
+//! sender display name, the locale, whether the tenant may fall back to the
+//! platform sender, who its admins are; and for the platform, how many
+//! messages a day each tenant may send through the platform's account.
+
+use crate::app::App;
+use crate::domain::{EmailAddress, HeaderText};
+use crate::error::{Problems, Result};
+use crate::i18n::Locale;
+use crate::store::PLATFORM;
+use crate::store::settings::SettingsRow;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Id or name of the account that sends when a message names none.
+    pub default_account: Option<String>,
+    /// Display name on messages sent for this tenant by the platform sender.
+    pub from_name: Option<String>,
+    pub locale: Option<String>,
+    /// Read-only: HERALD_PUBLIC_URL.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Whether a tenant without an account of its own may use the platform's.
+    pub fallback_to_platform: Option<bool>,
+    /// Who is told when an account needs attention (authorization expired, failing).
+    #[serde(default)]
+    pub admin_emails: Option<Vec<String>>,
+    /// Platform only: messages per tenant per 24 h through the platform's account.
+    #[serde(default)]
+    pub tenant_daily_cap: Option<i64>,
+}
+
+impl App {
+    fn settings_view(&self, s: &SettingsRow) -> Settings {
+        Settings {
+            default_account: s.default_account.clone(),
+            from_name: s.from_name.clone(),
+            locale: Some(s.locale.clone().unwrap_or_else(|| "en".into())),
+            public_url: Some(self.config.public_url.clone()),
+            fallback_to_platform: Some(s.fallback_to_platform != 0),
+            admin_emails: Some(admin_emails(s)),
+            tenant_daily_cap: s.tenant_daily_cap,
+        }
+    }
+
+    pub async fn settings(&self, tenant: &str) -> Result<Settings> {
+        Ok(self.settings_view(&self.store.get_settings(tenant).await?))
+    }
+
+    pub async fn put_settings(&self, tenant: &str, input: Settings) -> Result<Settings> {
+        let mut p = Problems::default();
+        let default_account = match input
+            .default_account
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            None => None,
+            Some(a) => match self.store.find_account(tenant, a).await? {
+                Some(row) => Some(row.id),
+                None => {
+                    p.add(
+                        "default_account",
+                        format!("no account '{a}' in this tenant: give an id or name from GET /api/v1/accounts"),
+                    );
+                    None
+                }
+            },
+        };
+        let from_name = match input.from_name.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(n) => p
+                .check("from_name", HeaderText::parse(n))
+                .map(|h| h.as_str().to_string()),
+        };
+        let locale = match input.locale.as_deref() {
+            None => None,
+            Some(l) => p.check(
+                "locale",
+                Locale::parse(l)
+                    .map(|l| l.as_str().to_string())
+                    .ok_or_else(|| format!("'{l}' is not one of en, zh-CN")),
+            ),
+        };
+        if let Some(u) = &input.public_url
+            && u.trim_end_matches('/') != self.config.public_url
+        {
+            p.add(
+                "public_url",
+                "is set by the server (HERALD_PUBLIC_URL), not through the API",
+            );
+        }
+        let admins: Vec<String> = input
+            .admin_emails
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| {
+                p.check(&format!("admin_emails[{i}]"), EmailAddress::parse(a))
+                    .map(|a| a.as_str().to_string())
+            })
+            .collect();
+        if input.tenant_daily_cap.is_some() && tenant != PLATFORM {
+            p.add(
+                "tenant_daily_cap",
+                "is a platform setting: only the platform admin sets it",
+            );
+        }
+        if input.tenant_daily_cap.is_some_and(|c| c < 1) {
+            p.add("tenant_daily_cap", "must be at least 1, or left out for no cap");
+        }
+        p.into_result()?;
+        let row = SettingsRow {
+            tenant_id: tenant.to_string(),
+            default_account,
+            from_name,
+            locale,
+            fallback_to_platform: input.fallback_to_platform.unwrap_or(true) as i64,
+            updated_at: crate::now_ms(),
+            admin_emails: Some(serde_json::to_string(&admins).expect("serializable")),
+            tenant_daily_cap: input.tenant_daily_cap,
+        };
+        self.store.put_settings(&row).await?;
+        Ok(self.settings_view(&row))
+    }
+}
+
+pub fn admin_emails(s: &SettingsRow) -> Vec<String> {
+    s.admin_emails
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default()
+}
