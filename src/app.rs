@@ -35,7 +35,7 @@ impl App {
                 config.data_dir.display()
             )
         })?;
-        let keys = Keyring::load_or_create(&config.data_dir)?;
+        let keys = Keyring::load_or_create(&config.data_dir, config.secret_key.as_deref())?;
         let store = Store::connect(&config.database_url).await?;
         restrict_database_files(&config.database_url);
         let app = App {

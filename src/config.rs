@@ -26,6 +26,9 @@ pub struct Config {
     pub message_max_age_secs: u64,
     /// `HERALD_LOG_FORMAT`: `text` (default) or `json`.
     pub log_json: bool,
+    /// `HERALD_SECRET_KEY`: base64 of 32 bytes, instead of the data directory's
+    /// key file; nodes sharing a database must share it.
+    pub secret_key: Option<String>,
 }
 
 /// The config file's keys: the environment variables' names in lower case
@@ -42,6 +45,7 @@ struct FileConfig {
     retry_max_secs: Option<u64>,
     message_max_age_secs: Option<u64>,
     log_format: Option<String>,
+    secret_key: Option<String>,
 }
 
 /// Where the settings come from; tests pass their own environment.
@@ -123,7 +127,9 @@ impl Config {
             "json" => true,
             other => bail!("HERALD_LOG_FORMAT={other:?} must be text or json"),
         };
+        let secret_key = pick("HERALD_SECRET_KEY", file.secret_key);
         Ok(Config {
+            secret_key,
             listen,
             data_dir,
             database_url,

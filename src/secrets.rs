@@ -57,10 +57,10 @@ impl fmt::Debug for Keyring {
 impl Keyring {
     /// Reads `HERALD_SECRET_KEY` (base64, for nodes sharing PostgreSQL) or the
     /// data directory's key file, creating it (0600) on first use.
-    pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Keyring> {
+    pub fn load_or_create(data_dir: &Path, configured: Option<&str>) -> anyhow::Result<Keyring> {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD;
-        if let Ok(v) = std::env::var("HERALD_SECRET_KEY") {
+        if let Some(v) = configured {
             let key = b64.decode(v.trim()).context("HERALD_SECRET_KEY is not base64")?;
             return Keyring::from_bytes(&key).context("HERALD_SECRET_KEY");
         }
@@ -199,8 +199,8 @@ mod tests {
     #[test]
     fn key_file_is_private() {
         let dir = tempfile::tempdir().unwrap();
-        let k1 = Keyring::load_or_create(dir.path()).unwrap();
-        let k2 = Keyring::load_or_create(dir.path()).unwrap();
+        let k1 = Keyring::load_or_create(dir.path(), None).unwrap();
+        let k2 = Keyring::load_or_create(dir.path(), None).unwrap();
         let sealed = k1.seal("c", &Secret::new("x"));
         assert_eq!(k2.open("c", &sealed).unwrap().expose(), "x");
         #[cfg(unix)]

@@ -143,12 +143,17 @@ impl Store {
     /// Claims up to `limit` due messages for this worker until `lease_until`.
     /// A message whose lease ran out (its worker died) is due again.
     pub async fn claim_due(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<MessageRow>> {
+        // The due condition stands in the outer WHERE too: on PostgreSQL a row
+        // another node claimed meanwhile is re-checked against it and skipped,
+        // and SKIP LOCKED keeps nodes from queueing behind each other's claims.
+        let due = "((status IN ('queued', 'deferred') AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until < $1))";
+        let lock = match self.pool {
+            super::Pool::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+            super::Pool::Sqlite(_) => "",
+        };
         let sql = format!(
             "UPDATE messages SET status = 'sending', lease_until = $2, attempts = attempts + 1, updated_at = $1 \
-             WHERE id IN (SELECT id FROM messages \
-                 WHERE (status IN ('queued', 'deferred') AND next_attempt_at <= $1) \
-                    OR (status = 'sending' AND lease_until < $1) \
-                 ORDER BY next_attempt_at LIMIT $3) \
+             WHERE {due} AND id IN (SELECT id FROM messages WHERE {due} ORDER BY next_attempt_at LIMIT $3{lock}) \
              RETURNING {MSG_COLUMNS}"
         );
         Ok(on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(

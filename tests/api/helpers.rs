@@ -193,6 +193,28 @@ pub async fn spawn_app_pg() -> TestApp {
     spawn_app_with(&[("HERALD_DATABASE_URL", &url)]).await
 }
 
+/// A fresh PostgreSQL database's URL (see `spawn_app_pg`).
+pub async fn new_pg_database() -> String {
+    use sqlx::Connection;
+    let admin =
+        std::env::var("HERALD_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!("herald_test_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL is reachable (scripts/test.sh starts it)");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    format!("{}/{name}", admin.rsplit_once('/').expect("URL ends in /<database>").0)
+}
+
+/// A second node: the same database and the same secret key as `first`.
+pub async fn spawn_node(first: &TestApp, database_url: &str) -> TestApp {
+    let key = std::fs::read_to_string(first.data_dir.path().join("secret.key")).expect("the first node's key");
+    spawn_app_with(&[("HERALD_DATABASE_URL", database_url), ("HERALD_SECRET_KEY", key.trim())]).await
+}
+
 /// A CA and a certificate for `localhost` / 127.0.0.1 signed by it.
 pub struct Certs {
     pub dir: tempfile::TempDir,

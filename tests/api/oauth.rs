@@ -467,3 +467,38 @@ async fn refresh_token_lifetime_warns_and_tokens_stay_sealed() {
     assert!(!listed.contains("eyJ0eXAi"));
     app.stop().await;
 }
+
+/// Two nodes on one PostgreSQL database: ten sends split between them make
+/// one token request, the lease row keeping the second node waiting.
+#[tokio::test]
+async fn two_nodes_refresh_once() {
+    let oauth = OAuthPeer::start();
+    let smtp = oauth.smtp();
+    oauth.config(json!({"expires_in": 30})).await;
+    let url = new_pg_database().await;
+    let node1 = spawn_app_with(&[("HERALD_DATABASE_URL", &url)]).await;
+    let node2 = spawn_node(&node1, &url).await;
+    let acc = node1
+        .create_account(oauth_account("shared", &oauth, &smtp, "authorization_code"))
+        .await;
+    let id = acc["id"].as_str().unwrap().to_string();
+    assert_eq!(authorize(&node1, &oauth, &id).await.status(), 200);
+    oauth
+        .config(json!({"expires_in": 3600, "refresh": "slow", "delay_ms": 300}))
+        .await;
+    let sends = (0..10).map(|i| {
+        let node = if i % 2 == 0 { &node1 } else { &node2 };
+        let id = id.clone();
+        async move { node.test_email(&id, &format!("r{i}@example.com"), "en").await }
+    });
+    for r in futures_util_join(sends.collect()).await {
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    assert_eq!(
+        oauth.stats().await["by_grant"]["refresh_token"],
+        1,
+        "one refresh across both nodes"
+    );
+    node2.stop().await;
+    node1.stop().await;
+}

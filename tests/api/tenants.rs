@@ -501,3 +501,68 @@ async fn an_expired_authorization_is_reported_to_the_admins_through_another_rout
     assert!(smtp.messages().is_empty(), "nothing went through the broken account");
     app.stop().await;
 }
+
+/// The story: a tenant with no mail service of its own posts an
+/// event; the message arrives from the platform sender under the tenant's
+/// display name; another tenant sees none of it.
+#[tokio::test]
+async fn a_tenant_without_mail_service_is_served_by_the_platform_sender() {
+    let platform_peer = Peer::aiosmtpd(PyPeer {
+        mode: "plain",
+        certs: None,
+        user: None,
+        require_tls: false,
+    });
+    let app = spawn_app().await;
+    let mut body = local_account("platform-mail", platform_peer.port, "none", None, None);
+    body["from"] = json!({"address": "noreply@platform.test", "name": "Platform"});
+    let p = app.create_account(body).await;
+    let r = app
+        .http
+        .put(app.url("/api/v1/settings"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"default_account": p["id"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let a = tenant(&app, "Acme").await;
+    let b = tenant(&app, "Globex").await;
+    a.json(
+        a.put(
+            "/api/v1/settings",
+            &json!({"from_name": "Acme Monitoring", "locale": "zh-CN"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    a.json(a.post("/api/v1/rules", &json!({"name": "Disks", "match": {"types": ["disk.*"]}, "methods": [{"channel": "email", "to": ["oncall@acme.test"]}]})).await, 201).await;
+    let out = a.json(a.post("/api/v1/events", &json!({"type": "disk.full", "severity": "critical", "source": "db-1", "title": "磁盘已满", "message": "/var 使用率 100%"})).await, 202).await;
+    assert_eq!(out["messages"].as_array().unwrap().len(), 1);
+    let m = wait_sent(&a, out["messages"][0].as_str().unwrap()).await;
+    assert_eq!(m["status"], "sent", "{m}");
+    let got = platform_peer.wait_messages(1).await;
+    let data = got[0]["data"].as_str().unwrap();
+    assert_eq!(got[0]["mail_from"], "noreply@platform.test");
+    assert!(
+        data.contains("From: =?utf-8?") || data.contains("From: \"Acme Monitoring\""),
+        "{data}"
+    );
+    assert!(
+        data.contains("Acme Monitoring") || data.contains("QWNtZSBNb25pdG9yaW5n"),
+        "the tenant's display name: {data}"
+    );
+    // The other tenant sees none of it.
+    let bm = b.json(b.get("/api/v1/messages").await, 200).await;
+    assert!(bm.as_array().unwrap().is_empty());
+    assert_eq!(
+        b.get(&format!("/api/v1/messages/{}", m["id"].as_str().unwrap()))
+            .await
+            .status(),
+        404
+    );
+    let brules = b.json(b.get("/api/v1/rules").await, 200).await;
+    assert!(brules.as_array().unwrap().iter().all(|r| r["name"] != "Disks"));
+    app.stop().await;
+}
