@@ -190,7 +190,16 @@ impl App {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
 
-        let result = self.request_token(row, &settings, now_row.as_ref()).await;
+        // The lease is ours, but another node may have refreshed between our
+        // read and our lease: use its token, or at least its (rotated) refresh token.
+        let current = self.store.get_tokens(&row.id).await.map_err(internal)?;
+        if current.as_ref().map(|t| t.generation) != now_row.as_ref().map(|t| t.generation)
+            && let Some(t) = self.cached(row, current.as_ref())
+        {
+            let _ = self.store.unlock_refresh(&row.id).await;
+            return Ok(AccessToken { token: t, fresh: true });
+        }
+        let result = self.request_token(row, &settings, current.as_ref()).await;
         match result {
             Ok(t) => Ok(AccessToken { token: t, fresh: true }),
             Err(problem) => {
@@ -224,9 +233,10 @@ impl App {
         let now = crate::now_ms();
         let response = match settings.flow {
             Flow::AuthorizationCode => {
-                let sealed = stored
-                    .and_then(|t| t.refresh_token.as_deref())
-                    .expect("checked by the caller");
+                // Gone if the settings changed while we waited: a person must sign in again.
+                let sealed = stored.and_then(|t| t.refresh_token.as_deref()).ok_or_else(|| {
+                    TokenProblem::Expired("the tokens were discarded (the OAuth settings changed)".into())
+                })?;
                 let refresh = self
                     .keys
                     .open(&token_context(&row.id, "refresh"), sealed)
