@@ -22,6 +22,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// HTTP client for OAuth2 token endpoints.
     pub oauth_http: reqwest::Client,
+    /// Connections per account in this process (its `limits.connections`).
+    pub account_slots: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>>,
     /// One refresh at a time per account in this process (`oauth::tokens`).
     pub oauth_locks: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
@@ -46,6 +48,7 @@ impl App {
             metrics: Arc::new(Metrics::default()),
             oauth_http: crate::oauth::http_client(),
             oauth_locks: Arc::default(),
+            account_slots: Arc::default(),
         };
         app.ensure_system_rules(PLATFORM).await?;
         Ok(app)
@@ -96,6 +99,16 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
             "\n  Herald's platform admin API token (shown once; keep it safe):\n\n    {token}\n\n  \
              Use it as: Authorization: Bearer <token>. Lost it? `herald token create` makes another.\n"
         );
+    }
+    // SQLite is one node: claims left by a previous run died with it.
+    if matches!(app.store.pool, crate::store::Pool::Sqlite(_)) {
+        let released = app.store.release_all_claims().await?;
+        if released > 0 {
+            tracing::warn!(
+                released,
+                "messages claimed by the previous run are queued again (same Message-ID)"
+            );
+        }
     }
     let listener = tokio::net::TcpListener::bind(app.config.listen)
         .await

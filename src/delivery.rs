@@ -12,52 +12,131 @@ use crate::domain::{EmailAddress, HeaderText};
 use crate::error::Result;
 use crate::outbox::{CAPTURE_FROM, Content, status};
 use crate::smtp::{Envelope, Transcript};
+use crate::store::PLATFORM;
+use crate::store::accounts::AccountRow;
 use crate::store::messages::{AttemptRow, CapturedRow, MessageRow};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
-/// How long a claim holds; a send that takes longer is bounded by the
-/// account's timeout per step, well inside this.
-const LEASE_MS: i64 = 10 * 60 * 1000;
-const BATCH: i64 = 16;
+/// How long a claim holds. A send is bounded by the account's timeout per
+/// step, well inside this; a node that died leaves its claims to others
+/// once it runs out (on SQLite, `serve` releases them at start).
+pub const LEASE_MS: i64 = 2 * 60 * 1000;
+const BATCH: i64 = 64;
+/// Sends in flight at once on this node.
+const CONCURRENCY: usize = 32;
+/// Connections per account when the account sets no limit.
+const DEFAULT_ACCOUNT_CONNECTIONS: usize = 8;
+/// `next_attempt_at` of a message held until a person acts (reauthorization).
+pub const HELD_INDEFINITELY: i64 = i64::MAX;
 
 /// Runs until `shutdown` turns true; in-flight sends finish first.
 pub async fn run_worker(app: App, mut shutdown: watch::Receiver<bool>) {
     tracing::info!("delivery worker started");
+    let slots = Arc::new(Semaphore::new(CONCURRENCY));
+    let mut running = tokio::task::JoinSet::new();
     loop {
         if *shutdown.borrow() {
             break;
         }
+        while running.try_join_next().is_some() {}
+        let free = slots.available_permits() as i64;
         let now = crate::now_ms();
-        let claimed = match app.store.claim_due(now, now + LEASE_MS, BATCH).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "claiming messages failed");
-                Vec::new()
+        let claimed = if free == 0 {
+            Vec::new()
+        } else {
+            match app.store.claim_due(now, now + LEASE_MS, free.min(BATCH)).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming messages failed");
+                    Vec::new()
+                }
             }
         };
         if claimed.is_empty() {
             tokio::select! {
                 _ = app.wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 _ = shutdown.changed() => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
             }
             continue;
         }
         for row in claimed {
-            let lease = row.lease_until.unwrap_or(now + LEASE_MS);
-            if let Err(e) = app.deliver(&row, lease).await {
-                tracing::error!(message = %row.id, error = %e, "delivery bookkeeping failed");
-            }
+            let permit = slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let app = app.clone();
+            running.spawn(async move {
+                let lease = row.lease_until.unwrap_or(0);
+                if let Err(e) = app.deliver(&row, lease).await {
+                    tracing::error!(message = %row.id, error = %e, "delivery bookkeeping failed");
+                }
+                drop(permit);
+            });
         }
     }
+    // Graceful: what is in flight finishes and is recorded.
+    while running.join_next().await.is_some() {}
     tracing::info!("delivery worker stopped");
 }
 
+/// What one hop (an account) did with a message.
+enum Hop {
+    Sent {
+        partial: Option<String>,
+        retry: Vec<EmailAddress>,
+    },
+    Failed {
+        class: Class,
+        last_error: String,
+    },
+}
+
 impl App {
-    /// Delivers one claimed message and records the outcome.
+    fn account_slots(&self, account: &AccountRow) -> Arc<Semaphore> {
+        let n = account
+            .limit_connections
+            .map(|n| n.max(1) as usize)
+            .unwrap_or(DEFAULT_ACCOUNT_CONNECTIONS);
+        let mut map = self.account_slots.lock().expect("account slots");
+        map.entry(account.id.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(n)))
+            .clone()
+    }
+
+    /// Whether the account may send now under its per-minute and per-day
+    /// limits; if not, when it may again.
+    async fn limit_wait(&self, account: &AccountRow) -> Result<Option<(i64, String)>> {
+        let now = crate::now_ms();
+        for (limit, window, what) in [
+            (account.limit_per_minute, 60_000i64, "per-minute"),
+            (account.limit_per_day, 24 * 3600 * 1000i64, "daily"),
+        ] {
+            let Some(limit) = limit else { continue };
+            let (count, oldest) = self.store.sent_since(&account.id, now - window).await?;
+            if count >= limit {
+                let resume = oldest.unwrap_or(now) + window;
+                return Ok(Some((
+                    resume,
+                    format!(
+                        "the account's {what} limit of {limit} messages is reached; sending resumes at {}",
+                        crate::rfc3339(resume)
+                    ),
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Delivers one claimed message and records the outcome: through its
+    /// account, then the account's backup, then the platform's default where
+    /// the tenant may fall back; each hop is an attempt in the delivery log.
     pub async fn deliver(&self, row: &MessageRow, lease_until: i64) -> Result<()> {
-        let content: Content = serde_json::from_str(&row.content).map_err(anyhow::Error::from)?;
+        let mut content: Content = serde_json::from_str(&row.content).map_err(anyhow::Error::from)?;
         let Some(account_id) = row.account_id.as_deref() else {
             return self.capture(row, &content, lease_until).await;
         };
@@ -66,10 +145,132 @@ impl App {
             let err = "the sending account was deleted: retry the message with another account";
             self.record_attempt(row, None, "failed", None, Some(err)).await?;
             self.store
-                .finish_message(&row.id, lease_until, status::FAILED, Some(err), crate::now_ms(), false)
+                .finish_message(&row.id, lease_until, status::FAILED, Some(err), crate::now_ms(), None)
                 .await?;
             return Ok(());
         };
+        // An account waiting for a person to sign in holds its messages;
+        // re-authorization releases them (oauth::complete_authorization).
+        if [
+            account_status::AUTHORIZATION_EXPIRED,
+            account_status::AUTHORIZATION_REQUIRED,
+        ]
+        .contains(&account.status.as_str())
+        {
+            let why = crate::accounts::EXPIRED_MESSAGE;
+            self.record_attempt(row, Some(&account.id), status::HELD, Some("reauthorize"), Some(why))
+                .await?;
+            self.store
+                .finish_message(&row.id, lease_until, status::HELD, Some(why), HELD_INDEFINITELY, None)
+                .await?;
+            return Ok(());
+        }
+        if let Some((resume, why)) = self.limit_wait(&account).await? {
+            // Held, and released by the clock: the claim picks it up at `resume`.
+            self.store
+                .finish_message(&row.id, lease_until, status::HELD, Some(&why), resume, None)
+                .await?;
+            return Ok(());
+        }
+
+        let mut hops = vec![account.clone()];
+        if let Some(b) = account.backup_account.as_deref()
+            && let Some(backup) = self.store.account_by_id(b).await?
+        {
+            hops.push(backup);
+        }
+        // The platform's account is a last resort for a broken connection, not
+        // for a revoked authorization: those messages are held for the person
+        // who reauthorizes (only an explicit backup account takes them).
+        let explicit_hops = hops.len();
+        if row.tenant_id != PLATFORM && !row.route.as_deref().unwrap_or("").starts_with("platform_default") {
+            let settings = self.store.get_settings(&row.tenant_id).await?;
+            if settings.fallback_to_platform != 0
+                && let Some(p) = self.store.get_settings(PLATFORM).await?.default_account
+                && let Some(platform) = self.store.account_by_id(&p).await?
+                && !hops.iter().any(|h| h.id == platform.id)
+            {
+                hops.push(platform);
+            }
+        }
+
+        let mut errors = Vec::new();
+        let mut final_class = Class::Permanent;
+        for (i, hop) in hops.iter().enumerate() {
+            if i > 0
+                && [
+                    account_status::AUTHORIZATION_EXPIRED,
+                    account_status::AUTHORIZATION_REQUIRED,
+                ]
+                .contains(&hop.status.as_str())
+            {
+                continue;
+            }
+            if i > 0 && hop.tenant_id != account.tenant_id && content.from_name.is_none() {
+                // On the platform's account, the tenant's display name.
+                let name = self.store.get_settings(&row.tenant_id).await?.from_name;
+                let name = match name {
+                    Some(n) => n,
+                    None => self.tenant_name(&row.tenant_id).await?,
+                };
+                content.from_name = HeaderText::parse(&name).ok();
+            }
+            match self.send_via(row, &content, hop).await? {
+                Hop::Sent { partial, retry } => {
+                    if retry.is_empty() {
+                        self.store
+                            .finish_message(
+                                &row.id,
+                                lease_until,
+                                status::SENT,
+                                partial.as_deref(),
+                                crate::now_ms(),
+                                None,
+                            )
+                            .await?;
+                    } else {
+                        // Only the recipients refused for now are tried again, with the same Message-ID.
+                        content.retry_only = Some(retry);
+                        let json = serde_json::to_string(&content).map_err(anyhow::Error::from)?;
+                        let why = format!("some recipients are to be retried: {}", partial.unwrap_or_default());
+                        let next = crate::now_ms() + self.backoff_ms(row.attempts);
+                        self.store
+                            .finish_message(&row.id, lease_until, status::DEFERRED, Some(&why), next, Some(&json))
+                            .await?;
+                    }
+                    return Ok(());
+                }
+                Hop::Failed { class, last_error } => {
+                    errors.push(if i == 0 {
+                        last_error
+                    } else {
+                        format!("then via {}: {last_error}", hop.name)
+                    });
+                    final_class = class;
+                    // A refusal of the message or its recipients is the same through any account.
+                    if class == Class::Permanent || (class == Class::Reauthorize && i + 1 >= explicit_hops) {
+                        break;
+                    }
+                }
+            }
+        }
+        let age_ms = crate::now_ms() - row.created_at;
+        let (next_status, next_at) = match final_class {
+            Class::Transient if age_ms < self.config.message_max_age_secs as i64 * 1000 => {
+                (status::DEFERRED, crate::now_ms() + self.backoff_ms(row.attempts))
+            }
+            Class::Reauthorize => (status::HELD, HELD_INDEFINITELY),
+            _ => (status::FAILED, crate::now_ms()),
+        };
+        let last_error = errors.join(" | ");
+        self.store
+            .finish_message(&row.id, lease_until, next_status, Some(&last_error), next_at, None)
+            .await?;
+        Ok(())
+    }
+
+    /// One attempt through one account, recorded in the delivery log.
+    async fn send_via(&self, row: &MessageRow, content: &Content, account: &AccountRow) -> Result<Hop> {
         let from =
             EmailAddress::parse(&account.from_address).map_err(|m| crate::error::Error::field("from.address", m))?;
         let from_name = content
@@ -88,12 +289,14 @@ impl App {
         });
         let envelope = Envelope {
             from,
-            to: content.recipients(),
+            to: content.retry_only.clone().unwrap_or_else(|| content.recipients()),
         };
         let transcript = Transcript::default();
+        let slots = self.account_slots(account);
+        let _slot = slots.acquire().await.expect("never closed");
         let started = Instant::now();
         let outcome: std::result::Result<_, Failure> = async {
-            let mut session = self.open_session(&account, &transcript).await?;
+            let mut session = self.open_session(account, &transcript).await?;
             let sent = session.send(&envelope, &raw).await;
             session.quit().await;
             sent
@@ -105,6 +308,12 @@ impl App {
         match outcome {
             Ok(sent) => {
                 let mut report = Report::success(Some(&sent.reply), transcript.lines(), 0);
+                let retry: Vec<EmailAddress> = sent
+                    .rejected
+                    .iter()
+                    .filter(|(_, r)| r.is_transient())
+                    .map(|(a, _)| a.clone())
+                    .collect();
                 let partial = (!sent.rejected.is_empty()).then(|| {
                     sent.rejected
                         .iter()
@@ -119,16 +328,6 @@ impl App {
                     ));
                 }
                 self.record_report(row, Some(&account.id), "sent", &report).await?;
-                self.store
-                    .finish_message(
-                        &row.id,
-                        lease_until,
-                        status::SENT,
-                        partial.as_deref(),
-                        crate::now_ms(),
-                        false,
-                    )
-                    .await?;
                 if account.status != account_status::READY {
                     self.store
                         .set_account_status(&account.id, account_status::READY, None, None)
@@ -136,32 +335,23 @@ impl App {
                 }
                 self.metrics.record_attempt("sent");
                 tracing::info!(message = %row.id, account = %account.id, "message sent");
+                Ok(Hop::Sent { partial, retry })
             }
             Err(failure) => {
                 let report = Report::failure(&failure, provider, oauth, content.locale, transcript.lines(), 0);
                 let class = report.class.unwrap_or(Class::Permanent);
-                let age_ms = crate::now_ms() - row.created_at;
-                let (next_status, next_at) = match class {
-                    Class::Transient if age_ms < self.config.message_max_age_secs as i64 * 1000 => {
-                        (status::DEFERRED, crate::now_ms() + self.backoff_ms(row.attempts))
-                    }
-                    Class::Reauthorize => (status::HELD, crate::now_ms()),
-                    _ => (status::FAILED, crate::now_ms()),
-                };
                 let last_error = format!("{} — {}", report.summary(), report.hint.clone().unwrap_or_default());
-                self.record_report(row, Some(&account.id), next_status, &report).await?;
-                self.store
-                    .finish_message(&row.id, lease_until, next_status, Some(&last_error), next_at, false)
+                self.record_report(row, Some(&account.id), class_name(class), &report)
                     .await?;
                 if matches!(class, Class::Configuration) {
-                    self.mark_account(&account, account_status::FAILING, &last_error, None)
+                    self.mark_account(account, account_status::FAILING, &last_error, None)
                         .await?;
                 }
                 self.metrics.record_attempt(class_name(class));
-                tracing::warn!(message = %row.id, account = %account.id, stage = report.stage.as_str(), code = ?report.code, status = next_status, "delivery failed");
+                tracing::warn!(message = %row.id, account = %account.id, stage = report.stage.as_str(), code = ?report.code, "delivery attempt failed");
+                Ok(Hop::Failed { class, last_error })
             }
         }
-        Ok(())
     }
 
     /// Exponential backoff with jitter between the configured bounds.
@@ -211,9 +401,7 @@ impl App {
         let note = format!("{why}: the message was kept in the capture mailbox and not delivered");
         let note = note.as_str();
         self.record_attempt(row, None, "captured", None, Some(note)).await?;
-        self.store
-            .finish_message(&row.id, lease_until, status::SENT, Some(note), crate::now_ms(), true)
-            .await?;
+        self.store.finish_captured(&row.id, lease_until, note).await?;
         self.metrics.record_attempt("captured");
         Ok(())
     }

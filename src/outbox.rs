@@ -57,6 +57,9 @@ pub struct Content {
     /// Display name that replaces the account's (a tenant's name on the platform sender).
     #[serde(default)]
     pub from_name: Option<HeaderText>,
+    /// After a partial delivery: only these recipients are tried again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_only: Option<Vec<EmailAddress>>,
 }
 
 impl Content {
@@ -171,6 +174,7 @@ pub fn check_input(input: &MessageInput) -> Result<Content> {
         html,
         locale: locale.expect("checked"),
         from_name: None,
+        retry_only: None,
     })
 }
 
@@ -193,6 +197,51 @@ impl App {
         }
         let route = self.resolve_route(tenant, input.account.as_deref(), None).await?;
         self.enqueue(tenant, content, route, idempotency_key).await
+    }
+
+    /// Accepts many messages at once: all are checked first (a bad one refuses
+    /// the batch, naming `messages[i].field`), then committed in one transaction.
+    pub async fn accept_batch(&self, tenant: &str, inputs: Vec<MessageInput>) -> Result<Vec<MessageView>> {
+        const MAX_BATCH: usize = 1000;
+        if inputs.is_empty() || inputs.len() > MAX_BATCH {
+            return Err(Error::field(
+                "messages",
+                format!("holds {} messages; send 1 to {MAX_BATCH}", inputs.len()),
+            ));
+        }
+        let mut rows = Vec::with_capacity(inputs.len());
+        let mut problems = Vec::new();
+        for (i, input) in inputs.into_iter().enumerate() {
+            let prefix = |e: Error| match e {
+                Error::Invalid(list) => Error::Invalid(
+                    list.into_iter()
+                        .map(|f| crate::error::FieldError::new(format!("messages[{i}].{}", f.field), f.message))
+                        .collect(),
+                ),
+                other => other,
+            };
+            let checked = async {
+                let input = self.apply_template(tenant, input).await?;
+                let content = check_input(&input)?;
+                let route = self.resolve_route(tenant, input.account.as_deref(), None).await?;
+                self.message_row(tenant, content, route, None)
+            }
+            .await;
+            match checked.map_err(prefix) {
+                Ok(row) => rows.push(row),
+                Err(Error::Invalid(list)) => problems.extend(list),
+                Err(e) => return Err(e),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
+        self.store.insert_messages(&rows).await?;
+        for _ in &rows {
+            self.metrics.record_accepted();
+        }
+        self.wake.notify_one();
+        Ok(rows.iter().map(|r| self.message_view(r, Vec::new())).collect())
     }
 
     /// A message that names a template is rendered now, so a template that
@@ -305,10 +354,27 @@ impl App {
     pub async fn enqueue(
         &self,
         tenant: &str,
-        mut content: Content,
+        content: Content,
         route: Route,
         idempotency_key: Option<String>,
     ) -> Result<(MessageView, bool)> {
+        let row = self.message_row(tenant, content, route, idempotency_key)?;
+        let (row, created) = self.store.insert_message(&row).await?;
+        if created {
+            self.metrics.record_accepted();
+            self.wake.notify_one();
+            tracing::info!(message = %row.id, tenant, account = ?row.account_id, route = ?row.route, "message accepted");
+        }
+        Ok((self.message_view(&row, Vec::new()), created))
+    }
+
+    fn message_row(
+        &self,
+        tenant: &str,
+        mut content: Content,
+        route: Route,
+        idempotency_key: Option<String>,
+    ) -> Result<MessageRow> {
         if let Some(n) = &route.from_name {
             content.from_name = crate::domain::HeaderText::parse(n).ok();
         }
@@ -335,13 +401,7 @@ impl App {
             updated_at: now,
             route: Some(route.how),
         };
-        let (row, created) = self.store.insert_message(&row).await?;
-        if created {
-            self.metrics.record_accepted();
-            self.wake.notify_one();
-            tracing::info!(message = %row.id, tenant, account = ?row.account_id, route = ?row.route, "message accepted");
-        }
-        Ok((self.message_view(&row, Vec::new()), created))
+        Ok(row)
     }
 
     pub fn message_view(&self, row: &MessageRow, attempts: Vec<AttemptRow>) -> MessageView {

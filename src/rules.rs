@@ -530,6 +530,7 @@ impl App {
                     html: r.html,
                     locale,
                     from_name: None,
+                    retry_only: None,
                 };
                 let mut route = self
                     .resolve_route(tenant, method.account.as_deref(), avoid.as_deref())

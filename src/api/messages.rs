@@ -33,6 +33,28 @@ pub async fn create(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchInput {
+    messages: Vec<MessageInput>,
+}
+
+#[derive(Serialize)]
+pub struct BatchAccepted {
+    messages: Vec<MessageView>,
+}
+
+/// 202 once every message of the batch is on disk, in one transaction; a
+/// bad message refuses the whole batch (422 naming `messages[i].field`).
+pub async fn batch(
+    caller: Caller,
+    State(app): State<App>,
+    Json(input): Json<BatchInput>,
+) -> Result<(StatusCode, axum::Json<BatchAccepted>)> {
+    let messages = app.accept_batch(&caller.tenant, input.messages).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(BatchAccepted { messages })))
+}
+
+#[derive(Deserialize)]
 pub struct ListQuery {
     status: Option<String>,
     account: Option<String>,

@@ -37,6 +37,7 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/accounts/{id}/authorize", post(oauth::authorize))
         .route("/oauth2/callback", get(oauth::callback))
         .route("/api/v1/messages", get(messages::list).post(messages::create))
+        .route("/api/v1/messages/batch", post(messages::batch))
         .route("/api/v1/messages/{id}", get(messages::show))
         .route("/api/v1/messages/{id}/retry", post(messages::retry))
         .route("/api/v1/capture", get(messages::capture))

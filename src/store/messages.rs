@@ -111,6 +111,37 @@ impl Store {
         Ok((existing, false))
     }
 
+    /// Inserts many messages in one transaction: all or none are accepted.
+    pub async fn insert_messages(&self, rows: &[MessageRow]) -> Result<()> {
+        let sql =
+            format!("INSERT INTO messages ({MSG_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)");
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            for m in rows {
+                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(&m.id)
+                    .bind(&m.tenant_id)
+                    .bind(&m.account_id)
+                    .bind(&m.status)
+                    .bind(&m.message_id)
+                    .bind(&m.idempotency_key)
+                    .bind(&m.content)
+                    .bind(m.attempts)
+                    .bind(m.next_attempt_at)
+                    .bind(m.lease_until)
+                    .bind(&m.last_error)
+                    .bind(m.captured)
+                    .bind(m.created_at)
+                    .bind(m.updated_at)
+                    .bind(&m.route)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
     pub async fn get_message(&self, tenant_id: &str, id: &str) -> Result<Option<MessageRow>> {
         let sql = format!("SELECT {MSG_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2");
         Ok(on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(
@@ -146,7 +177,8 @@ impl Store {
         // The due condition stands in the outer WHERE too: on PostgreSQL a row
         // another node claimed meanwhile is re-checked against it and skipped,
         // and SKIP LOCKED keeps nodes from queueing behind each other's claims.
-        let due = "((status IN ('queued', 'deferred') AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until < $1))";
+        // Held messages with a time (a limit's window) come back by themselves.
+        let due = "((status IN ('queued', 'deferred', 'held') AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until < $1))";
         let lock = match self.pool {
             super::Pool::Postgres(_) => " FOR UPDATE SKIP LOCKED",
             super::Pool::Sqlite(_) => "",
@@ -184,6 +216,7 @@ impl Store {
 
     /// Writes the outcome of a send; only the worker still holding the lease
     /// may (a stale worker's write changes nothing and answers false).
+    /// `content` replaces the stored content (recipients left to retry).
     pub async fn finish_message(
         &self,
         id: &str,
@@ -191,24 +224,68 @@ impl Store {
         status: &str,
         last_error: Option<&str>,
         next_attempt_at: i64,
-        captured: bool,
+        content: Option<&str>,
     ) -> Result<bool> {
         let now = crate::now_ms();
         let done = on_pool!(self, |p| sqlx::query(
             "UPDATE messages SET status = $3, last_error = $4, next_attempt_at = $5, lease_until = NULL, \
-             captured = $6, updated_at = $7 WHERE id = $1 AND status = 'sending' AND lease_until = $2"
+             content = COALESCE($6, content), updated_at = $7 WHERE id = $1 AND status = 'sending' AND lease_until = $2"
         )
         .bind(id)
         .bind(lease_until)
         .bind(status)
         .bind(last_error)
         .bind(next_attempt_at)
-        .bind(captured as i64)
+        .bind(content)
         .bind(now)
         .execute(p)
         .await
         .map(|r| r.rows_affected()))?;
         Ok(done == 1)
+    }
+
+    /// Records that a message went to the capture mailbox.
+    pub async fn finish_captured(&self, id: &str, lease_until: i64, note: &str) -> Result<bool> {
+        let now = crate::now_ms();
+        let done =
+            on_pool!(self, |p| {
+                sqlx::query(
+            "UPDATE messages SET status = 'sent', captured = 1, last_error = $3, lease_until = NULL, updated_at = $4 \
+             WHERE id = $1 AND status = 'sending' AND lease_until = $2"
+        )
+        .bind(id)
+        .bind(lease_until)
+        .bind(note)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected())
+            })?;
+        Ok(done == 1)
+    }
+
+    /// Messages an account sent since `since`, and the oldest of them (its limits).
+    pub async fn sent_since(&self, account_id: &str, since: i64) -> Result<(i64, Option<i64>)> {
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, (i64, Option<i64>)>(
+            "SELECT COUNT(*), MIN(at) FROM attempts WHERE account_id = $1 AND outcome = 'sent' AND at >= $2"
+        )
+        .bind(account_id)
+        .bind(since)
+        .fetch_one(p)
+        .await)?)
+    }
+
+    /// Puts every claimed message back in the queue: at the start of a single
+    /// node on SQLite, whose previous run's claims died with it.
+    pub async fn release_all_claims(&self) -> Result<u64> {
+        let now = crate::now_ms();
+        Ok(on_pool!(self, |p| sqlx::query(
+            "UPDATE messages SET status = 'queued', lease_until = NULL, next_attempt_at = $1 WHERE status = 'sending'"
+        )
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?)
     }
 
     /// Puts a failed or cancelled message back in the queue.

@@ -330,7 +330,11 @@ impl Peer {
 
     /// Waits until the peer holds `n` messages.
     pub async fn wait_messages(&self, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_messages_within(n, Duration::from_secs(30)).await
+    }
+
+    pub async fn wait_messages_within(&self, n: usize, limit: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + limit;
         loop {
             let m = self.messages();
             if m.len() >= n {
@@ -343,6 +347,17 @@ impl Peer {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// How many messages the peer holds, without reading them.
+    pub fn count(&self) -> usize {
+        std::fs::read_dir(self.maildir.path())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .count()
+            })
+            .unwrap_or(0)
     }
 }
 

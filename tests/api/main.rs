@@ -6,6 +6,7 @@ mod helpers;
 
 mod accounts;
 mod cli;
+mod delivery;
 mod messages;
 mod oauth;
 mod openapi;

@@ -1,0 +1,367 @@
+//! Durable delivery: failover, per-recipient retries, account limits, and a
+//! crash (kill -9) in the middle of a stream of accepted messages.
+
+use crate::helpers::*;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn a_broken_account_fails_over_to_its_backup() {
+    let peer = Peer::aiosmtpd(PyPeer {
+        mode: "plain",
+        certs: None,
+        user: None,
+        require_tls: false,
+    });
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = spawn_app().await;
+    let backup = app
+        .create_account(local_account("backup", peer.port, "none", None, None))
+        .await;
+    let mut primary = local_account("primary", closed, "none", None, None);
+    primary["backup_account"] = json!("backup");
+    let primary = app.create_account(primary).await;
+    assert_eq!(primary["backup_account"], backup["id"]);
+    let m: Value = app
+        .post(
+            "/api/v1/messages",
+            &json!({"to": ["a@example.com"], "subject": "Failover", "text": "x", "account": "primary"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let done = app.wait_message(m["id"].as_str().unwrap(), &["sent", "failed"]).await;
+    assert_eq!(done["status"], "sent", "{done}");
+    let attempts = done["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{done}");
+    assert_eq!(attempts[0]["account"], primary["id"]);
+    assert_eq!(attempts[0]["stage"], "connect");
+    // Refused: the catalog calls it a configuration problem (wrong host or port?), which fails over too.
+    assert!(
+        ["transient", "configuration"].contains(&attempts[0]["class"].as_str().unwrap()),
+        "{done}"
+    );
+    assert_eq!(attempts[1]["account"], backup["id"]);
+    assert_eq!(attempts[1]["outcome"], "sent");
+    peer.wait_messages(1).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_451_for_one_recipient_is_retried_alone_and_a_550_fails_only_its_own() {
+    let peer = Peer::scripted(
+        json!({"rcptTo": {"later@example.com": "451 4.3.0 Mailbox busy, try again", "gone@example.com": "550 5.1.1 No such user"}}),
+    );
+    let app = spawn_app().await;
+    app.create_account(local_account("p", peer.port, "none", None, None))
+        .await;
+    let m: Value = app
+        .post("/api/v1/messages", &json!({"to": ["ok@example.com", "later@example.com", "gone@example.com"], "subject": "Hi", "text": "x", "account": "p"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = m["id"].as_str().unwrap();
+    // The first attempt delivers to ok@, refuses gone@ for good, and keeps later@ for a retry.
+    let got = peer.wait_messages(1).await;
+    assert_eq!(got[0]["rcpt_tos"], json!(["ok@example.com"]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let second = loop {
+        let v: Value = app.get(&format!("/api/v1/messages/{id}")).await.json().await.unwrap();
+        if v["attempts"].as_array().unwrap().len() >= 2 {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no retry: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let rcpts: Vec<String> = second["attempts"][1]["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| {
+            l["line"]
+                .as_str()
+                .filter(|s| s.starts_with("RCPT TO"))
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(
+        rcpts,
+        ["RCPT TO:<later@example.com>"],
+        "only the deferred recipient is retried: {second}"
+    );
+    assert_eq!(peer.messages().len(), 1, "ok@ got exactly one copy");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_daily_limit_holds_messages_until_the_window_resets() {
+    let peer = Peer::aiosmtpd(PyPeer {
+        mode: "plain",
+        certs: None,
+        user: None,
+        require_tls: false,
+    });
+    let app = spawn_app().await;
+    let mut body = local_account("limited", peer.port, "none", None, None);
+    body["limits"] = json!({"per_day": 1});
+    app.create_account(body).await;
+    let send = |s: &'static str| {
+        let app = &app;
+        async move {
+            let m: Value = app
+                .post(
+                    "/api/v1/messages",
+                    &json!({"to": ["a@example.com"], "subject": s, "text": "x", "account": "limited"}),
+                )
+                .await
+                .json()
+                .await
+                .unwrap();
+            app.wait_message(m["id"].as_str().unwrap(), &["sent", "held", "failed"])
+                .await
+        }
+    };
+    assert_eq!(send("first").await["status"], "sent");
+    let second = send("second").await;
+    assert_eq!(second["status"], "held", "{second}");
+    assert!(
+        second["last_error"].as_str().unwrap().contains("daily limit of 1"),
+        "{second}"
+    );
+    assert_eq!(peer.messages().len(), 1);
+    app.stop().await;
+}
+
+/// `herald serve` as a real process, to be killed.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(data_dir: &std::path::Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["--data-dir"])
+            .arg(data_dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("HERALD_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("NO_COLOR", "1")
+            .env("HERALD_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start herald serve");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let base = loop {
+            let line = lines.next().expect("serve logs its address").unwrap();
+            if let Some(i) = line.find("listening on http://") {
+                let rest = &line[i + "listening on ".len()..];
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Server { child, base }
+    }
+
+    fn kill9(mut self) {
+        let _ = self.child.kill(); // SIGKILL: no graceful anything
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn kill_9_in_a_stream_of_posts_loses_no_accepted_message() {
+    let peer = Peer::aiosmtpd(PyPeer {
+        mode: "plain",
+        certs: None,
+        user: None,
+        require_tls: false,
+    });
+    let data = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let server = Server::start(data.path());
+    let r = http
+        .post(format!("{}/api/v1/accounts", server.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&local_account("crash", peer.port, "none", None, None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = http
+        .put(format!("{}/api/v1/settings", server.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"default_account": "crash"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Stream POSTs; kill -9 the server once 150 were accepted, mid-stream.
+    let base = server.base.clone();
+    let poster = tokio::spawn({
+        let http = http.clone();
+        async move {
+            let mut accepted = Vec::new();
+            for i in 0.. {
+                let r = http
+                    .post(format!("{base}/api/v1/messages"))
+                    .bearer_auth(ADMIN_TOKEN)
+                    .json(&json!({"to": ["a@example.com"], "subject": format!("m{i}"), "text": "x"}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 202 => {
+                        accepted.push(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string())
+                    }
+                    Ok(r) => panic!("unexpected {}", r.status()),
+                    Err(_) => break, // the server is gone
+                }
+            }
+            accepted
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while peer.messages().len() < 20 {
+        assert!(Instant::now() < deadline, "deliveries never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill9();
+    let accepted = poster.await.unwrap();
+    assert!(accepted.len() >= 20, "accepted {}", accepted.len());
+
+    // Restart on the same data directory: every 202 is delivered.
+    let server = Server::start(data.path());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in &accepted {
+        loop {
+            let v: Value = http
+                .get(format!("{}/api/v1/messages/{id}", server.base))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if v["status"] == "sent" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{id} never sent after the restart: {v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // At the peer: every accepted message arrived, by its stable Message-ID
+    // (one sent just before the kill may arrive twice, with the same id).
+    let ids: std::collections::HashSet<String> = peer
+        .messages()
+        .iter()
+        .filter_map(|m| {
+            m["data"]
+                .as_str()
+                .unwrap()
+                .lines()
+                .find(|l| l.starts_with("Message-ID:"))
+                .map(|l| l.to_string())
+        })
+        .collect();
+    assert!(
+        ids.len() >= accepted.len(),
+        "{} distinct Message-IDs at the peer for {} accepted",
+        ids.len(),
+        accepted.len()
+    );
+    drop(server);
+}
+
+/// Two nodes share the queue on PostgreSQL: while leases hold, nothing is
+/// sent twice and nothing is lost.
+#[tokio::test]
+async fn two_nodes_on_postgres_deliver_each_message_exactly_once() {
+    const N: usize = 10_000;
+    let peer = Peer::aiosmtpd(PyPeer {
+        mode: "plain",
+        certs: None,
+        user: None,
+        require_tls: false,
+    });
+    let url = new_pg_database().await;
+    let node1 = spawn_app_with(&[("HERALD_DATABASE_URL", &url)]).await;
+    let node2 = spawn_node(&node1, &url).await;
+    node1
+        .create_account(local_account("shared", peer.port, "none", None, None))
+        .await;
+    let mut batch = Vec::new();
+    for i in 0..N {
+        batch.push(json!({"to": ["a@example.com"], "subject": format!("n{i}"), "text": "x", "account": "shared"}));
+    }
+    // Half the messages accepted by each node, in batches.
+    for (k, chunk) in batch.chunks(1000).enumerate() {
+        let node = if k % 2 == 0 { &node1 } else { &node2 };
+        let r = node.post("/api/v1/messages/batch", &json!({"messages": chunk})).await;
+        assert_eq!(r.status(), 202);
+    }
+    peer.wait_messages_within(N, Duration::from_secs(240)).await;
+    // Wait until the store says all are sent, then check the peer once more.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let sent: Value = node2
+            .get("/api/v1/messages?status=sent&limit=500")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let queued: Value = node1
+            .get("/api/v1/messages?status=queued&limit=1")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let sending: Value = node1
+            .get("/api/v1/messages?status=sending&limit=1")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if queued.as_array().unwrap().is_empty()
+            && sending.as_array().unwrap().is_empty()
+            && !sent.as_array().unwrap().is_empty()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the queue did not drain");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = peer.messages();
+    let subjects: std::collections::HashSet<String> = got
+        .iter()
+        .filter_map(|m| {
+            m["data"]
+                .as_str()
+                .unwrap()
+                .lines()
+                .find(|l| l.starts_with("Subject:"))
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(got.len(), N, "none sent twice");
+    assert_eq!(subjects.len(), N, "none lost");
+    node2.stop().await;
+    node1.stop().await;
+}
