@@ -247,9 +247,8 @@ impl Store {
     /// Records that a message went to the capture mailbox.
     pub async fn finish_captured(&self, id: &str, lease_until: i64, note: &str) -> Result<bool> {
         let now = crate::now_ms();
-        let done =
-            on_pool!(self, |p| {
-                sqlx::query(
+        let done = on_pool!(self, |p| {
+            sqlx::query(
             "UPDATE messages SET status = 'sent', captured = 1, last_error = $3, lease_until = NULL, updated_at = $4 \
              WHERE id = $1 AND status = 'sending' AND lease_until = $2"
         )
@@ -260,7 +259,7 @@ impl Store {
         .execute(p)
         .await
         .map(|r| r.rows_affected())
-            })?;
+        })?;
         Ok(done == 1)
     }
 
