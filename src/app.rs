@@ -172,6 +172,8 @@ pub struct Metrics {
     tests_ok: AtomicU64,
     tests_failed: AtomicU64,
     attempts: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Attempts per account and outcome.
+    per_account: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>>,
     /// Send latency histogram: counts per upper bound in seconds.
     latency_buckets: [AtomicU64; LATENCY_BOUNDS.len()],
     latency_count: AtomicU64,
@@ -195,6 +197,15 @@ impl Metrics {
             .lock()
             .expect("metrics lock")
             .entry(class.to_string())
+            .or_default() += 1;
+    }
+
+    pub fn record_account(&self, account: &str, outcome: &str) {
+        *self
+            .per_account
+            .lock()
+            .expect("metrics lock")
+            .entry((account.to_string(), outcome.to_string()))
             .or_default() += 1;
     }
 
@@ -225,6 +236,12 @@ impl Metrics {
         out.push_str("# HELP herald_delivery_attempts_total Delivery attempts by outcome class.\n# TYPE herald_delivery_attempts_total counter\n");
         for (class, n) in self.attempts.lock().expect("metrics lock").iter() {
             out.push_str(&format!("herald_delivery_attempts_total{{class=\"{class}\"}} {n}\n"));
+        }
+        out.push_str("# HELP herald_account_attempts_total Delivery attempts per account and outcome (this process).\n# TYPE herald_account_attempts_total counter\n");
+        for ((account, outcome), n) in self.per_account.lock().expect("metrics lock").iter() {
+            out.push_str(&format!(
+                "herald_account_attempts_total{{account=\"{account}\",outcome=\"{outcome}\"}} {n}\n"
+            ));
         }
         out.push_str(
             "# HELP herald_test_emails_total Test emails by result.\n# TYPE herald_test_emails_total counter\n",

@@ -302,6 +302,9 @@ enum MessagesCmd {
     Retry {
         id: String,
     },
+    Cancel {
+        id: String,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -701,6 +704,11 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             MessagesCmd::Show { id } => {
                 let m = app.get_message(tenant, &id).await?;
                 print(json, &m, |m| serde_json::to_string_pretty(m).expect("serializable"));
+                ExitCode::SUCCESS
+            }
+            MessagesCmd::Cancel { id } => {
+                let m = app.cancel_message(tenant, &id).await?;
+                print(json, &m, |m| format!("{} {}", m.id, m.status));
                 ExitCode::SUCCESS
             }
             MessagesCmd::Retry { id } => {

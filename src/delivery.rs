@@ -334,6 +334,7 @@ impl App {
                         .await?;
                 }
                 self.metrics.record_attempt("sent");
+                self.metrics.record_account(&account.id, "sent");
                 tracing::info!(message = %row.id, account = %account.id, "message sent");
                 Ok(Hop::Sent { partial, retry })
             }
@@ -348,6 +349,7 @@ impl App {
                         .await?;
                 }
                 self.metrics.record_attempt(class_name(class));
+                self.metrics.record_account(&account.id, class_name(class));
                 tracing::warn!(message = %row.id, account = %account.id, stage = report.stage.as_str(), code = ?report.code, "delivery attempt failed");
                 Ok(Hop::Failed { class, last_error })
             }

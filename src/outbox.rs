@@ -467,6 +467,22 @@ impl App {
         Ok(rows.iter().map(|r| self.message_view(r, Vec::new())).collect())
     }
 
+    /// Cancels a message that has not gone out yet.
+    pub async fn cancel_message(&self, tenant: &str, id: &str) -> Result<MessageView> {
+        let row = self
+            .store
+            .get_message(tenant, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("message '{id}'")))?;
+        if !self.store.cancel_message(tenant, &row.id).await? {
+            return Err(Error::Conflict(format!(
+                "message {id} is {}: only queued, deferred or held messages can be cancelled",
+                row.status
+            )));
+        }
+        self.get_message(tenant, id).await
+    }
+
     /// Puts a failed, deferred, held or cancelled message back in the queue now.
     pub async fn retry_message(&self, tenant: &str, id: &str) -> Result<MessageView> {
         let row = self

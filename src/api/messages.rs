@@ -84,6 +84,10 @@ pub async fn show(caller: Caller, State(app): State<App>, Path(id): Path<String>
     Ok(axum::Json(app.get_message(&caller.tenant, &id).await?))
 }
 
+pub async fn cancel(caller: Caller, State(app): State<App>, Path(id): Path<String>) -> Result<axum::Json<MessageView>> {
+    Ok(axum::Json(app.cancel_message(&caller.tenant, &id).await?))
+}
+
 pub async fn retry(caller: Caller, State(app): State<App>, Path(id): Path<String>) -> Result<axum::Json<MessageView>> {
     Ok(axum::Json(app.retry_message(&caller.tenant, &id).await?))
 }

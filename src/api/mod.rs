@@ -40,6 +40,7 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/messages/batch", post(messages::batch))
         .route("/api/v1/messages/{id}", get(messages::show))
         .route("/api/v1/messages/{id}/retry", post(messages::retry))
+        .route("/api/v1/messages/{id}/cancel", post(messages::cancel))
         .route("/api/v1/capture", get(messages::capture))
         .route("/api/v1/settings", get(ops::get_settings).put(ops::put_settings))
         .route("/api/v1/events", post(rules::event))

@@ -287,6 +287,22 @@ impl Store {
         .map(|r| r.rows_affected()))?)
     }
 
+    /// Cancels a message that has not gone out (queued, deferred or held).
+    pub async fn cancel_message(&self, tenant_id: &str, id: &str) -> Result<bool> {
+        let now = crate::now_ms();
+        let done = on_pool!(self, |p| sqlx::query(
+            "UPDATE messages SET status = 'cancelled', updated_at = $3 \
+             WHERE tenant_id = $1 AND id = $2 AND status IN ('queued', 'deferred', 'held')"
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
     /// Puts a failed or cancelled message back in the queue.
     pub async fn requeue_message(&self, tenant_id: &str, id: &str) -> Result<bool> {
         let now = crate::now_ms();

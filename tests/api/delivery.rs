@@ -137,6 +137,30 @@ async fn a_daily_limit_holds_messages_until_the_window_resets() {
         "{second}"
     );
     assert_eq!(peer.messages().len(), 1);
+    // A held message can be cancelled, once.
+    let id = second["id"].as_str().unwrap();
+    let r = app.post(&format!("/api/v1/messages/{id}/cancel"), &json!({})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "cancelled");
+    assert_eq!(
+        app.post(&format!("/api/v1/messages/{id}/cancel"), &json!({}))
+            .await
+            .status(),
+        409
+    );
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("herald_account_attempts_total{account=") && metrics.contains("outcome=\"sent\"} 1"),
+        "{metrics}"
+    );
     app.stop().await;
 }
 
