@@ -183,6 +183,31 @@ impl AccountView {
     }
 }
 
+/// Identifies how the account connects and signs in: pooled sessions made
+/// under other settings are not reused (a status change does not count).
+pub fn connection_version(row: &AccountRow) -> i64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        &row.host,
+        row.port,
+        &row.security,
+        &row.auth_method,
+        &row.username,
+        &row.secret,
+    )
+        .hash(&mut h);
+    (
+        &row.oauth,
+        &row.oauth_client_secret,
+        &row.tls_ca_pem,
+        row.tls_skip_verify,
+        &row.from_address,
+    )
+        .hash(&mut h);
+    h.finish() as i64
+}
+
 /// How to reach and sign in to the account's server.
 pub fn server_settings(row: &AccountRow) -> ServerSettings {
     ServerSettings {

@@ -22,6 +22,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// HTTP client for OAuth2 token endpoints.
     pub oauth_http: reqwest::Client,
+    /// Idle authenticated SMTP sessions per account, for reuse.
+    pub sessions: Arc<crate::pool::SessionPool>,
     /// Connections per account in this process (its `limits.connections`).
     pub account_slots: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>>,
     /// One refresh at a time per account in this process (`oauth::tokens`).
@@ -49,6 +51,7 @@ impl App {
             oauth_http: crate::oauth::http_client(),
             oauth_locks: Arc::default(),
             account_slots: Arc::default(),
+            sessions: Arc::default(),
         };
         app.ensure_system_rules(PLATFORM).await?;
         Ok(app)

@@ -7,7 +7,7 @@ use crate::accounts::status as account_status;
 use crate::app::App;
 use crate::catalog::{Catalog, Class};
 use crate::compose::{self, Draft};
-use crate::diagnosis::{Failure, Report};
+use crate::diagnosis::Report;
 use crate::domain::{EmailAddress, HeaderText};
 use crate::error::Result;
 use crate::outbox::{CAPTURE_FROM, Content, status};
@@ -81,6 +81,9 @@ pub async fn run_worker(app: App, mut shutdown: watch::Receiver<bool>) {
     }
     // Graceful: what is in flight finishes and is recorded.
     while running.join_next().await.is_some() {}
+    for session in app.sessions.drain() {
+        session.quit().await;
+    }
     tracing::info!("delivery worker stopped");
 }
 
@@ -291,17 +294,53 @@ impl App {
             from,
             to: content.retry_only.clone().unwrap_or_else(|| content.recipients()),
         };
-        let transcript = Transcript::default();
         let slots = self.account_slots(account);
         let _slot = slots.acquire().await.expect("never closed");
         let started = Instant::now();
-        let outcome: std::result::Result<_, Failure> = async {
-            let mut session = self.open_session(account, &transcript).await?;
-            let sent = session.send(&envelope, &raw).await;
-            session.quit().await;
-            sent
-        }
-        .await;
+        let max_idle = account
+            .limit_connections
+            .map(|n| n.max(1) as usize)
+            .unwrap_or(DEFAULT_ACCOUNT_CONNECTIONS);
+        // A pooled session first; if the server dropped it meanwhile, a new one.
+        let version = crate::accounts::connection_version(account);
+        let mut reused = self.sessions.take(&account.id, version);
+        let (transcript, outcome) = loop {
+            let was_reused = reused.is_some();
+            let (mut session, transcript) = match reused.take() {
+                Some((mut s, check)) => {
+                    s.transcript().clear();
+                    if check && !s.noop().await {
+                        continue;
+                    }
+                    s.transcript().note("reusing an open connection");
+                    let t = s.transcript().clone();
+                    (s, t)
+                }
+                None => {
+                    let t = Transcript::default();
+                    match self.open_session(account, &t).await {
+                        Ok(s) => (s, t),
+                        Err(f) => break (t, Err(f)),
+                    }
+                }
+            };
+            match session.send(&envelope, &raw).await {
+                Ok(sent) => {
+                    self.sessions.put(&account.id, version, session, max_idle);
+                    break (transcript, Ok(sent));
+                }
+                // A pooled connection the server closed while idle: not the
+                // message's fault, try once more on a new connection.
+                Err(f) if was_reused && f.stage == crate::diagnosis::Stage::MailFrom && f.reply.is_none() => {
+                    tracing::debug!(account = %account.id, "a pooled connection was gone; reconnecting");
+                    continue;
+                }
+                Err(f) => {
+                    session.quit().await;
+                    break (transcript, Err(f));
+                }
+            }
+        };
         self.metrics.observe_send(started.elapsed());
         let provider = Catalog::get().provider(&account.provider);
         let oauth = account.auth_method == "oauth2";

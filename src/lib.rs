@@ -21,6 +21,7 @@ pub mod error;
 pub mod i18n;
 pub mod oauth;
 pub mod outbox;
+pub mod pool;
 pub mod rules;
 pub mod secrets;
 pub mod settings;

@@ -374,26 +374,49 @@ impl Session {
         let smtputf8 = self.caps.smtputf8
             && (!envelope.from.as_str().is_ascii() || envelope.to.iter().any(|a| !a.as_str().is_ascii()));
         let params = if smtputf8 { " SMTPUTF8" } else { "" };
-        let r = self
-            .client
-            .cmd(format!("MAIL FROM:<{}>{params}\r\n", envelope.from).as_bytes())
-            .await
-            .map_err(|e| map_err(Stage::MailFrom, &t, e))?;
-        if r.code / 100 != 2 {
-            return Err(Failure::reply(Stage::MailFrom, Reply::from_response(&r)));
+        let mail = format!("MAIL FROM:<{}>{params}\r\n", envelope.from);
+        let rcpts: Vec<String> = envelope.to.iter().map(|r| format!("RCPT TO:<{r}>\r\n")).collect();
+        // With PIPELINING the envelope goes out in one write and its replies
+        // come back together: one round trip instead of one per command.
+        let replies = if self.caps.pipelining {
+            let mut cmds = vec![mail];
+            cmds.extend(rcpts);
+            self.client
+                .cmds(cmds)
+                .await
+                .map_err(|e| map_err(Stage::MailFrom, &t, e))?
+        } else {
+            let r = self
+                .client
+                .cmd(mail.as_bytes())
+                .await
+                .map_err(|e| map_err(Stage::MailFrom, &t, e))?;
+            let mut replies = vec![r];
+            if replies[0].code / 100 == 2 {
+                for rcpt in &rcpts {
+                    replies.push(
+                        self.client
+                            .cmd(rcpt.as_bytes())
+                            .await
+                            .map_err(|e| map_err(Stage::RcptTo, &t, e))?,
+                    );
+                }
+            }
+            replies
+        };
+        if replies[0].code / 100 != 2 {
+            if self.caps.pipelining {
+                let _ = self.client.cmd(b"RSET\r\n").await;
+            }
+            return Err(Failure::reply(Stage::MailFrom, Reply::from_response(&replies[0])));
         }
         let mut accepted = Vec::new();
         let mut rejected = Vec::new();
-        for rcpt in &envelope.to {
-            let r = self
-                .client
-                .cmd(format!("RCPT TO:<{rcpt}>\r\n").as_bytes())
-                .await
-                .map_err(|e| map_err(Stage::RcptTo, &t, e))?;
+        for (rcpt, r) in envelope.to.iter().zip(replies.iter().skip(1)) {
             if r.code / 100 == 2 {
                 accepted.push(rcpt.clone());
             } else {
-                rejected.push((rcpt.clone(), Reply::from_response(&r)));
+                rejected.push((rcpt.clone(), Reply::from_response(r)));
             }
         }
         if accepted.is_empty() {
@@ -444,6 +467,11 @@ impl Session {
             accepted,
             rejected,
         })
+    }
+
+    /// Whether an idle session still answers (before reusing it).
+    pub async fn noop(&mut self) -> bool {
+        matches!(self.client.cmd(b"NOOP\r\n").await, Ok(r) if r.code / 100 == 2)
     }
 
     /// Ends the session politely; errors here change nothing.

@@ -114,6 +114,15 @@ impl Transcript {
         lines
     }
 
+    /// Starts afresh for the next message on a reused connection.
+    pub fn clear(&self) {
+        let mut inner = self.0.lock().expect("transcript lock");
+        inner.lines.clear();
+        inner.dropped = 0;
+        inner.client_partial.clear();
+        inner.server_partial.clear();
+    }
+
     /// True once the server closed the connection.
     pub fn saw_eof(&self) -> bool {
         self.0.lock().expect("transcript lock").eof

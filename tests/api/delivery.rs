@@ -389,3 +389,58 @@ async fn two_nodes_on_postgres_deliver_each_message_exactly_once() {
     node2.stop().await;
     node1.stop().await;
 }
+
+/// Consecutive messages reuse one authenticated connection, and the envelope
+/// is pipelined when the server offers PIPELINING.
+#[tokio::test]
+async fn connections_are_reused_and_the_envelope_is_pipelined() {
+    let peer = Peer::scripted(json!({}));
+    let app = spawn_app().await;
+    app.create_account(local_account("pooled", peer.port, "none", None, None))
+        .await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let m: Value = app
+            .post("/api/v1/messages", &json!({"to": ["a@example.com", "b@example.com"], "subject": format!("p{i}"), "text": "x", "account": "pooled"}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        // One after the other, so the second finds the first's connection idle.
+        ids.push(app.wait_message(m["id"].as_str().unwrap(), &["sent"]).await);
+    }
+    let lines = |m: &Value| -> Vec<String> {
+        m["id"].as_str().unwrap();
+        m["attempts"][0]["transcript"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| format!("{} {}", l["dir"].as_str().unwrap(), l["line"].as_str().unwrap()))
+            .collect()
+    };
+    let mut full = Vec::new();
+    for m in &ids {
+        full.push(
+            app.get(&format!("/api/v1/messages/{}", m["id"].as_str().unwrap()))
+                .await
+                .json::<Value>()
+                .await
+                .unwrap(),
+        );
+    }
+    let first = lines(&full[0]);
+    assert!(first.iter().any(|l| l.starts_with("C EHLO")), "{first:?}");
+    for later in &full[1..] {
+        let t = lines(later);
+        assert!(t.iter().any(|l| l == "C [reusing an open connection]"), "{t:?}");
+        assert!(!t.iter().any(|l| l.starts_with("C EHLO")), "no new session: {t:?}");
+    }
+    // Pipelined: MAIL FROM and both RCPT TO are written before the first reply.
+    let i = first.iter().position(|l| l.starts_with("C MAIL FROM")).unwrap();
+    assert!(
+        first[i + 1].starts_with("C RCPT TO") && first[i + 2].starts_with("C RCPT TO"),
+        "{first:?}"
+    );
+    assert_eq!(peer.wait_messages(3).await.len(), 3);
+    app.stop().await;
+}
