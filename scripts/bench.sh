@@ -31,7 +31,8 @@
 # E2E_COUNT=20000 REF_COUNT=20000 CONCURRENCY=32 BATCH_SIZE=1000
 # BATCH_CONCURRENCY=4 BODY_BYTES=2048 BIG_COUNT=1000000 BIG_SAMPLE=100000
 # PHASE_TIMEOUT=1200 (seconds, per wait) SKIP_BUILD=1 (use the built binaries)
-# BENCH_KEEP=1 (keep the work directory: logs, loadgen output).
+# BENCH_KEEP=1 (keep the work directory: logs, loadgen output) BENCH_LABEL=text
+# (names the code under test in the header instead of git's HEAD).
 # Needs: postfix's smtp-sink/smtp-source, python3, curl, jq; root or not.
 set -euo pipefail
 
@@ -393,7 +394,7 @@ echo
 echo "Herald throughput benchmark — $(date -Is)"
 echo "machine: nproc $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.1f GB RAM", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
 echo "data dir: $(df -T "$WORK" | awk 'NR==2 {print $2}') on $(df "$WORK" | awk 'NR==2 {print $1}') (SQLite WAL, synchronous=FULL); load average at start $LOAD_START, at end $LOAD_END"
-echo "herald: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && [ -n "$(git status --porcelain -- src Cargo.toml 2>/dev/null)" ] && echo ' + uncommitted changes in src/' || true), $HERALD"
+echo "herald: ${BENCH_LABEL:-$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && [ -n "$(git status --porcelain -- src Cargo.toml 2>/dev/null)" ] && echo ' + uncommitted changes in src/' || true)}, $HERALD"
 echo "messages: ${BODY_BYTES}-byte text bodies, one recipient; Herald concurrency: $CONCURRENCY sends in flight, account limits.connections $CONCURRENCY"
 echo
 row "figure" "Herald" "reference" "ratio" "goal" "met"

@@ -397,13 +397,12 @@ impl App {
 
     /// Exponential backoff with jitter between the configured bounds.
     pub fn backoff_ms(&self, attempts: i64) -> i64 {
-        let min = self.config.retry_min_secs as i64 * 1000;
-        let max = self.config.retry_max_secs as i64 * 1000;
-        let exp = min.saturating_mul(1i64 << attempts.clamp(1, 20).saturating_sub(1));
-        let base = exp.min(max);
-        // Up to 20% less, so that a burst of failures does not retry in lockstep.
-        let jitter = (base as f64 * 0.2 * rand::random::<f64>()) as i64;
-        (base - jitter).max(min)
+        backoff_ms(
+            self.config.retry_min_secs,
+            self.config.retry_max_secs,
+            attempts,
+            rand::random::<f64>(),
+        )
     }
 
     /// With no account to send through, the message lands in the capture
@@ -494,6 +493,43 @@ impl App {
                 transcript: None,
             })
             .await
+    }
+}
+
+/// The wait before attempt `attempts + 1`: the minimum doubled per attempt,
+/// capped at the maximum, less up to 20% jitter (`unit` in [0, 1)) so that a
+/// burst of failures does not retry in lockstep; never below the minimum.
+pub fn backoff_ms(min_secs: u64, max_secs: u64, attempts: i64, unit: f64) -> i64 {
+    let min = min_secs as i64 * 1000;
+    let max = max_secs as i64 * 1000;
+    let exp = min.saturating_mul(1i64 << (attempts.clamp(1, 30) - 1));
+    let base = exp.min(max);
+    let jitter = (base as f64 * 0.2 * unit.clamp(0.0, 1.0)) as i64;
+    (base - jitter).max(min)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_ms;
+
+    #[test]
+    fn backoff_doubles_within_bounds() {
+        assert_eq!(backoff_ms(30, 3600, 1, 0.0), 30_000);
+        assert_eq!(backoff_ms(30, 3600, 2, 0.0), 60_000);
+        assert_eq!(backoff_ms(30, 3600, 5, 0.0), 480_000);
+        assert_eq!(backoff_ms(30, 3600, 20, 0.0), 3_600_000, "capped at the maximum");
+        assert_eq!(backoff_ms(30, 3600, 1000, 0.0), 3_600_000, "no overflow");
+        for attempts in 0..40 {
+            for unit in [0.0, 0.3, 0.999] {
+                let b = backoff_ms(30, 3600, attempts, unit);
+                assert!((30_000..=3_600_000).contains(&b), "{attempts} {unit}: {b}");
+            }
+        }
+        assert_eq!(
+            backoff_ms(30, 3600, 20, 0.999),
+            3_600_000 - 719_280,
+            "jitter takes off at most 20%"
+        );
     }
 }
 

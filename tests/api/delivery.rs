@@ -444,3 +444,44 @@ async fn connections_are_reused_and_the_envelope_is_pipelined() {
     assert_eq!(peer.wait_messages(3).await.len(), 3);
     app.stop().await;
 }
+
+/// Transient trouble at every stage defers the message (with its reason),
+/// never fails it: a 421 greeting, a connection closed after DATA, a server
+/// that never answers.
+#[tokio::test]
+async fn transient_trouble_defers_with_the_reason() {
+    let greeting = Peer::scripted(json!({"greeting": "421 4.7.0 Too busy, try later"}));
+    let after_data = Peer::scripted(json!({"data": "421 4.4.2 Connection dropped"}));
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let app = spawn_app_with(&[("HERALD_RETRY_MIN_SECS", "60"), ("HERALD_RETRY_MAX_SECS", "120")]).await;
+    for (name, port) in [
+        ("greeting", greeting.port),
+        ("after-data", after_data.port),
+        ("silent", silent_port),
+    ] {
+        let mut body = local_account(name, port, "none", None, None);
+        body["timeout_secs"] = json!(1);
+        app.create_account(body).await;
+    }
+    for (name, stage) in [("greeting", "greeting"), ("after-data", "data"), ("silent", "greeting")] {
+        let m: Value = app
+            .post(
+                "/api/v1/messages",
+                &json!({"to": ["a@example.com"], "subject": name, "text": "x", "account": name}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let v = app
+            .wait_message(m["id"].as_str().unwrap(), &["deferred", "failed", "sent"])
+            .await;
+        assert_eq!(v["status"], "deferred", "{name}: {v}");
+        assert_eq!(v["attempts"][0]["class"], "transient", "{name}: {v}");
+        assert_eq!(v["attempts"][0]["stage"], stage, "{name}: {v}");
+        assert!(!v["last_error"].as_str().unwrap().is_empty());
+    }
+    drop(silent);
+    app.stop().await;
+}
