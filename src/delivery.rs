@@ -508,6 +508,15 @@ pub fn backoff_ms(min_secs: u64, max_secs: u64, attempts: i64, unit: f64) -> i64
     (base - jitter).max(min)
 }
 
+pub fn class_name(c: Class) -> &'static str {
+    match c {
+        Class::Permanent => "permanent",
+        Class::Transient => "transient",
+        Class::Reauthorize => "reauthorize",
+        Class::Configuration => "configuration",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::backoff_ms;
@@ -530,14 +539,5 @@ mod tests {
             3_600_000 - 719_280,
             "jitter takes off at most 20%"
         );
-    }
-}
-
-pub fn class_name(c: Class) -> &'static str {
-    match c {
-        Class::Permanent => "permanent",
-        Class::Transient => "transient",
-        Class::Reauthorize => "reauthorize",
-        Class::Configuration => "configuration",
     }
 }
