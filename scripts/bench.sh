@@ -220,6 +220,8 @@ counts() {
 # (first poll that saw a sent message, and how many it saw) and T_LAST.
 wait_sent() {
     local want=$1 interval=$2 deadline=$((SECONDS + PHASE_TIMEOUT)) c sent queued sending deferred held failed
+    local next_note=$((SECONDS + 30)) last_sent=0 last_t
+    last_t=$(now)
     T_FIRST=""
     S_FIRST=0
     while :; do
@@ -228,6 +230,12 @@ wait_sent() {
         if [ -z "$T_FIRST" ] && [ "$sent" -gt 0 ]; then
             T_FIRST=$(now)
             S_FIRST=$sent
+        fi
+        if [ $SECONDS -ge $next_note ]; then # progress, and the rate at this depth of the queue
+            note "  sent $sent of $want, queued $queued: $(calc "($sent - $last_sent) / ($(now) - $last_t)")/s over the last 30 s, RSS $(rss_mb) MB"
+            last_sent=$sent
+            last_t=$(now)
+            next_note=$((SECONDS + 30))
         fi
         if [ "$sent" -ge "$want" ]; then
             T_LAST=$(now)

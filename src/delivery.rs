@@ -46,7 +46,9 @@ pub async fn run_worker(app: App, mut shutdown: watch::Receiver<bool>) {
         let claimed = if free == 0 {
             Vec::new()
         } else {
-            match app.store.claim_due(now, now + LEASE_MS, free.min(BATCH)).await {
+            // A whole batch at once: claims cost a statement each, and
+            // claimed rows simply wait for a free slot under their lease.
+            match app.store.claim_due(now, now + LEASE_MS, BATCH).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "claiming messages failed");

@@ -58,6 +58,8 @@ pub fn router(app: App) -> Router {
         )
         .route("/api/v1/templates/{name}/{locale}/preview", post(templates::preview))
         .fallback(ops::not_found)
+        // Batches of 1,000 messages of a few KB each exceed axum's 2 MB default.
+        .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
         .with_state(app)
 }
 
