@@ -69,6 +69,28 @@ pub struct MessageFilter {
     pub limit: i64,
 }
 
+/// Binds a message's columns in `MSG_COLUMNS` order, on either database.
+macro_rules! bind_message {
+    ($query:expr, $m:expr) => {
+        $query
+            .bind(&$m.id)
+            .bind(&$m.tenant_id)
+            .bind(&$m.account_id)
+            .bind(&$m.status)
+            .bind(&$m.message_id)
+            .bind(&$m.idempotency_key)
+            .bind(&$m.content)
+            .bind($m.attempts)
+            .bind($m.next_attempt_at)
+            .bind($m.lease_until)
+            .bind(&$m.last_error)
+            .bind($m.captured)
+            .bind($m.created_at)
+            .bind($m.updated_at)
+            .bind(&$m.route)
+    };
+}
+
 impl Store {
     /// Inserts a message; with an idempotency key already used by the tenant,
     /// inserts nothing and answers the existing message instead.
@@ -77,25 +99,13 @@ impl Store {
             "INSERT INTO messages ({MSG_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) \
              ON CONFLICT (tenant_id, idempotency_key) DO NOTHING"
         );
-        let done = on_pool!(self, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(&m.id)
-            .bind(&m.tenant_id)
-            .bind(&m.account_id)
-            .bind(&m.status)
-            .bind(&m.message_id)
-            .bind(&m.idempotency_key)
-            .bind(&m.content)
-            .bind(m.attempts)
-            .bind(m.next_attempt_at)
-            .bind(m.lease_until)
-            .bind(&m.last_error)
-            .bind(m.captured)
-            .bind(m.created_at)
-            .bind(m.updated_at)
-            .bind(&m.route)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let done = on_pool!(self, |p| bind_message!(
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str())),
+            m
+        )
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
         if done == 1 {
             return Ok((m.clone(), true));
         }
@@ -118,22 +128,7 @@ impl Store {
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             for m in rows {
-                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(&m.id)
-                    .bind(&m.tenant_id)
-                    .bind(&m.account_id)
-                    .bind(&m.status)
-                    .bind(&m.message_id)
-                    .bind(&m.idempotency_key)
-                    .bind(&m.content)
-                    .bind(m.attempts)
-                    .bind(m.next_attempt_at)
-                    .bind(m.lease_until)
-                    .bind(&m.last_error)
-                    .bind(m.captured)
-                    .bind(m.created_at)
-                    .bind(m.updated_at)
-                    .bind(&m.route)
+                bind_message!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), m)
                     .execute(&mut *tx)
                     .await?;
             }
