@@ -24,6 +24,8 @@ pub struct App {
     pub oauth_http: reqwest::Client,
     /// Idle authenticated SMTP sessions per account, for reuse.
     pub sessions: Arc<crate::pool::SessionPool>,
+    /// SMTP transactions at once in this process, across accounts.
+    pub send_slots: Arc<tokio::sync::Semaphore>,
     /// Connections per account in this process (its `limits.connections`).
     pub account_slots: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>>,
     /// One refresh at a time per account in this process (`oauth::tokens`).
@@ -50,6 +52,7 @@ impl App {
             metrics: Arc::new(Metrics::default()),
             oauth_http: crate::oauth::http_client(),
             oauth_locks: Arc::default(),
+            send_slots: Arc::new(tokio::sync::Semaphore::new(crate::delivery::SENDS)),
             account_slots: Arc::default(),
             sessions: Arc::default(),
         };

@@ -14,8 +14,11 @@ use crate::outbox::{CAPTURE_FROM, Content, status};
 use crate::smtp::{Envelope, Transcript};
 use crate::store::PLATFORM;
 use crate::store::accounts::AccountRow;
+use crate::store::group_commit::Outcome;
 use crate::store::messages::{AttemptRow, CapturedRow, MessageRow};
-use std::sync::Arc;
+use crate::store::settings::SettingsRow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, watch};
 
@@ -23,9 +26,12 @@ use tokio::sync::{Semaphore, watch};
 /// step, well inside this; a node that died leaves its claims to others
 /// once it runs out (on SQLite, `serve` releases them at start).
 pub const LEASE_MS: i64 = 2 * 60 * 1000;
-const BATCH: i64 = 64;
-/// Sends in flight at once on this node.
-const CONCURRENCY: usize = 32;
+const BATCH: i64 = 256;
+/// Claimed messages worked on at once on this node: sending, or waiting for
+/// their outcome's group commit, which is why there are more than sends.
+const IN_PROGRESS: usize = 1024;
+/// SMTP transactions at once on this node, across accounts.
+pub const SENDS: usize = 64;
 /// Connections per account when the account sets no limit.
 const DEFAULT_ACCOUNT_CONNECTIONS: usize = 8;
 /// `next_attempt_at` of a message held until a person acts (reauthorization).
@@ -34,7 +40,7 @@ pub const HELD_INDEFINITELY: i64 = i64::MAX;
 /// Runs until `shutdown` turns true; in-flight sends finish first.
 pub async fn run_worker(app: App, mut shutdown: watch::Receiver<bool>) {
     tracing::info!("delivery worker started");
-    let slots = Arc::new(Semaphore::new(CONCURRENCY));
+    let slots = Arc::new(Semaphore::new(IN_PROGRESS));
     let mut running = tokio::task::JoinSet::new();
     loop {
         if *shutdown.borrow() {
@@ -48,8 +54,12 @@ pub async fn run_worker(app: App, mut shutdown: watch::Receiver<bool>) {
         } else {
             // A whole batch at once: claims cost a statement each, and
             // claimed rows simply wait for a free slot under their lease.
+            let started = Instant::now();
             match app.store.claim_due(now, now + LEASE_MS, BATCH).await {
-                Ok(c) => c,
+                Ok(c) => {
+                    tracing::trace!(claimed = c.len(), ms = started.elapsed().as_secs_f64() * 1e3, "claim");
+                    c
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "claiming messages failed");
                     Vec::new()
@@ -65,7 +75,9 @@ pub async fn run_worker(app: App, mut shutdown: watch::Receiver<bool>) {
             }
             continue;
         }
+        let lookups = Arc::new(Lookups::default());
         for row in claimed {
+            let lookups = lookups.clone();
             let permit = slots
                 .clone()
                 .acquire_owned()
@@ -74,7 +86,7 @@ pub async fn run_worker(app: App, mut shutdown: watch::Receiver<bool>) {
             let app = app.clone();
             running.spawn(async move {
                 let lease = row.lease_until.unwrap_or(0);
-                if let Err(e) = app.deliver(&row, lease).await {
+                if let Err(e) = app.deliver(&row, lease, &lookups).await {
                     tracing::error!(message = %row.id, error = %e, "delivery bookkeeping failed");
                 }
                 drop(permit);
@@ -99,6 +111,73 @@ enum Hop {
         class: Class,
         last_error: String,
     },
+}
+
+/// The accounts and settings a batch of deliveries needs, each read once per
+/// batch rather than once per message (a batch lives for seconds at most).
+#[derive(Default)]
+pub struct Lookups {
+    accounts: Mutex<HashMap<String, Option<AccountRow>>>,
+    settings: Mutex<HashMap<String, SettingsRow>>,
+}
+
+impl Lookups {
+    async fn account(&self, app: &App, id: &str) -> Result<Option<AccountRow>> {
+        if let Some(a) = self.accounts.lock().expect("lookups").get(id) {
+            return Ok(a.clone());
+        }
+        let a = app.store.account_by_id(id).await?;
+        self.accounts.lock().expect("lookups").insert(id.to_string(), a.clone());
+        Ok(a)
+    }
+
+    async fn settings(&self, app: &App, tenant: &str) -> Result<SettingsRow> {
+        if let Some(s) = self.settings.lock().expect("lookups").get(tenant) {
+            return Ok(s.clone());
+        }
+        let s = app.store.get_settings(tenant).await?;
+        self.settings
+            .lock()
+            .expect("lookups")
+            .insert(tenant.to_string(), s.clone());
+        Ok(s)
+    }
+}
+
+/// What a delivery wrote down: the attempts made and the message's next state.
+struct Finish<'a> {
+    row: &'a MessageRow,
+    lease_until: i64,
+    attempts: Vec<AttemptRow>,
+}
+
+impl Finish<'_> {
+    async fn to(
+        self,
+        app: &App,
+        status: &str,
+        last_error: Option<&str>,
+        next_attempt_at: i64,
+        content: Option<String>,
+    ) -> Result<()> {
+        let held = app
+            .store
+            .record_outcome(Outcome {
+                message: self.row.id.clone(),
+                lease_until: self.lease_until,
+                status: status.to_string(),
+                last_error: last_error.map(str::to_string),
+                next_attempt_at,
+                content,
+                attempts: self.attempts,
+                captured: None,
+            })
+            .await?;
+        if !held {
+            tracing::warn!(message = %self.row.id, "the lease ran out before the outcome was recorded; another worker owns the message now");
+        }
+        Ok(())
+    }
 }
 
 impl App {
@@ -139,20 +218,25 @@ impl App {
 
     /// Delivers one claimed message and records the outcome: through its
     /// account, then the account's backup, then the platform's default where
-    /// the tenant may fall back; each hop is an attempt in the delivery log.
-    pub async fn deliver(&self, row: &MessageRow, lease_until: i64) -> Result<()> {
+    /// the tenant may fall back; each hop is an attempt in the delivery log,
+    /// written with the message's new state in one transaction.
+    pub async fn deliver(&self, row: &MessageRow, lease_until: i64, lookups: &Lookups) -> Result<()> {
         let mut content: Content = serde_json::from_str(&row.content).map_err(anyhow::Error::from)?;
+        let mut finish = Finish {
+            row,
+            lease_until,
+            attempts: Vec::new(),
+        };
         let Some(account_id) = row.account_id.as_deref() else {
-            return self.capture(row, &content, lease_until).await;
+            return self.capture(row, &content, lease_until, lookups).await;
         };
         // The account may be the platform's (a tenant's fallback): the route was resolved at accept time.
-        let Some(account) = self.store.account_by_id(account_id).await? else {
+        let Some(account) = lookups.account(self, account_id).await? else {
             let err = "the sending account was deleted: retry the message with another account";
-            self.record_attempt(row, None, "failed", None, Some(err)).await?;
-            self.store
-                .finish_message(&row.id, lease_until, status::FAILED, Some(err), crate::now_ms(), None)
-                .await?;
-            return Ok(());
+            finish
+                .attempts
+                .push(plain_attempt(row, None, "failed", None, Some(err)));
+            return finish.to(self, status::FAILED, Some(err), crate::now_ms(), None).await;
         };
         // An account waiting for a person to sign in holds its messages;
         // re-authorization releases them (oauth::complete_authorization).
@@ -163,24 +247,23 @@ impl App {
         .contains(&account.status.as_str())
         {
             let why = crate::accounts::EXPIRED_MESSAGE;
-            self.record_attempt(row, Some(&account.id), status::HELD, Some("reauthorize"), Some(why))
-                .await?;
-            self.store
-                .finish_message(&row.id, lease_until, status::HELD, Some(why), HELD_INDEFINITELY, None)
-                .await?;
-            return Ok(());
+            finish.attempts.push(plain_attempt(
+                row,
+                Some(&account.id),
+                status::HELD,
+                Some("reauthorize"),
+                Some(why),
+            ));
+            return finish.to(self, status::HELD, Some(why), HELD_INDEFINITELY, None).await;
         }
         if let Some((resume, why)) = self.limit_wait(&account).await? {
             // Held, and released by the clock: the claim picks it up at `resume`.
-            self.store
-                .finish_message(&row.id, lease_until, status::HELD, Some(&why), resume, None)
-                .await?;
-            return Ok(());
+            return finish.to(self, status::HELD, Some(&why), resume, None).await;
         }
 
         let mut hops = vec![account.clone()];
         if let Some(b) = account.backup_account.as_deref()
-            && let Some(backup) = self.store.account_by_id(b).await?
+            && let Some(backup) = lookups.account(self, b).await?
         {
             hops.push(backup);
         }
@@ -189,10 +272,10 @@ impl App {
         // who reauthorizes (only an explicit backup account takes them).
         let explicit_hops = hops.len();
         if row.tenant_id != PLATFORM && !row.route.as_deref().unwrap_or("").starts_with("platform_default") {
-            let settings = self.store.get_settings(&row.tenant_id).await?;
+            let settings = lookups.settings(self, &row.tenant_id).await?;
             if settings.fallback_to_platform != 0
-                && let Some(p) = self.store.get_settings(PLATFORM).await?.default_account
-                && let Some(platform) = self.store.account_by_id(&p).await?
+                && let Some(p) = lookups.settings(self, PLATFORM).await?.default_account
+                && let Some(platform) = lookups.account(self, &p).await?
                 && !hops.iter().any(|h| h.id == platform.id)
             {
                 hops.push(platform);
@@ -213,37 +296,28 @@ impl App {
             }
             if i > 0 && hop.tenant_id != account.tenant_id && content.from_name.is_none() {
                 // On the platform's account, the tenant's display name.
-                let name = self.store.get_settings(&row.tenant_id).await?.from_name;
+                let name = lookups.settings(self, &row.tenant_id).await?.from_name;
                 let name = match name {
                     Some(n) => n,
                     None => self.tenant_name(&row.tenant_id).await?,
                 };
                 content.from_name = HeaderText::parse(&name).ok();
             }
-            match self.send_via(row, &content, hop).await? {
+            let (hop_result, attempt) = self.send_via(row, &content, hop).await?;
+            finish.attempts.push(attempt);
+            match hop_result {
                 Hop::Sent { partial, retry } => {
                     if retry.is_empty() {
-                        self.store
-                            .finish_message(
-                                &row.id,
-                                lease_until,
-                                status::SENT,
-                                partial.as_deref(),
-                                crate::now_ms(),
-                                None,
-                            )
-                            .await?;
-                    } else {
-                        // Only the recipients refused for now are tried again, with the same Message-ID.
-                        content.retry_only = Some(retry);
-                        let json = serde_json::to_string(&content).map_err(anyhow::Error::from)?;
-                        let why = format!("some recipients are to be retried: {}", partial.unwrap_or_default());
-                        let next = crate::now_ms() + self.backoff_ms(row.attempts);
-                        self.store
-                            .finish_message(&row.id, lease_until, status::DEFERRED, Some(&why), next, Some(&json))
-                            .await?;
+                        return finish
+                            .to(self, status::SENT, partial.as_deref(), crate::now_ms(), None)
+                            .await;
                     }
-                    return Ok(());
+                    // Only the recipients refused for now are tried again, with the same Message-ID.
+                    content.retry_only = Some(retry);
+                    let json = serde_json::to_string(&content).map_err(anyhow::Error::from)?;
+                    let why = format!("some recipients are to be retried: {}", partial.unwrap_or_default());
+                    let next = crate::now_ms() + self.backoff_ms(row.attempts);
+                    return finish.to(self, status::DEFERRED, Some(&why), next, Some(json)).await;
                 }
                 Hop::Failed { class, last_error } => {
                     errors.push(if i == 0 {
@@ -268,14 +342,11 @@ impl App {
             _ => (status::FAILED, crate::now_ms()),
         };
         let last_error = errors.join(" | ");
-        self.store
-            .finish_message(&row.id, lease_until, next_status, Some(&last_error), next_at, None)
-            .await?;
-        Ok(())
+        finish.to(self, next_status, Some(&last_error), next_at, None).await
     }
 
-    /// One attempt through one account, recorded in the delivery log.
-    async fn send_via(&self, row: &MessageRow, content: &Content, account: &AccountRow) -> Result<Hop> {
+    /// One attempt through one account, and its entry for the delivery log.
+    async fn send_via(&self, row: &MessageRow, content: &Content, account: &AccountRow) -> Result<(Hop, AttemptRow)> {
         let from =
             EmailAddress::parse(&account.from_address).map_err(|m| crate::error::Error::field("from.address", m))?;
         let from_name = content
@@ -296,8 +367,11 @@ impl App {
             from,
             to: content.retry_only.clone().unwrap_or_else(|| content.recipients()),
         };
+        // The account's slot first: waiting for a busy account must not hold
+        // a slot other accounts could send with.
         let slots = self.account_slots(account);
         let _slot = slots.acquire().await.expect("never closed");
+        let _send = self.send_slots.acquire().await.expect("never closed");
         let started = Instant::now();
         let max_idle = account
             .limit_connections
@@ -368,7 +442,7 @@ impl App {
                         report.reply.unwrap_or_default()
                     ));
                 }
-                self.record_report(row, Some(&account.id), "sent", &report).await?;
+                let attempt = report_attempt(row, Some(&account.id), "sent", &report)?;
                 if account.status != account_status::READY {
                     self.store
                         .set_account_status(&account.id, account_status::READY, None, None)
@@ -377,14 +451,13 @@ impl App {
                 self.metrics.record_attempt("sent");
                 self.metrics.record_account(&account.id, "sent");
                 tracing::info!(message = %row.id, account = %account.id, "message sent");
-                Ok(Hop::Sent { partial, retry })
+                Ok((Hop::Sent { partial, retry }, attempt))
             }
             Err(failure) => {
                 let report = Report::failure(&failure, provider, oauth, content.locale, transcript.lines(), 0);
                 let class = report.class.unwrap_or(Class::Permanent);
                 let last_error = format!("{} — {}", report.summary(), report.hint.clone().unwrap_or_default());
-                self.record_report(row, Some(&account.id), class_name(class), &report)
-                    .await?;
+                let attempt = report_attempt(row, Some(&account.id), class_name(class), &report)?;
                 if matches!(class, Class::Configuration) {
                     self.mark_account(account, account_status::FAILING, &last_error, None)
                         .await?;
@@ -392,7 +465,7 @@ impl App {
                 self.metrics.record_attempt(class_name(class));
                 self.metrics.record_account(&account.id, class_name(class));
                 tracing::warn!(message = %row.id, account = %account.id, stage = report.stage.as_str(), code = ?report.code, "delivery attempt failed");
-                Ok(Hop::Failed { class, last_error })
+                Ok((Hop::Failed { class, last_error }, attempt))
             }
         }
     }
@@ -409,8 +482,8 @@ impl App {
 
     /// With no account to send through, the message lands in the capture
     /// mailbox, where the console shows it with a banner.
-    async fn capture(&self, row: &MessageRow, content: &Content, lease_until: i64) -> Result<()> {
-        let settings = self.store.get_settings(&row.tenant_id).await?;
+    async fn capture(&self, row: &MessageRow, content: &Content, lease_until: i64, lookups: &Lookups) -> Result<()> {
+        let settings = lookups.settings(self, &row.tenant_id).await?;
         let from = EmailAddress::parse(CAPTURE_FROM).expect("valid");
         let from_name = settings.from_name.as_deref().and_then(|n| HeaderText::parse(n).ok());
         let raw = compose::render(&Draft {
@@ -423,78 +496,75 @@ impl App {
             html: content.html.as_deref(),
             message_id: &row.message_id,
         });
-        self.store
-            .insert_captured(&CapturedRow {
-                id: crate::store::new_id(),
-                tenant_id: row.tenant_id.clone(),
-                message_id: row.id.clone(),
-                mail_from: from.as_str().to_string(),
-                rcpt_to: serde_json::to_string(&content.recipients()).map_err(anyhow::Error::from)?,
-                subject: content.subject.as_str().to_string(),
-                raw: String::from_utf8_lossy(&raw).into_owned(),
-                at: crate::now_ms(),
-            })
-            .await?;
         let why = row
             .route
             .as_deref()
             .and_then(|r| r.strip_prefix("capture: "))
             .unwrap_or("no mail account is configured");
         let note = format!("{why}: the message was kept in the capture mailbox and not delivered");
-        let note = note.as_str();
-        self.record_attempt(row, None, "captured", None, Some(note)).await?;
-        self.store.finish_captured(&row.id, lease_until, note).await?;
+        self.store
+            .record_outcome(Outcome {
+                message: row.id.clone(),
+                lease_until,
+                status: status::SENT.to_string(),
+                last_error: Some(note.clone()),
+                next_attempt_at: crate::now_ms(),
+                content: None,
+                attempts: vec![plain_attempt(row, None, "captured", None, Some(&note))],
+                captured: Some(CapturedRow {
+                    id: crate::store::new_id(),
+                    tenant_id: row.tenant_id.clone(),
+                    message_id: row.id.clone(),
+                    mail_from: from.as_str().to_string(),
+                    rcpt_to: serde_json::to_string(&content.recipients()).map_err(anyhow::Error::from)?,
+                    subject: content.subject.as_str().to_string(),
+                    raw: String::from_utf8_lossy(&raw).into_owned(),
+                    at: crate::now_ms(),
+                }),
+            })
+            .await?;
         self.metrics.record_attempt("captured");
         Ok(())
     }
+}
 
-    async fn record_report(
-        &self,
-        row: &MessageRow,
-        account: Option<&str>,
-        outcome: &str,
-        report: &Report,
-    ) -> Result<()> {
-        self.store
-            .insert_attempt(&AttemptRow {
-                id: crate::store::new_id(),
-                message_id: row.id.clone(),
-                at: crate::now_ms(),
-                account_id: account.map(str::to_string),
-                outcome: outcome.to_string(),
-                stage: Some(report.stage.as_str().to_string()),
-                code: report.code.map(i64::from),
-                enhanced_code: report.enhanced_code.clone(),
-                reply: report.reply.clone(),
-                class: report.class.map(|c| class_name(c).to_string()),
-                transcript: Some(serde_json::to_string(&report.transcript).map_err(anyhow::Error::from)?),
-            })
-            .await
-    }
+/// A delivery-log entry for an attempt that reached a server.
+fn report_attempt(row: &MessageRow, account: Option<&str>, outcome: &str, report: &Report) -> Result<AttemptRow> {
+    Ok(AttemptRow {
+        id: crate::store::new_id(),
+        message_id: row.id.clone(),
+        at: crate::now_ms(),
+        account_id: account.map(str::to_string),
+        outcome: outcome.to_string(),
+        stage: Some(report.stage.as_str().to_string()),
+        code: report.code.map(i64::from),
+        enhanced_code: report.enhanced_code.clone(),
+        reply: report.reply.clone(),
+        class: report.class.map(|c| class_name(c).to_string()),
+        transcript: Some(serde_json::to_string(&report.transcript).map_err(anyhow::Error::from)?),
+    })
+}
 
-    async fn record_attempt(
-        &self,
-        row: &MessageRow,
-        account: Option<&str>,
-        outcome: &str,
-        class: Option<&str>,
-        reply: Option<&str>,
-    ) -> Result<()> {
-        self.store
-            .insert_attempt(&AttemptRow {
-                id: crate::store::new_id(),
-                message_id: row.id.clone(),
-                at: crate::now_ms(),
-                account_id: account.map(str::to_string),
-                outcome: outcome.to_string(),
-                stage: None,
-                code: None,
-                enhanced_code: None,
-                reply: reply.map(str::to_string),
-                class: class.map(str::to_string),
-                transcript: None,
-            })
-            .await
+/// A delivery-log entry for a decision taken without a server (held, failed, captured).
+fn plain_attempt(
+    row: &MessageRow,
+    account: Option<&str>,
+    outcome: &str,
+    class: Option<&str>,
+    reply: Option<&str>,
+) -> AttemptRow {
+    AttemptRow {
+        id: crate::store::new_id(),
+        message_id: row.id.clone(),
+        at: crate::now_ms(),
+        account_id: account.map(str::to_string),
+        outcome: outcome.to_string(),
+        stage: None,
+        code: None,
+        enhanced_code: None,
+        reply: reply.map(str::to_string),
+        class: class.map(str::to_string),
+        transcript: None,
     }
 }
 

@@ -211,6 +211,8 @@ impl App {
         }
         let mut rows = Vec::with_capacity(inputs.len());
         let mut problems = Vec::new();
+        // A batch usually names one account (or none): its route is resolved once.
+        let mut routes: std::collections::HashMap<Option<String>, Route> = Default::default();
         for (i, input) in inputs.into_iter().enumerate() {
             let prefix = |e: Error| match e {
                 Error::Invalid(list) => Error::Invalid(
@@ -223,7 +225,14 @@ impl App {
             let checked = async {
                 let input = self.apply_template(tenant, input).await?;
                 let content = check_input(&input)?;
-                let route = self.resolve_route(tenant, input.account.as_deref(), None).await?;
+                let route = match routes.get(&input.account) {
+                    Some(r) => r.clone(),
+                    None => {
+                        let r = self.resolve_route(tenant, input.account.as_deref(), None).await?;
+                        routes.insert(input.account.clone(), r.clone());
+                        r
+                    }
+                };
                 self.message_row(tenant, content, route, None)
             }
             .await;
@@ -236,12 +245,14 @@ impl App {
         if !problems.is_empty() {
             return Err(Error::Invalid(problems));
         }
-        self.store.insert_messages(&rows).await?;
-        for _ in &rows {
+        let views = rows.iter().map(|r| self.message_view(r, Vec::new())).collect();
+        let accepted = rows.len();
+        self.store.insert_messages(rows).await?;
+        for _ in 0..accepted {
             self.metrics.record_accepted();
         }
         self.wake.notify_one();
-        Ok(rows.iter().map(|r| self.message_view(r, Vec::new())).collect())
+        Ok(views)
     }
 
     /// A message that names a template is rendered now, so a template that

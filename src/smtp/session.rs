@@ -12,6 +12,7 @@ use crate::secrets::Secret;
 use base64::Engine;
 use mail_send::SmtpClient;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// Where and how to connect.
@@ -376,15 +377,19 @@ impl Session {
         let params = if smtputf8 { " SMTPUTF8" } else { "" };
         let mail = format!("MAIL FROM:<{}>{params}\r\n", envelope.from);
         let rcpts: Vec<String> = envelope.to.iter().map(|r| format!("RCPT TO:<{r}>\r\n")).collect();
-        // With PIPELINING the envelope goes out in one write and its replies
-        // come back together: one round trip instead of one per command.
-        let replies = if self.caps.pipelining {
-            let mut cmds = vec![mail];
-            cmds.extend(rcpts);
-            self.client
-                .cmds(cmds)
-                .await
-                .map_err(|e| map_err(Stage::MailFrom, &t, e))?
+        // With PIPELINING the envelope and DATA go out in one write and their
+        // replies come back together (RFC 2920: DATA may end a group): one
+        // round trip instead of one per command.
+        let (replies, data) = if self.caps.pipelining {
+            let mut group = Vec::with_capacity(mail.len() + rcpts.len() * 40 + 6);
+            group.extend_from_slice(mail.as_bytes());
+            for r in &rcpts {
+                group.extend_from_slice(r.as_bytes());
+            }
+            group.extend_from_slice(b"DATA\r\n");
+            let mut replies = self.exchange(&group, rcpts.len() + 2).await?;
+            let data = replies.pop().expect("a reply per command");
+            (replies, Some(data))
         } else {
             let r = self
                 .client
@@ -402,7 +407,7 @@ impl Session {
                     );
                 }
             }
-            replies
+            (replies, None)
         };
         if replies[0].code / 100 != 2 {
             if self.caps.pipelining {
@@ -427,16 +432,27 @@ impl Session {
             let _ = self.client.cmd(b"RSET\r\n").await;
             return Err(Failure::reply(Stage::RcptTo, reply));
         }
-        let r = self
-            .client
-            .cmd(b"DATA\r\n")
-            .await
-            .map_err(|e| map_err(Stage::Data, &t, e))?;
+        let r = match data {
+            Some(r) => r,
+            None => self
+                .client
+                .cmd(b"DATA\r\n")
+                .await
+                .map_err(|e| map_err(Stage::Data, &t, e))?,
+        };
         if r.code != 354 {
+            let _ = self.client.cmd(b"RSET\r\n").await;
             return Err(Failure::reply(Stage::Data, Reply::from_response(&r)));
         }
+        // The content and its terminating dot in one write: written apart,
+        // they would be two packets, the second waiting on the first's ACK.
+        let payload = data_payload(content);
         self.transcript.begin_body();
-        let written = tokio::time::timeout(self.client.timeout, self.client.write_message(content)).await;
+        let written = tokio::time::timeout(self.client.timeout, async {
+            self.client.stream.write_all(&payload).await?;
+            self.client.stream.flush().await
+        })
+        .await;
         self.transcript.end_body();
         match written {
             Err(_) => {
@@ -467,6 +483,20 @@ impl Session {
             accepted,
             rejected,
         })
+    }
+
+    /// Writes a pipelined group of commands at once and reads `replies` replies.
+    async fn exchange(&mut self, group: &[u8], replies: usize) -> Result<Vec<smtp_proto::Response<String>>, Failure> {
+        let t = self.transcript.clone();
+        let timeout = self.client.timeout;
+        let r = tokio::time::timeout(timeout, async {
+            self.client.stream.write_all(group).await?;
+            self.client.stream.flush().await?;
+            self.client.read_many(replies).await
+        })
+        .await
+        .map_err(|_| Failure::condition(Stage::MailFrom, Condition::Timeout, "the server did not answer in time"))?;
+        r.map_err(|e| map_err(Stage::MailFrom, &t, e))
     }
 
     /// Whether an idle session still answers (before reusing it).
@@ -529,9 +559,39 @@ async fn handshake(
     }
 }
 
+/// The DATA payload: the content with every line that starts with a dot
+/// given a second one (RFC 5321 4.5.2), then the terminating `.` line.
+fn data_payload(content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + content.len() / 64 + 5);
+    let mut line_start = true;
+    for &b in content {
+        if line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        line_start = b == b'\n';
+    }
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_payload_stuffs_dots_and_ends_with_one_dot_line() {
+        assert_eq!(data_payload(b"a\r\n.b\r\n..\r\n"), b"a\r\n..b\r\n...\r\n.\r\n");
+        assert_eq!(data_payload(b".first\r\nlast"), b"..first\r\nlast\r\n.\r\n");
+        assert_eq!(
+            data_payload(b"x.\r\n"),
+            b"x.\r\n.\r\n",
+            "a dot inside a line stays single"
+        );
+    }
 
     #[test]
     fn capabilities_from_ehlo() {

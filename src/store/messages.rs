@@ -5,6 +5,7 @@
 //! short statement; the send happens outside any transaction, and the result
 //! is written only by the holder of the lease.
 
+use super::group_commit::{Answer, Outcome, Write};
 use super::{Store, on_pool};
 use crate::error::Result;
 
@@ -29,7 +30,7 @@ pub struct MessageRow {
     pub route: Option<String>,
 }
 
-const MSG_COLUMNS: &str = "id, tenant_id, account_id, status, message_id, idempotency_key, content, attempts, \
+pub(super) const MSG_COLUMNS: &str = "id, tenant_id, account_id, status, message_id, idempotency_key, content, attempts, \
     next_attempt_at, lease_until, last_error, captured, created_at, updated_at, route";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -90,23 +91,13 @@ macro_rules! bind_message {
             .bind(&$m.route)
     };
 }
+pub(super) use bind_message;
 
 impl Store {
     /// Inserts a message; with an idempotency key already used by the tenant,
     /// inserts nothing and answers the existing message instead.
     pub async fn insert_message(&self, m: &MessageRow) -> Result<(MessageRow, bool)> {
-        let sql = format!(
-            "INSERT INTO messages ({MSG_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) \
-             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING"
-        );
-        let done = on_pool!(self, |p| bind_message!(
-            sqlx::query(sqlx::AssertSqlSafe(sql.as_str())),
-            m
-        )
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
-        if done == 1 {
+        if self.writer.done(Write::Message(m.clone())).await? {
             return Ok((m.clone(), true));
         }
         let key = m.idempotency_key.as_deref().unwrap_or_default();
@@ -122,19 +113,15 @@ impl Store {
     }
 
     /// Inserts many messages in one transaction: all or none are accepted.
-    pub async fn insert_messages(&self, rows: &[MessageRow]) -> Result<()> {
-        let sql =
-            format!("INSERT INTO messages ({MSG_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)");
-        on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
-            for m in rows {
-                bind_message!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), m)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await
-        })?;
+    pub async fn insert_messages(&self, rows: Vec<MessageRow>) -> Result<()> {
+        self.writer.done(Write::Messages(rows)).await?;
         Ok(())
+    }
+
+    /// Records what a delivery did (attempts, new state, captured copy) in
+    /// one transaction; false when the lease no longer holds.
+    pub async fn record_outcome(&self, outcome: Outcome) -> Result<bool> {
+        self.writer.done(Write::Outcome(outcome)).await
     }
 
     pub async fn get_message(&self, tenant_id: &str, id: &str) -> Result<Option<MessageRow>> {
@@ -166,36 +153,22 @@ impl Store {
         .await)?)
     }
 
-    /// Claims up to `limit` due messages for this worker until `lease_until`.
-    /// A message whose lease ran out (its worker died) is due again.
+    /// Claims up to `limit` due messages for this worker until `lease_until`
+    /// (in the group commit: a claim is a write). A message whose lease ran
+    /// out (its worker died) is due again.
     pub async fn claim_due(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<MessageRow>> {
-        // The due condition stands in the outer WHERE too: on PostgreSQL a row
-        // another node claimed meanwhile is re-checked against it and skipped,
-        // and SKIP LOCKED keeps nodes from queueing behind each other's claims.
-        // Held messages with a time (a limit's window) come back by themselves.
-        let due = "((status IN ('queued', 'deferred', 'held') AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until < $1))";
-        let lock = match self.pool {
-            super::Pool::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-            super::Pool::Sqlite(_) => "",
-        };
-        // Two index walks with a LIMIT each, no sort: with a deep queue an
-        // ORDER BY over every due row made each claim cost O(queue).
-        // (The IN list is walked status by status, each by next_attempt_at.)
-        let sql = format!(
-            "UPDATE messages SET status = 'sending', lease_until = $2, attempts = attempts + 1, updated_at = $1 \
-             WHERE {due} AND (id IN (SELECT id FROM messages WHERE status IN ('deferred', 'held', 'queued') \
-                 AND next_attempt_at <= $1 LIMIT $3{lock}) \
-               OR id IN (SELECT id FROM messages WHERE status = 'sending' AND lease_until < $1 LIMIT $3{lock})) \
-             RETURNING {MSG_COLUMNS}"
-        );
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(
-            sqlx::AssertSqlSafe(sql.as_str())
-        )
-        .bind(now)
-        .bind(lease_until)
-        .bind(limit)
-        .fetch_all(p)
-        .await)?)
+        match self
+            .writer
+            .write(Write::Claim {
+                now,
+                lease_until,
+                limit,
+            })
+            .await?
+        {
+            Answer::Claimed(rows) => Ok(rows),
+            Answer::Done(_) => Ok(Vec::new()),
+        }
     }
 
     /// Claims one message by id (the CLI delivering what it just queued).
@@ -212,55 +185,6 @@ impl Store {
         .bind(lease_until)
         .fetch_optional(p)
         .await)?)
-    }
-
-    /// Writes the outcome of a send; only the worker still holding the lease
-    /// may (a stale worker's write changes nothing and answers false).
-    /// `content` replaces the stored content (recipients left to retry).
-    pub async fn finish_message(
-        &self,
-        id: &str,
-        lease_until: i64,
-        status: &str,
-        last_error: Option<&str>,
-        next_attempt_at: i64,
-        content: Option<&str>,
-    ) -> Result<bool> {
-        let now = crate::now_ms();
-        let done = on_pool!(self, |p| sqlx::query(
-            "UPDATE messages SET status = $3, last_error = $4, next_attempt_at = $5, lease_until = NULL, \
-             content = COALESCE($6, content), updated_at = $7 WHERE id = $1 AND status = 'sending' AND lease_until = $2"
-        )
-        .bind(id)
-        .bind(lease_until)
-        .bind(status)
-        .bind(last_error)
-        .bind(next_attempt_at)
-        .bind(content)
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
-        Ok(done == 1)
-    }
-
-    /// Records that a message went to the capture mailbox.
-    pub async fn finish_captured(&self, id: &str, lease_until: i64, note: &str) -> Result<bool> {
-        let now = crate::now_ms();
-        let done = on_pool!(self, |p| {
-            sqlx::query(
-            "UPDATE messages SET status = 'sent', captured = 1, last_error = $3, lease_until = NULL, updated_at = $4 \
-             WHERE id = $1 AND status = 'sending' AND lease_until = $2"
-        )
-        .bind(id)
-        .bind(lease_until)
-        .bind(note)
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
-        Ok(done == 1)
     }
 
     /// Messages an account sent since `since`, and the oldest of them (its limits).
@@ -319,30 +243,6 @@ impl Store {
         Ok(done == 1)
     }
 
-    pub async fn insert_attempt(&self, a: &AttemptRow) -> Result<()> {
-        on_pool!(self, |p| {
-            sqlx::query(
-            "INSERT INTO attempts (id, message_id, at, account_id, outcome, stage, code, enhanced_code, reply, class, transcript) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
-        )
-        .bind(&a.id)
-        .bind(&a.message_id)
-        .bind(a.at)
-        .bind(&a.account_id)
-        .bind(&a.outcome)
-        .bind(&a.stage)
-        .bind(a.code)
-        .bind(&a.enhanced_code)
-        .bind(&a.reply)
-        .bind(&a.class)
-        .bind(&a.transcript)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
-        Ok(())
-    }
-
     pub async fn attempts_of(&self, message_id: &str) -> Result<Vec<AttemptRow>> {
         Ok(on_pool!(self, |p| sqlx::query_as::<_, AttemptRow>(
             "SELECT id, message_id, at, account_id, outcome, stage, code, enhanced_code, reply, class, transcript \
@@ -351,26 +251,6 @@ impl Store {
         .bind(message_id)
         .fetch_all(p)
         .await)?)
-    }
-
-    pub async fn insert_captured(&self, c: &CapturedRow) -> Result<()> {
-        on_pool!(self, |p| {
-            sqlx::query(
-            "INSERT INTO captured (id, tenant_id, message_id, mail_from, rcpt_to, subject, raw, at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)"
-        )
-        .bind(&c.id)
-        .bind(&c.tenant_id)
-        .bind(&c.message_id)
-        .bind(&c.mail_from)
-        .bind(&c.rcpt_to)
-        .bind(&c.subject)
-        .bind(&c.raw)
-        .bind(c.at)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
-        Ok(())
     }
 
     pub async fn list_captured(&self, tenant_id: &str, limit: i64) -> Result<Vec<CapturedRow>> {
@@ -406,4 +286,38 @@ impl Store {
         .fetch_all(p)
         .await)?)
     }
+}
+
+/// The claim statement (`$1` now, `$2` the lease's end, `$3` how many).
+pub(super) fn claim_sql(pool: &super::Pool) -> String {
+    // Two index walks with a LIMIT each, no sort: with a deep queue an
+    // ORDER BY over every due row made each claim cost O(queue).
+    // (The IN list is walked status by status, each by next_attempt_at.)
+    let pick = |lock: &str| {
+        format!(
+            "id IN (SELECT id FROM messages WHERE status IN ('deferred', 'held', 'queued') \
+               AND next_attempt_at <= $1 LIMIT $3{lock}) \
+             OR id IN (SELECT id FROM messages WHERE status = 'sending' AND lease_until < $1 LIMIT $3{lock})"
+        )
+    };
+    let wanted = match pool {
+        // On PostgreSQL the due condition stands in the outer WHERE too: a
+        // row another node claimed meanwhile is re-checked against it and
+        // skipped, and SKIP LOCKED keeps nodes from queueing behind each
+        // other's claims.
+        super::Pool::Postgres(_) => format!(
+            "((status IN ('queued', 'deferred', 'held') AND next_attempt_at <= $1) \
+               OR (status = 'sending' AND lease_until < $1)) AND ({})",
+            pick(" FOR UPDATE SKIP LOCKED")
+        ),
+        // SQLite runs the statement alone (one writer), so the subqueries'
+        // rows are still due; a due condition out here would lead its
+        // planner to walk every due row of the queue instead of the ids.
+        super::Pool::Sqlite(_) => pick(""),
+    };
+    // Held messages with a time (a limit's window) come back by themselves.
+    format!(
+        "UPDATE messages SET status = 'sending', lease_until = $2, attempts = attempts + 1, updated_at = $1 \
+         WHERE {wanted} RETURNING {MSG_COLUMNS}"
+    )
 }

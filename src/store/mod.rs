@@ -3,6 +3,7 @@
 //! flags and millisecond timestamps) and run on either pool.
 
 pub mod accounts;
+pub mod group_commit;
 pub mod messages;
 pub mod oauth;
 pub mod rules;
@@ -39,6 +40,8 @@ pub enum Pool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub pool: Pool,
+    /// Every message and delivery outcome is written through it.
+    writer: group_commit::GroupCommit,
 }
 
 /// The platform's own tenant: accounts and messages of the operator.
@@ -86,7 +89,8 @@ impl Store {
                 .context("migrating the PostgreSQL database")?;
             Pool::Postgres(pool)
         };
-        Ok(Store { pool })
+        let writer = group_commit::GroupCommit::start(pool.clone());
+        Ok(Store { pool, writer })
     }
 
     pub async fn close(&self) {

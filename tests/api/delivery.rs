@@ -218,6 +218,8 @@ async fn kill_9_in_a_stream_of_posts_loses_no_accepted_message() {
         require_tls: false,
     });
     let data = tempfile::tempdir().unwrap();
+    // reqwest's TLS backend needs a crypto provider even for plain HTTP.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let server = Server::start(data.path());
     let r = http
@@ -484,4 +486,102 @@ async fn transient_trouble_defers_with_the_reason() {
     }
     drop(silent);
     app.stop().await;
+}
+
+/// One message as a `Server` answers it.
+async fn message_on(http: &reqwest::Client, base: &str, id: &str) -> Value {
+    http.get(format!("{base}/api/v1/messages/{id}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A kill -9 after the server took the message's DATA but before Herald heard
+/// its reply (so before `sent` was recorded): Herald cannot know the message
+/// arrived, so it sends it once more after the restart, with the same
+/// Message-ID, which lets the receiving side see the two copies as one message.
+#[tokio::test]
+async fn kill_9_after_the_peer_took_data_resends_once_with_the_same_message_id() {
+    // The peer keeps the first message but never answers its end of DATA.
+    let peer = Peer::scripted(json!({"holdFirstDataReply": true}));
+    let data = tempfile::tempdir().unwrap();
+    // reqwest needs a rustls provider; spawn_app installs it, this test has none.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let server = Server::start(data.path());
+    let mut account = local_account("crash", peer.port, "none", None, None);
+    // Herald must still be waiting for that reply when it is killed.
+    account["timeout_secs"] = json!(60);
+    let r = http
+        .post(format!("{}/api/v1/accounts", server.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&account)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = http
+        .post(format!("{}/api/v1/messages", server.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"to": ["a@example.com"], "subject": "Once", "text": "x", "account": "crash"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let accepted: Value = r.json().await.unwrap();
+    let id = accepted["id"].as_str().unwrap();
+
+    peer.wait_messages(1).await;
+    let before = message_on(&http, &server.base, id).await;
+    assert_eq!(
+        before["status"], "sending",
+        "the peer has it, Herald does not know: {before}"
+    );
+    server.kill9();
+    assert_eq!(peer.count(), 1, "nothing more went out while Herald was down");
+
+    // Restart on the same data directory: the claim is released, the message is due again.
+    let server = Server::start(data.path());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let after = loop {
+        let v = message_on(&http, &server.base, id).await;
+        match v["status"].as_str().unwrap() {
+            "sent" => break v,
+            "queued" | "sending" => {}
+            _ => panic!("not resent after the restart: {v}"),
+        }
+        assert!(Instant::now() < deadline, "never sent after the restart: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // At the peer: exactly two copies, with one and the same Message-ID, the API's.
+    let got = peer.messages();
+    assert_eq!(got.len(), 2, "one resend, no more: {got:?}");
+    let message_id_line = |m: &Value| {
+        m["data"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
+            .unwrap_or_else(|| panic!("no Message-ID header: {m}"))
+            .to_string()
+    };
+    let first = message_id_line(&got[0]);
+    assert_eq!(message_id_line(&got[1]), first, "the resend keeps the Message-ID");
+    assert_eq!(after["message_id"], accepted["message_id"]);
+    assert_eq!(
+        first,
+        format!("Message-ID: <{}>", after["message_id"].as_str().unwrap()),
+        "{after}"
+    );
+    // The delivery log holds the resend that succeeded, once (the killed
+    // attempt left no entry: an attempt is recorded when it ends).
+    let attempts = after["attempts"].as_array().unwrap();
+    assert_eq!(attempts.last().unwrap()["outcome"], "sent", "{after}");
+    assert_eq!(attempts.iter().filter(|a| a["outcome"] == "sent").count(), 1, "{after}");
+    drop(server);
 }

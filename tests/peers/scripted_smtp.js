@@ -15,7 +15,15 @@
  * Spec keys (all optional), see README.md:
  *   secure, cert, key, starttls, authMethods, authOptional, greeting, auth
  *   {user, password, reply}, authRequired, mailFrom, rcptTo {addr: reply},
- *   data, xoauth2Tokens, xoauth2Jwks, xoauth2Error, enhancedStatusCodes, name.
+ *   data, xoauth2Tokens, xoauth2Jwks, xoauth2Error, enhancedStatusCodes, name,
+ *   holdFirstDataReply.
+ *
+ * holdFirstDataReply (boolean, default false): the first message that would be
+ * accepted is saved to DIR as usual, then the reply to its end of DATA is never
+ * sent: the connection stays open, silent, until the client closes it (or
+ * smtp-server's socket timeout does, 60 s). Later messages are answered as the
+ * spec says. This is the window where a client has handed the message over but
+ * does not know it yet (a crash there must resend, not lose, the message).
  *
  * A "reply" is a full SMTP reply, code included, e.g. "550 5.1.1 No such user".
  * Lines separated by "\n" go on the wire as one multi-line reply
@@ -238,6 +246,11 @@ function main() {
     const greeting = spec.greeting !== undefined ? parseReply(spec.greeting, 'greeting') : null;
     const mailFrom = spec.mailFrom !== undefined ? parseReply(spec.mailFrom, 'mailFrom') : null;
     const dataReply = spec.data !== undefined ? parseReply(spec.data, 'data') : null;
+    if (spec.holdFirstDataReply !== undefined && typeof spec.holdFirstDataReply !== 'boolean') {
+        die('holdFirstDataReply must be true or false');
+    }
+    let holdNextDataReply = spec.holdFirstDataReply === true;
+    const heldDataReplies = []; // the callbacks never called, kept for the record
     if (spec.authRequired !== undefined) authRequiredReply = parseReply(spec.authRequired, 'authRequired');
     const rcptTo = new Map();
     for (const [addr, reply] of Object.entries(spec.rcptTo || {})) {
@@ -372,6 +385,12 @@ function main() {
                 } catch (e) {
                     log('could not save message:', e.message);
                     return callback(Object.assign(new Error('Error: could not store message'), { responseCode: 451 }));
+                }
+                if (holdNextDataReply) {
+                    holdNextDataReply = false;
+                    heldDataReplies.push(callback);
+                    log('holding the end-of-DATA reply to', JSON.stringify(record.mail_from), 'for good');
+                    return undefined;
                 }
                 if (dataReply) expectSend(session, 250, dataReply);
                 return callback();
