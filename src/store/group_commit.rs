@@ -13,7 +13,7 @@
 use super::messages::{AttemptRow, CapturedRow, MSG_COLUMNS, MessageRow, bind_message, claim_sql};
 use super::{Pool, on_pool};
 use crate::error::{Error, Result};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
 
 /// Writes waiting for the writer; senders wait when it is this far behind.
@@ -183,7 +183,7 @@ async fn commit(pool: &Pool, writes: &[&Write]) -> Result<Vec<Answer>> {
     let mut seen = HashSet::new();
     let (updates, singles): (Vec<&Outcome>, Vec<&Outcome>) = outcomes
         .iter()
-        .partition(|o| o.captured.is_none() && seen.insert(o.message.as_str()));
+        .partition(|o| o.captured.is_none() && o.content.is_none() && seen.insert(o.message.as_str()));
     let claim = claim_sql(pool);
     let now = crate::now_ms();
 
@@ -195,13 +195,26 @@ async fn commit(pool: &Pool, writes: &[&Write]) -> Result<Vec<Answer>> {
             let sql = format!(
                 "INSERT INTO messages ({MSG_COLUMNS}) VALUES {} ON CONFLICT (tenant_id, idempotency_key) DO NOTHING \
                  RETURNING id",
-                placeholders(pool, chunk.len(), 15, |_, p| p.to_string())
+                placeholders(pool, chunk.len(), 14, |_, p| p.to_string())
             );
             let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
             for m in chunk {
                 q = bind_message!(q, m);
             }
             inserted.extend(q.fetch_all(&mut *tx).await?);
+        }
+        // The content of each message that went in (not of an idempotent repeat).
+        let contents: Vec<&&MessageRow> = new_messages.iter().filter(|m| inserted.contains(&m.id)).collect();
+        for chunk in chunks(&contents) {
+            let sql = format!(
+                "INSERT INTO message_contents (id, content) VALUES {}",
+                placeholders(pool, chunk.len(), 2, |_, p| p.to_string())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for m in chunk {
+                q = q.bind(&m.id).bind(&m.content);
+            }
+            q.execute(&mut *tx).await?;
         }
 
         for chunk in chunks(&attempts) {
@@ -231,14 +244,14 @@ async fn commit(pool: &Pool, writes: &[&Write]) -> Result<Vec<Answer>> {
         let mut held = HashSet::new();
         for chunk in chunks(&updates) {
             // VALUES columns are column1… on both databases.
-            let types = ["TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT", "TEXT"];
+            let types = ["TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT"];
             let sql = format!(
                 "UPDATE messages SET status = v.column3, last_error = v.column4, next_attempt_at = v.column5, \
-                 lease_until = NULL, content = COALESCE(v.column6, messages.content), updated_at = {now} \
+                 lease_until = NULL, updated_at = {now} \
                  FROM (VALUES {}) AS v \
                  WHERE messages.id = v.column1 AND messages.status = 'sending' AND messages.lease_until = v.column2 \
                  RETURNING messages.id",
-                placeholders(pool, chunk.len(), 6, |c, p| format!("CAST({p} AS {})", types[c]))
+                placeholders(pool, chunk.len(), 5, |c, p| format!("CAST({p} AS {})", types[c]))
             );
             let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
             for o in chunk {
@@ -247,8 +260,7 @@ async fn commit(pool: &Pool, writes: &[&Write]) -> Result<Vec<Answer>> {
                     .bind(o.lease_until)
                     .bind(&o.status)
                     .bind(&o.last_error)
-                    .bind(o.next_attempt_at)
-                    .bind(&o.content);
+                    .bind(o.next_attempt_at);
             }
             held.extend(q.fetch_all(&mut *tx).await?);
         }
@@ -256,21 +268,26 @@ async fn commit(pool: &Pool, writes: &[&Write]) -> Result<Vec<Answer>> {
         for o in &singles {
             let done = sqlx::query(
                 "UPDATE messages SET status = $3, last_error = $4, next_attempt_at = $5, lease_until = NULL, \
-                 content = COALESCE($6, content), captured = $7, updated_at = $8 \
-                 WHERE id = $1 AND status = 'sending' AND lease_until = $2",
+                 captured = $6, updated_at = $7 WHERE id = $1 AND status = 'sending' AND lease_until = $2",
             )
             .bind(&o.message)
             .bind(o.lease_until)
             .bind(&o.status)
             .bind(&o.last_error)
             .bind(o.next_attempt_at)
-            .bind(&o.content)
             .bind(i64::from(o.captured.is_some()))
             .bind(now)
             .execute(&mut *tx)
             .await?
             .rows_affected()
                 == 1;
+            if done && let Some(content) = &o.content {
+                sqlx::query("UPDATE message_contents SET content = $2 WHERE id = $1")
+                    .bind(&o.message)
+                    .bind(content)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if done && let Some(c) = &o.captured {
                 sqlx::query(
                     "INSERT INTO captured (id, tenant_id, message_id, mail_from, rcpt_to, subject, raw, at) \
@@ -299,14 +316,28 @@ async fn commit(pool: &Pool, writes: &[&Write]) -> Result<Vec<Answer>> {
                 limit,
             } = w
             {
-                claimed.push(
-                    sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(claim.as_str()))
-                        .bind(*now)
-                        .bind(*lease_until)
-                        .bind(*limit)
-                        .fetch_all(&mut *tx)
-                        .await?,
-                );
+                let mut rows = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(claim.as_str()))
+                    .bind(*now)
+                    .bind(*lease_until)
+                    .bind(*limit)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let mut found: HashMap<String, String> = HashMap::with_capacity(rows.len());
+                for chunk in chunks(&rows) {
+                    let sql = format!(
+                        "SELECT id, content FROM message_contents WHERE id IN ({})",
+                        placeholders(pool, chunk.len(), 1, |_, p| p.to_string()).replace(['(', ')'], "")
+                    );
+                    let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
+                    for r in chunk {
+                        q = q.bind(&r.id);
+                    }
+                    found.extend(q.fetch_all(&mut *tx).await?);
+                }
+                for r in &mut rows {
+                    r.content = found.remove(&r.id).unwrap_or_default();
+                }
+                claimed.push(rows);
             }
         }
 

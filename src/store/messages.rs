@@ -1,4 +1,5 @@
-//! The outbox tables: messages, their delivery attempts, and the capture
+//! The outbox tables: messages (their state; the content, written once, is
+//! apart in `message_contents`), their delivery attempts, and the capture
 //! mailbox that holds what was sent while no mail service was configured.
 //!
 //! A message is claimed by setting `status = 'sending'` and a lease in one
@@ -17,6 +18,8 @@ pub struct MessageRow {
     pub status: String,
     pub message_id: String,
     pub idempotency_key: Option<String>,
+    /// The message as JSON (`outbox::Content`), from `message_contents`.
+    #[sqlx(default)]
     pub content: String,
     pub attempts: i64,
     pub next_attempt_at: i64,
@@ -30,8 +33,14 @@ pub struct MessageRow {
     pub route: Option<String>,
 }
 
-pub(super) const MSG_COLUMNS: &str = "id, tenant_id, account_id, status, message_id, idempotency_key, content, attempts, \
+/// The state columns; the content lives in `message_contents`.
+pub(super) const MSG_COLUMNS: &str = "id, tenant_id, account_id, status, message_id, idempotency_key, attempts, \
     next_attempt_at, lease_until, last_error, captured, created_at, updated_at, route";
+
+/// A whole message: its state joined with its content (`m` and `c`).
+const MSG_SELECT: &str = "SELECT m.id, m.tenant_id, m.account_id, m.status, m.message_id, m.idempotency_key, \
+    m.attempts, m.next_attempt_at, m.lease_until, m.last_error, m.captured, m.created_at, m.updated_at, m.route, \
+    c.content FROM messages m JOIN message_contents c ON c.id = m.id";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AttemptRow {
@@ -70,7 +79,7 @@ pub struct MessageFilter {
     pub limit: i64,
 }
 
-/// Binds a message's columns in `MSG_COLUMNS` order, on either database.
+/// Binds a message's state columns in `MSG_COLUMNS` order, on either database.
 macro_rules! bind_message {
     ($query:expr, $m:expr) => {
         $query
@@ -80,7 +89,6 @@ macro_rules! bind_message {
             .bind(&$m.status)
             .bind(&$m.message_id)
             .bind(&$m.idempotency_key)
-            .bind(&$m.content)
             .bind($m.attempts)
             .bind($m.next_attempt_at)
             .bind($m.lease_until)
@@ -101,7 +109,7 @@ impl Store {
             return Ok((m.clone(), true));
         }
         let key = m.idempotency_key.as_deref().unwrap_or_default();
-        let sql = format!("SELECT {MSG_COLUMNS} FROM messages WHERE tenant_id = $1 AND idempotency_key = $2");
+        let sql = format!("{MSG_SELECT} WHERE m.tenant_id = $1 AND m.idempotency_key = $2");
         let existing = on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(
             sql.as_str()
         ))
@@ -125,7 +133,7 @@ impl Store {
     }
 
     pub async fn get_message(&self, tenant_id: &str, id: &str) -> Result<Option<MessageRow>> {
-        let sql = format!("SELECT {MSG_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2");
+        let sql = format!("{MSG_SELECT} WHERE m.tenant_id = $1 AND m.id = $2");
         Ok(on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(
             sqlx::AssertSqlSafe(sql.as_str())
         )
@@ -137,9 +145,9 @@ impl Store {
 
     pub async fn list_messages(&self, tenant_id: &str, f: &MessageFilter) -> Result<Vec<MessageRow>> {
         let sql = format!(
-            "SELECT {MSG_COLUMNS} FROM messages WHERE tenant_id = $1 \
-             AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR account_id = $3) AND ($4 IS NULL OR id < $4) \
-             ORDER BY id DESC LIMIT $5"
+            "{MSG_SELECT} WHERE m.tenant_id = $1 \
+             AND ($2 IS NULL OR m.status = $2) AND ($3 IS NULL OR m.account_id = $3) AND ($4 IS NULL OR m.id < $4) \
+             ORDER BY m.id DESC LIMIT $5"
         );
         Ok(on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(
             sqlx::AssertSqlSafe(sql.as_str())
@@ -177,14 +185,22 @@ impl Store {
             "UPDATE messages SET status = 'sending', lease_until = $3, attempts = attempts + 1, updated_at = $2 \
              WHERE id = $1 AND status IN ('queued', 'deferred') RETURNING {MSG_COLUMNS}"
         );
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(
-            sqlx::AssertSqlSafe(sql.as_str())
-        )
+        let row = on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
         .bind(id)
         .bind(now)
         .bind(lease_until)
         .fetch_optional(p)
-        .await)?)
+        .await)?;
+        let Some(mut row) = row else { return Ok(None) };
+        row.content = on_pool!(self, |p| sqlx::query_scalar::<_, String>(
+            "SELECT content FROM message_contents WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_one(p)
+        .await)?;
+        Ok(Some(row))
     }
 
     /// Messages an account sent since `since`, and the oldest of them (its limits).
