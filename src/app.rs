@@ -24,6 +24,8 @@ pub struct App {
     pub oauth_http: reqwest::Client,
     /// Idle authenticated SMTP sessions per account, for reuse.
     pub sessions: Arc<crate::pool::SessionPool>,
+    /// Recently resolved routes, for the accept path (`outbox::RouteCache`).
+    pub routes: Arc<crate::outbox::RouteCache>,
     /// SMTP transactions at once in this process, across accounts.
     pub send_slots: Arc<tokio::sync::Semaphore>,
     /// Connections per account in this process (its `limits.connections`).
@@ -52,6 +54,7 @@ impl App {
             metrics: Arc::new(Metrics::default()),
             oauth_http: crate::oauth::http_client(),
             oauth_locks: Arc::default(),
+            routes: Arc::default(),
             send_slots: Arc::new(tokio::sync::Semaphore::new(crate::delivery::SENDS)),
             account_slots: Arc::default(),
             sessions: Arc::default(),

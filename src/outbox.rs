@@ -195,7 +195,7 @@ impl App {
         {
             return Err(Error::field("Idempotency-Key", "must be 1 to 200 printable characters"));
         }
-        let route = self.resolve_route(tenant, input.account.as_deref(), None).await?;
+        let route = self.cached_route(tenant, input.account.as_deref()).await?;
         self.enqueue(tenant, content, route, idempotency_key).await
     }
 
@@ -228,7 +228,7 @@ impl App {
                 let route = match routes.get(&input.account) {
                     Some(r) => r.clone(),
                     None => {
-                        let r = self.resolve_route(tenant, input.account.as_deref(), None).await?;
+                        let r = self.cached_route(tenant, input.account.as_deref()).await?;
                         routes.insert(input.account.clone(), r.clone());
                         r
                     }
@@ -288,6 +288,24 @@ impl App {
         input.locale = Some(locale.as_str().to_string());
         input.template = None;
         Ok(input)
+    }
+
+    /// `resolve_route` for an accepted message, from the cache when this
+    /// process changed no account, setting or tenant since and the entry is
+    /// under a second old (another process's change shows within that).
+    /// A route through the platform's account counts against a daily cap, so
+    /// it is resolved every time.
+    async fn cached_route(&self, tenant: &str, requested: Option<&str>) -> Result<Route> {
+        let key = (tenant.to_string(), requested.map(str::to_string));
+        let generation = self.store.changes.load(std::sync::atomic::Ordering::Acquire);
+        if let Some(route) = self.routes.get(&key, generation) {
+            return Ok(route);
+        }
+        let route = self.resolve_route(tenant, requested, None).await?;
+        if !route.how.starts_with("platform_default") && !route.how.starts_with("capture: the tenant sent") {
+            self.routes.put(key, generation, route.clone());
+        }
+        Ok(route)
     }
 
     /// Which account sends a tenant's message: the one asked for; else the
@@ -509,6 +527,38 @@ impl App {
         }
         self.wake.notify_one();
         self.get_message(tenant, id).await
+    }
+}
+
+/// Routes resolved in the last second, by tenant and requested account,
+/// valid while the store's change count stays what it was.
+#[derive(Default)]
+pub struct RouteCache {
+    entries: std::sync::Mutex<std::collections::HashMap<RouteKey, CachedRoute>>,
+}
+
+/// A tenant and the account its message asked for.
+type RouteKey = (String, Option<String>);
+/// When it was resolved, under which change count, and the route.
+type CachedRoute = (std::time::Instant, u64, Route);
+
+impl RouteCache {
+    const TTL: std::time::Duration = std::time::Duration::from_secs(1);
+    /// Entries past which the cache starts over (bounds its memory).
+    const MAX: usize = 10_000;
+
+    fn get(&self, key: &RouteKey, generation: u64) -> Option<Route> {
+        let entries = self.entries.lock().expect("route cache");
+        let (at, g, route) = entries.get(key)?;
+        (*g == generation && at.elapsed() < Self::TTL).then(|| route.clone())
+    }
+
+    fn put(&self, key: RouteKey, generation: u64, route: Route) {
+        let mut entries = self.entries.lock().expect("route cache");
+        if entries.len() >= Self::MAX {
+            entries.clear();
+        }
+        entries.insert(key, (std::time::Instant::now(), generation, route));
     }
 }
 

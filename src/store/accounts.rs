@@ -44,6 +44,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 impl Store {
     pub async fn insert_account(&self, a: &AccountRow) -> Result<()> {
+        let _changed = self.changing();
         let sql = format!(
             "INSERT INTO accounts ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26)"
         );
@@ -91,6 +92,7 @@ impl Store {
 
     /// Writes every column but the identity and creation time.
     pub async fn update_account(&self, a: &AccountRow) -> Result<()> {
+        let _changed = self.changing();
         let r = on_pool!(self, |p| sqlx::query(
             "UPDATE accounts SET name=$3, provider=$4, host=$5, port=$6, security=$7, auth_method=$8, username=$9, \
              secret=$10, oauth=$11, oauth_client_secret=$12, from_address=$13, from_name=$14, tls_ca_pem=$15, \
@@ -173,6 +175,7 @@ impl Store {
     }
 
     pub async fn delete_account(&self, tenant_id: &str, id: &str) -> Result<bool> {
+        let _changed = self.changing();
         let done = on_pool!(self, |p| sqlx::query(
             "DELETE FROM accounts WHERE tenant_id = $1 AND id = $2"
         )
@@ -192,6 +195,7 @@ impl Store {
         status_message: Option<&str>,
         last_report: Option<&str>,
     ) -> Result<()> {
+        let _changed = self.changing();
         let now = crate::now_ms();
         on_pool!(self, |p| {
             sqlx::query(

@@ -4,25 +4,26 @@
 //! is answered only once its own write is durable, exactly as if it had
 //! committed alone.
 //!
-//! One task does the writing, which also keeps SQLite's single writer from
-//! being fought over (a contended SQLite lock is waited for by sleeping).
-//! Like writes go out as multi-row statements: a statement costs a round trip
-//! to the database, more than its rows do. Under light load a group is a
-//! single write, committed at once; nothing waits for a group to fill.
+//! One writer does all of it, which also keeps SQLite's single write lock
+//! from being fought over (a contended SQLite lock is waited for by sleeping).
+//! Like writes go out as multi-row statements. On SQLite the writer is a
+//! thread of its own that owns its connection (`sqlite_writer`): a group runs
+//! start to finish without leaving it, where through sqlx every statement
+//! would be a hop to the connection's thread and back — under load, waits for
+//! a core that cost more than the statements. On PostgreSQL it is a task.
+//! Under light load a group is a single write, committed at once; nothing
+//! waits for a group to fill.
 
 use super::messages::{AttemptRow, CapturedRow, MSG_COLUMNS, MessageRow, bind_message, claim_sql};
-use super::{Pool, on_pool};
 use crate::error::{Error, Result};
+use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
 
 /// Writes waiting for the writer; senders wait when it is this far behind.
 const QUEUE: usize = 4096;
 /// The most writes in one transaction.
-const GROUP: usize = 512;
-/// Rows per multi-row statement, largest first. A few fixed sizes keep the
-/// prepared-statement cache small.
-const CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
+pub(super) const GROUP: usize = 512;
 
 /// One caller's write; it commits whole or not at all.
 #[derive(Debug)]
@@ -61,7 +62,7 @@ pub struct Outcome {
     pub captured: Option<CapturedRow>,
 }
 
-type Job = (Write, oneshot::Sender<Result<Answer>>);
+pub(super) type Job = (Write, oneshot::Sender<Result<Answer>>);
 
 #[derive(Clone, Debug)]
 pub struct GroupCommit {
@@ -69,11 +70,20 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the writer on the current runtime; it ends when the last
-    /// handle is dropped.
-    pub fn start(pool: Pool) -> GroupCommit {
+    /// The SQLite writer: a thread with its own connection to `file`.
+    pub fn sqlite(file: &std::path::Path) -> anyhow::Result<GroupCommit> {
+        let conn = super::sqlite_writer::open(file)?;
         let (jobs, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, rx));
+        std::thread::Builder::new()
+            .name("herald-writer".into())
+            .spawn(move || super::sqlite_writer::run(conn, rx))?;
+        Ok(GroupCommit { jobs })
+    }
+
+    /// The PostgreSQL writer: a task on the current runtime.
+    pub fn postgres(pool: PgPool) -> GroupCommit {
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run_postgres(pool, rx));
         GroupCommit { jobs }
     }
 
@@ -94,17 +104,198 @@ impl GroupCommit {
     }
 }
 
-async fn run(pool: Pool, mut rx: mpsc::Receiver<Job>) {
+/// A group's writes sorted by kind, as the statements will take them.
+pub(super) struct Plan<'a> {
+    pub writes: &'a [&'a Write],
+    pub new_messages: Vec<&'a MessageRow>,
+    pub attempts: Vec<&'a AttemptRow>,
+    /// Outcomes written by one multi-row UPDATE, which tells which messages
+    /// it changed by id.
+    pub updates: Vec<&'a Outcome>,
+    /// Outcomes written one by one: with a capture or new content, or an id
+    /// twice in the group (a stale worker and the new holder).
+    pub singles: Vec<&'a Outcome>,
+    pub claims: Vec<(i64, i64, i64)>,
+}
+
+impl<'a> Plan<'a> {
+    pub fn new(writes: &'a [&'a Write]) -> Plan<'a> {
+        let mut plan = Plan {
+            writes,
+            new_messages: Vec::new(),
+            attempts: Vec::new(),
+            updates: Vec::new(),
+            singles: Vec::new(),
+            claims: Vec::new(),
+        };
+        let mut seen = HashSet::new();
+        for w in writes {
+            match w {
+                Write::Message(m) => plan.new_messages.push(m),
+                Write::Messages(rows) => plan.new_messages.extend(rows),
+                Write::Outcome(o) => {
+                    plan.attempts.extend(&o.attempts);
+                    if o.captured.is_none() && o.content.is_none() && seen.insert(o.message.as_str()) {
+                        plan.updates.push(o);
+                    } else {
+                        plan.singles.push(o);
+                    }
+                }
+                Write::Claim {
+                    now,
+                    lease_until,
+                    limit,
+                } => plan.claims.push((*now, *lease_until, *limit)),
+            }
+        }
+        plan
+    }
+
+    /// A batch is all or none: a row it could not insert undoes the group
+    /// (whose writes are then committed one by one).
+    pub fn check_batches(&self, inserted: &HashSet<String>) -> Result<()> {
+        for w in self.writes {
+            if let Write::Messages(rows) = w
+                && let Some(m) = rows.iter().find(|m| !inserted.contains(&m.id))
+            {
+                return Err(Error::Conflict(format!(
+                    "message {} was not inserted: its id or idempotency key is taken",
+                    m.id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// One answer per write, from what the statements reported.
+    pub fn answers(&self, done: Executed) -> Vec<Answer> {
+        let mut claimed = done.claimed.into_iter();
+        self.writes
+            .iter()
+            .map(|w| match w {
+                Write::Message(m) => Answer::Done(done.inserted.contains(&m.id)),
+                Write::Messages(_) => Answer::Done(true),
+                Write::Outcome(o) => Answer::Done(match self.singles.iter().position(|s| std::ptr::eq(*s, o)) {
+                    Some(i) => done.single_held[i],
+                    None => done.held.contains(&o.message),
+                }),
+                Write::Claim { .. } => Answer::Claimed(claimed.next().unwrap_or_default()),
+            })
+            .collect()
+    }
+}
+
+/// What a group's statements reported.
+#[derive(Default)]
+pub(super) struct Executed {
+    /// Ids of the messages inserted (an idempotent repeat is not).
+    pub inserted: HashSet<String>,
+    /// Ids of the messages the multi-row UPDATE changed (lease held).
+    pub held: HashSet<String>,
+    /// Per `Plan::singles`: whether its lease held.
+    pub single_held: Vec<bool>,
+    /// Per claim, the rows claimed, with their content.
+    pub claimed: Vec<Vec<MessageRow>>,
+}
+
+/// How a statement numbers its parameters.
+#[derive(Clone, Copy)]
+pub(super) enum Params {
+    /// `$1, $2, …` (PostgreSQL).
+    Numbered,
+    /// `?, ?, …` in order (SQLite: it looks a numbered parameter up by a
+    /// linear search, which makes binding thousands of them quadratic).
+    Anonymous,
+}
+
+/// `(…),(…)`: `rows` groups of `columns` parameters, each wrapped by `wrap`
+/// (PostgreSQL needs the types of a VALUES list spelled out).
+pub(super) fn placeholders(
+    params: Params,
+    rows: usize,
+    columns: usize,
+    wrap: impl Fn(usize, &str) -> String,
+) -> String {
+    let mut out = String::with_capacity(rows * columns * 8);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ",(" });
+        for c in 0..columns {
+            if c > 0 {
+                out.push(',');
+            }
+            let p = match params {
+                Params::Anonymous => "?".to_string(),
+                Params::Numbered => format!("${}", r * columns + c + 1),
+            };
+            out.push_str(&wrap(c, &p));
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// The statements of a group, for `rows` rows where they take many.
+pub(super) mod sql {
+    use super::{MSG_COLUMNS, Params, placeholders};
+
+    pub fn insert_messages(p: Params, rows: usize) -> String {
+        format!(
+            "INSERT INTO messages ({MSG_COLUMNS}) VALUES {} ON CONFLICT (tenant_id, idempotency_key) DO NOTHING \
+             RETURNING id",
+            placeholders(p, rows, 14, |_, p| p.to_string())
+        )
+    }
+
+    pub fn insert_contents(p: Params, rows: usize) -> String {
+        format!(
+            "INSERT INTO message_contents (id, content) VALUES {}",
+            placeholders(p, rows, 2, |_, p| p.to_string())
+        )
+    }
+
+    pub fn insert_attempts(p: Params, rows: usize) -> String {
+        format!(
+            "INSERT INTO attempts (id, message_id, at, account_id, outcome, stage, code, enhanced_code, reply, \
+             class, transcript) VALUES {}",
+            placeholders(p, rows, 11, |_, p| p.to_string())
+        )
+    }
+
+    /// Rows of (id, lease_until, status, last_error, next_attempt_at, now);
+    /// VALUES columns are column1… on both databases.
+    pub fn update_outcomes(p: Params, rows: usize) -> String {
+        let types = ["TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT"];
+        format!(
+            "UPDATE messages SET status = v.column3, last_error = v.column4, next_attempt_at = v.column5, \
+             lease_until = NULL, updated_at = v.column6 FROM (VALUES {}) AS v \
+             WHERE messages.id = v.column1 AND messages.status = 'sending' AND messages.lease_until = v.column2 \
+             RETURNING messages.id",
+            placeholders(p, rows, 6, |c, p| format!("CAST({p} AS {})", types[c]))
+        )
+    }
+
+    pub fn contents_of(p: Params, rows: usize) -> String {
+        let list = placeholders(p, rows, 1, |_, p| p.to_string()).replace(['(', ')'], "");
+        format!("SELECT id, content FROM message_contents WHERE id IN ({list})")
+    }
+
+    /// $1 id, $2 lease, $3 status, $4 last_error, $5 next_attempt_at, $6 captured, $7 now.
+    pub const UPDATE_ONE: &str = "UPDATE messages SET status = $3, last_error = $4, next_attempt_at = $5, \
+        lease_until = NULL, captured = $6, updated_at = $7 WHERE id = $1 AND status = 'sending' AND lease_until = $2";
+    pub const UPDATE_CONTENT: &str = "UPDATE message_contents SET content = $2 WHERE id = $1";
+    pub const INSERT_CAPTURED: &str = "INSERT INTO captured (id, tenant_id, message_id, mail_from, rcpt_to, subject, \
+        raw, at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)";
+}
+
+/// Rows per multi-row statement on PostgreSQL: as many as its parameter
+/// limit allows (every statement is a round trip).
+const PG_CHUNK: usize = 256;
+
+async fn run_postgres(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
     let mut jobs: Vec<Job> = Vec::with_capacity(GROUP);
     while rx.recv_many(&mut jobs, GROUP).await > 0 {
         let writes: Vec<&Write> = jobs.iter().map(|(w, _)| w).collect();
-        let started = std::time::Instant::now();
-        let committed = commit(&pool, &writes).await;
-        tracing::trace!(
-            writes = writes.len(),
-            ms = started.elapsed().as_secs_f64() * 1e3,
-            "group commit"
-        );
+        let committed = commit_postgres(&pool, &writes).await;
         match committed {
             Ok(answers) => {
                 for ((_, reply), answer) in jobs.drain(..).zip(answers) {
@@ -119,7 +310,9 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<Job>) {
             Err(e) => {
                 tracing::debug!(error = %e, writes = jobs.len(), "a group commit failed; committing its writes one by one");
                 for (write, reply) in jobs.drain(..) {
-                    let answer = commit(&pool, &[&write]).await.map(|mut a| a.pop().expect("one answer"));
+                    let answer = commit_postgres(&pool, &[&write])
+                        .await
+                        .map(|mut a| a.pop().expect("one answer"));
                     let _ = reply.send(answer);
                 }
             }
@@ -127,149 +320,68 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// Splits `items` into runs of the sizes in `CHUNKS`.
-fn chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        let size = CHUNKS.into_iter().find(|&c| c <= items.len())?;
-        let (chunk, rest) = items.split_at(size);
-        items = rest;
-        Some(chunk)
-    })
-}
-
-/// `($1,…,$k),($k+1,…)`: `rows` groups of `columns` parameters, each wrapped
-/// by `wrap` (PostgreSQL needs the types of a VALUES list spelled out).
-/// SQLite gets anonymous `?`s: it looks a numbered parameter up by a linear
-/// search, which makes binding thousands of them quadratic.
-fn placeholders(pool: &Pool, rows: usize, columns: usize, wrap: impl Fn(usize, &str) -> String) -> String {
-    let mut out = String::with_capacity(rows * columns * 8);
-    for r in 0..rows {
-        out.push_str(if r == 0 { "(" } else { ",(" });
-        for c in 0..columns {
-            if c > 0 {
-                out.push(',');
-            }
-            let p = match pool {
-                Pool::Sqlite(_) => "?".to_string(),
-                Pool::Postgres(_) => format!("${}", r * columns + c + 1),
-            };
-            out.push_str(&wrap(c, &p));
-        }
-        out.push(')');
-    }
-    out
-}
-
-/// The writes in one transaction; one answer per write.
-async fn commit(pool: &Pool, writes: &[&Write]) -> Result<Vec<Answer>> {
-    let new_messages: Vec<&MessageRow> = writes
-        .iter()
-        .flat_map(|w| match w {
-            Write::Message(m) => std::slice::from_ref(m),
-            Write::Messages(rows) => rows.as_slice(),
-            _ => &[],
-        })
-        .collect();
-    let outcomes: Vec<&Outcome> = writes
-        .iter()
-        .filter_map(|w| match w {
-            Write::Outcome(o) => Some(o),
-            _ => None,
-        })
-        .collect();
-    let attempts: Vec<&AttemptRow> = outcomes.iter().flat_map(|o| &o.attempts).collect();
-    // One multi-row UPDATE tells which messages it changed, by id: an id
-    // twice in a group (a stale worker and the new holder) goes alone.
-    let mut seen = HashSet::new();
-    let (updates, singles): (Vec<&Outcome>, Vec<&Outcome>) = outcomes
-        .iter()
-        .partition(|o| o.captured.is_none() && o.content.is_none() && seen.insert(o.message.as_str()));
-    let claim = claim_sql(pool);
+async fn commit_postgres(pool: &PgPool, writes: &[&Write]) -> Result<Vec<Answer>> {
+    let plan = Plan::new(writes);
+    let p = Params::Numbered;
     let now = crate::now_ms();
+    let mut done = Executed::default();
+    let mut tx = pool.begin().await?;
 
-    let answers = on_pool!(OnPool { pool }, |p| {
-        let mut tx = p.begin().await?;
-
-        let mut inserted = HashSet::new();
-        for chunk in chunks(&new_messages) {
-            let sql = format!(
-                "INSERT INTO messages ({MSG_COLUMNS}) VALUES {} ON CONFLICT (tenant_id, idempotency_key) DO NOTHING \
-                 RETURNING id",
-                placeholders(pool, chunk.len(), 14, |_, p| p.to_string())
-            );
-            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
-            for m in chunk {
-                q = bind_message!(q, m);
-            }
-            inserted.extend(q.fetch_all(&mut *tx).await?);
+    for chunk in plan.new_messages.chunks(PG_CHUNK) {
+        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql::insert_messages(p, chunk.len())));
+        for m in chunk {
+            q = bind_message!(q, m);
         }
-        // The content of each message that went in (not of an idempotent repeat).
-        let contents: Vec<&&MessageRow> = new_messages.iter().filter(|m| inserted.contains(&m.id)).collect();
-        for chunk in chunks(&contents) {
-            let sql = format!(
-                "INSERT INTO message_contents (id, content) VALUES {}",
-                placeholders(pool, chunk.len(), 2, |_, p| p.to_string())
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for m in chunk {
-                q = q.bind(&m.id).bind(&m.content);
-            }
-            q.execute(&mut *tx).await?;
+        done.inserted.extend(q.fetch_all(&mut *tx).await?);
+    }
+    plan.check_batches(&done.inserted)?;
+    // The content of each message that went in (not of an idempotent repeat).
+    let contents: Vec<&MessageRow> = plan
+        .new_messages
+        .iter()
+        .copied()
+        .filter(|m| done.inserted.contains(&m.id))
+        .collect();
+    for chunk in contents.chunks(PG_CHUNK) {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql::insert_contents(p, chunk.len())));
+        for m in chunk {
+            q = q.bind(&m.id).bind(&m.content);
         }
-
-        for chunk in chunks(&attempts) {
-            let sql = format!(
-                "INSERT INTO attempts (id, message_id, at, account_id, outcome, stage, code, enhanced_code, reply, \
-                 class, transcript) VALUES {}",
-                placeholders(pool, chunk.len(), 11, |_, p| p.to_string())
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for a in chunk {
-                q = q
-                    .bind(&a.id)
-                    .bind(&a.message_id)
-                    .bind(a.at)
-                    .bind(&a.account_id)
-                    .bind(&a.outcome)
-                    .bind(&a.stage)
-                    .bind(a.code)
-                    .bind(&a.enhanced_code)
-                    .bind(&a.reply)
-                    .bind(&a.class)
-                    .bind(&a.transcript);
-            }
-            q.execute(&mut *tx).await?;
+        q.execute(&mut *tx).await?;
+    }
+    for chunk in plan.attempts.chunks(PG_CHUNK) {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql::insert_attempts(p, chunk.len())));
+        for a in chunk {
+            q = q
+                .bind(&a.id)
+                .bind(&a.message_id)
+                .bind(a.at)
+                .bind(&a.account_id)
+                .bind(&a.outcome)
+                .bind(&a.stage)
+                .bind(a.code)
+                .bind(&a.enhanced_code)
+                .bind(&a.reply)
+                .bind(&a.class)
+                .bind(&a.transcript);
         }
-
-        let mut held = HashSet::new();
-        for chunk in chunks(&updates) {
-            // VALUES columns are column1… on both databases.
-            let types = ["TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT"];
-            let sql = format!(
-                "UPDATE messages SET status = v.column3, last_error = v.column4, next_attempt_at = v.column5, \
-                 lease_until = NULL, updated_at = {now} \
-                 FROM (VALUES {}) AS v \
-                 WHERE messages.id = v.column1 AND messages.status = 'sending' AND messages.lease_until = v.column2 \
-                 RETURNING messages.id",
-                placeholders(pool, chunk.len(), 5, |c, p| format!("CAST({p} AS {})", types[c]))
-            );
-            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
-            for o in chunk {
-                q = q
-                    .bind(&o.message)
-                    .bind(o.lease_until)
-                    .bind(&o.status)
-                    .bind(&o.last_error)
-                    .bind(o.next_attempt_at);
-            }
-            held.extend(q.fetch_all(&mut *tx).await?);
+        q.execute(&mut *tx).await?;
+    }
+    for chunk in plan.updates.chunks(PG_CHUNK) {
+        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql::update_outcomes(p, chunk.len())));
+        for o in chunk {
+            q = q
+                .bind(&o.message)
+                .bind(o.lease_until)
+                .bind(&o.status)
+                .bind(&o.last_error)
+                .bind(o.next_attempt_at)
+                .bind(now);
         }
-        let mut single_held = Vec::with_capacity(singles.len());
-        for o in &singles {
-            let done = sqlx::query(
-                "UPDATE messages SET status = $3, last_error = $4, next_attempt_at = $5, lease_until = NULL, \
-                 captured = $6, updated_at = $7 WHERE id = $1 AND status = 'sending' AND lease_until = $2",
-            )
+        done.held.extend(q.fetch_all(&mut *tx).await?);
+    }
+    for o in &plan.singles {
+        let held = sqlx::query(sql::UPDATE_ONE)
             .bind(&o.message)
             .bind(o.lease_until)
             .bind(&o.status)
@@ -280,19 +392,16 @@ async fn commit(pool: &Pool, writes: &[&Write]) -> Result<Vec<Answer>> {
             .execute(&mut *tx)
             .await?
             .rows_affected()
-                == 1;
-            if done && let Some(content) = &o.content {
-                sqlx::query("UPDATE message_contents SET content = $2 WHERE id = $1")
-                    .bind(&o.message)
-                    .bind(content)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if done && let Some(c) = &o.captured {
-                sqlx::query(
-                    "INSERT INTO captured (id, tenant_id, message_id, mail_from, rcpt_to, subject, raw, at) \
-                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
-                )
+            == 1;
+        if held && let Some(content) = &o.content {
+            sqlx::query(sql::UPDATE_CONTENT)
+                .bind(&o.message)
+                .bind(content)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if held && let Some(c) = &o.captured {
+            sqlx::query(sql::INSERT_CAPTURED)
                 .bind(&c.id)
                 .bind(&c.tenant_id)
                 .bind(&c.message_id)
@@ -303,77 +412,31 @@ async fn commit(pool: &Pool, writes: &[&Write]) -> Result<Vec<Answer>> {
                 .bind(c.at)
                 .execute(&mut *tx)
                 .await?;
-            }
-            single_held.push(done);
         }
-
-        // Claims last: what this group queued or deferred is claimable at once.
-        let mut claimed = Vec::new();
-        for w in writes {
-            if let Write::Claim {
-                now,
-                lease_until,
-                limit,
-            } = w
-            {
-                let mut rows = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(claim.as_str()))
-                    .bind(*now)
-                    .bind(*lease_until)
-                    .bind(*limit)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let mut found: HashMap<String, String> = HashMap::with_capacity(rows.len());
-                for chunk in chunks(&rows) {
-                    let sql = format!(
-                        "SELECT id, content FROM message_contents WHERE id IN ({})",
-                        placeholders(pool, chunk.len(), 1, |_, p| p.to_string()).replace(['(', ')'], "")
-                    );
-                    let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
-                    for r in chunk {
-                        q = q.bind(&r.id);
-                    }
-                    found.extend(q.fetch_all(&mut *tx).await?);
-                }
-                for r in &mut rows {
-                    r.content = found.remove(&r.id).unwrap_or_default();
-                }
-                claimed.push(rows);
+        done.single_held.push(held);
+    }
+    // Claims last: what this group queued or deferred is claimable at once.
+    let claim = claim_sql(true);
+    for (now, lease_until, limit) in &plan.claims {
+        let mut rows = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(claim.as_str()))
+            .bind(now)
+            .bind(lease_until)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut found: HashMap<String, String> = HashMap::with_capacity(rows.len());
+        for chunk in rows.chunks(PG_CHUNK) {
+            let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql::contents_of(p, chunk.len())));
+            for r in chunk {
+                q = q.bind(&r.id);
             }
+            found.extend(q.fetch_all(&mut *tx).await?);
         }
-
-        // A batch is all or none: a row it could not insert undoes the group
-        // (whose writes are then committed one by one).
-        for w in writes {
-            if let Write::Messages(rows) = w
-                && let Some(m) = rows.iter().find(|m| !inserted.contains(&m.id))
-            {
-                return Err(Error::Conflict(format!(
-                    "message {} was not inserted: its id or idempotency key is taken",
-                    m.id
-                )));
-            }
+        for r in &mut rows {
+            r.content = found.remove(&r.id).unwrap_or_default();
         }
-        tx.commit().await?;
-        Ok::<_, Error>((inserted, held, single_held, claimed))
-    })?;
-
-    let (inserted, held, single_held, claimed) = answers;
-    let mut claimed = claimed.into_iter();
-    Ok(writes
-        .iter()
-        .map(|w| match w {
-            Write::Message(m) => Answer::Done(inserted.contains(&m.id)),
-            Write::Messages(_) => Answer::Done(true),
-            Write::Outcome(o) => Answer::Done(match singles.iter().position(|s| std::ptr::eq(*s, o)) {
-                Some(i) => single_held[i],
-                None => held.contains(&o.message),
-            }),
-            Write::Claim { .. } => Answer::Claimed(claimed.next().unwrap_or_default()),
-        })
-        .collect())
-}
-
-/// Lets `on_pool!` (written for a `Store`) run on the bare pool.
-struct OnPool<'a> {
-    pool: &'a Pool,
+        done.claimed.push(rows);
+    }
+    tx.commit().await?;
+    Ok(plan.answers(done))
 }

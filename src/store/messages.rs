@@ -304,8 +304,9 @@ impl Store {
     }
 }
 
-/// The claim statement (`$1` now, `$2` the lease's end, `$3` how many).
-pub(super) fn claim_sql(pool: &super::Pool) -> String {
+/// The claim statement (`$1` now, `$2` the lease's end, `$3` how many; on
+/// SQLite `?1`…).
+pub(super) fn claim_sql(postgres: bool) -> String {
     // Two index walks with a LIMIT each, no sort: with a deep queue an
     // ORDER BY over every due row made each claim cost O(queue).
     // (The IN list is walked status by status, each by next_attempt_at.)
@@ -316,24 +317,21 @@ pub(super) fn claim_sql(pool: &super::Pool) -> String {
              OR id IN (SELECT id FROM messages WHERE status = 'sending' AND lease_until < $1 LIMIT $3{lock})"
         )
     };
-    let wanted = match pool {
-        // On PostgreSQL the due condition stands in the outer WHERE too: a
-        // row another node claimed meanwhile is re-checked against it and
-        // skipped, and SKIP LOCKED keeps nodes from queueing behind each
-        // other's claims.
-        super::Pool::Postgres(_) => format!(
-            "((status IN ('queued', 'deferred', 'held') AND next_attempt_at <= $1) \
-               OR (status = 'sending' AND lease_until < $1)) AND ({})",
+    // Held messages with a time (a limit's window) come back by themselves.
+    let update = "UPDATE messages SET status = 'sending', lease_until = $2, attempts = attempts + 1, updated_at = $1";
+    if postgres {
+        // The due condition stands in the outer WHERE too: a row another
+        // node claimed meanwhile is re-checked against it and skipped, and
+        // SKIP LOCKED keeps nodes from queueing behind each other's claims.
+        format!(
+            "{update} WHERE ((status IN ('queued', 'deferred', 'held') AND next_attempt_at <= $1) \
+               OR (status = 'sending' AND lease_until < $1)) AND ({}) RETURNING {MSG_COLUMNS}",
             pick(" FOR UPDATE SKIP LOCKED")
-        ),
+        )
+    } else {
         // SQLite runs the statement alone (one writer), so the subqueries'
         // rows are still due; a due condition out here would lead its
         // planner to walk every due row of the queue instead of the ids.
-        super::Pool::Sqlite(_) => pick(""),
-    };
-    // Held messages with a time (a limit's window) come back by themselves.
-    format!(
-        "UPDATE messages SET status = 'sending', lease_until = $2, attempts = attempts + 1, updated_at = $1 \
-         WHERE {wanted} RETURNING {MSG_COLUMNS}"
-    )
+        format!("{update} WHERE {} RETURNING {MSG_COLUMNS}", pick("")).replace('$', "?")
+    }
 }

@@ -8,6 +8,7 @@ pub mod messages;
 pub mod oauth;
 pub mod rules;
 pub mod settings;
+mod sqlite_writer;
 pub mod templates;
 pub mod tenants;
 pub mod tokens;
@@ -42,6 +43,9 @@ pub struct Store {
     pub pool: Pool,
     /// Every message and delivery outcome is written through it.
     writer: group_commit::GroupCommit,
+    /// Bumped by every change to accounts, settings or tenants made through
+    /// this process: what caches them (the accept path's routes) starts over.
+    pub changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The platform's own tenant: accounts and messages of the operator.
@@ -50,7 +54,7 @@ pub const PLATFORM: &str = "platform";
 impl Store {
     /// Opens the database and brings its schema up to date.
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
-        let pool = if url.starts_with("sqlite:") {
+        let (pool, writer) = if url.starts_with("sqlite:") {
             // WAL with synchronous=FULL: a commit is on disk before we answer 202.
             let opts = SqliteConnectOptions::from_str(url)
                 .with_context(|| format!("HERALD_DATABASE_URL {url:?}"))?
@@ -59,6 +63,13 @@ impl Store {
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
+            let file = opts.get_filename().to_path_buf();
+            if file.as_os_str().is_empty() || file.to_string_lossy().contains(":memory:") {
+                anyhow::bail!(
+                    "HERALD_DATABASE_URL {url:?} is an in-memory database, which would lose accepted messages: \
+                     give a file, e.g. sqlite:///var/lib/herald/herald.db"
+                );
+            }
             if let Some(path) = url
                 .strip_prefix("sqlite://")
                 .and_then(|p| std::path::Path::new(p).parent())
@@ -75,7 +86,9 @@ impl Store {
                 .run(&pool)
                 .await
                 .context("migrating the SQLite database")?;
-            Pool::Sqlite(pool)
+            let writer = group_commit::GroupCommit::sqlite(&file)
+                .with_context(|| format!("opening the SQLite database {} for writing", file.display()))?;
+            (Pool::Sqlite(pool), writer)
         } else {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
@@ -87,10 +100,25 @@ impl Store {
                 .run(&pool)
                 .await
                 .context("migrating the PostgreSQL database")?;
-            Pool::Postgres(pool)
+            (Pool::Postgres(pool.clone()), group_commit::GroupCommit::postgres(pool))
         };
-        let writer = group_commit::GroupCommit::start(pool.clone());
-        Ok(Store { pool, writer })
+        Ok(Store {
+            pool,
+            writer,
+            changes: Default::default(),
+        })
+    }
+
+    /// Notes a change to accounts, settings or tenants (see `changes`) when
+    /// the guard drops, after the write: a cache filled while it ran is stale.
+    pub(crate) fn changing(&self) -> impl Drop + '_ {
+        struct Changed<'a>(&'a std::sync::atomic::AtomicU64);
+        impl Drop for Changed<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::Release);
+            }
+        }
+        Changed(&self.changes)
     }
 
     pub async fn close(&self) {

@@ -36,6 +36,7 @@ impl Store {
     }
 
     pub async fn put_settings(&self, s: &SettingsRow) -> Result<()> {
+        let _changed = self.changing();
         on_pool!(self, |p| {
             sqlx::query(
             "INSERT INTO settings (tenant_id, default_account, from_name, locale, fallback_to_platform, updated_at, \

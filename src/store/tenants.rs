@@ -12,6 +12,7 @@ pub struct TenantRow {
 
 impl Store {
     pub async fn insert_tenant(&self, t: &TenantRow) -> Result<()> {
+        let _changed = self.changing();
         on_pool!(self, |p| sqlx::query(
             "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)"
         )
@@ -43,6 +44,7 @@ impl Store {
 
     /// Removes a tenant and, by cascade, everything it owns.
     pub async fn delete_tenant(&self, id: &str) -> Result<bool> {
+        let _changed = self.changing();
         let n = on_pool!(self, |p| sqlx::query("DELETE FROM tenants WHERE id = $1")
             .bind(id)
             .execute(p)
