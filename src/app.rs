@@ -26,6 +26,9 @@ pub struct App {
     pub sessions: Arc<crate::pool::SessionPool>,
     /// Recently resolved routes, for the accept path (`outbox::RouteCache`).
     pub routes: Arc<crate::outbox::RouteCache>,
+    /// Batch requests processed at once: each holds megabytes while it
+    /// runs, and more at once would not commit any sooner (one writer).
+    pub batch_slots: Arc<tokio::sync::Semaphore>,
     /// SMTP transactions at once in this process, across accounts.
     pub send_slots: Arc<tokio::sync::Semaphore>,
     /// Connections per account in this process (its `limits.connections`).
@@ -55,6 +58,7 @@ impl App {
             oauth_http: crate::oauth::http_client(),
             oauth_locks: Arc::default(),
             routes: Arc::default(),
+            batch_slots: Arc::new(tokio::sync::Semaphore::new(2)),
             send_slots: Arc::new(tokio::sync::Semaphore::new(crate::delivery::SENDS)),
             account_slots: Arc::default(),
             sessions: Arc::default(),

@@ -26,10 +26,10 @@ use tokio::sync::{Semaphore, watch};
 /// step, well inside this; a node that died leaves its claims to others
 /// once it runs out (on SQLite, `serve` releases them at start).
 pub const LEASE_MS: i64 = 2 * 60 * 1000;
-const BATCH: i64 = 256;
+const BATCH: i64 = 128;
 /// Claimed messages worked on at once on this node: sending, or waiting for
 /// their outcome's group commit, which is why there are more than sends.
-const IN_PROGRESS: usize = 1024;
+const IN_PROGRESS: usize = 256;
 /// SMTP transactions at once on this node, across accounts.
 pub const SENDS: usize = 64;
 /// Connections per account when the account sets no limit.
@@ -353,16 +353,6 @@ impl App {
             .from_name
             .clone()
             .or_else(|| account.from_name.as_deref().and_then(|n| HeaderText::parse(n).ok()));
-        let raw = compose::render(&Draft {
-            from: &from,
-            from_name: from_name.as_ref(),
-            to: &content.to,
-            cc: &content.cc,
-            subject: &content.subject,
-            text: content.text.as_deref(),
-            html: content.html.as_deref(),
-            message_id: &row.message_id,
-        });
         let envelope = Envelope {
             from,
             to: content.retry_only.clone().unwrap_or_else(|| content.recipients()),
@@ -372,6 +362,18 @@ impl App {
         let slots = self.account_slots(account);
         let _slot = slots.acquire().await.expect("never closed");
         let _send = self.send_slots.acquire().await.expect("never closed");
+        // Composed once a slot is ours: the messages waiting for one hold
+        // only their row, not a rendered copy.
+        let raw = compose::render(&Draft {
+            from: &envelope.from,
+            from_name: from_name.as_ref(),
+            to: &content.to,
+            cc: &content.cc,
+            subject: &content.subject,
+            text: content.text.as_deref(),
+            html: content.html.as_deref(),
+            message_id: &row.message_id,
+        });
         let started = Instant::now();
         let max_idle = account
             .limit_connections

@@ -43,11 +43,29 @@ pub struct BatchAccepted {
     messages: Vec<MessageView>,
 }
 
+/// A turn to process a batch, taken before its body is read: the bodies of
+/// the batches that wait stay unread rather than in memory.
+pub struct BatchTurn {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl axum::extract::FromRequestParts<App> for BatchTurn {
+    type Rejection = Error;
+
+    async fn from_request_parts(_: &mut axum::http::request::Parts, app: &App) -> Result<Self> {
+        let permit = app.batch_slots.clone().acquire_owned().await;
+        Ok(BatchTurn {
+            _permit: permit.expect("the semaphore is never closed"),
+        })
+    }
+}
+
 /// 202 once every message of the batch is on disk, in one transaction; a
 /// bad message refuses the whole batch (422 naming `messages[i].field`).
 pub async fn batch(
     caller: Caller,
     State(app): State<App>,
+    _turn: BatchTurn,
     Json(input): Json<BatchInput>,
 ) -> Result<(StatusCode, axum::Json<BatchAccepted>)> {
     let messages = app.accept_batch(&caller.tenant, input.messages).await?;
