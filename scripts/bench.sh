@@ -169,7 +169,7 @@ start_herald() {
     local deadline=$((SECONDS + 60))
     BASE=""
     while [ -z "$BASE" ]; do
-        BASE=$(grep -ao 'listening on http://127\.0\.0\.1:[0-9]*' "$WORK/$name.log" | head -1 | sed 's/listening on //' || true)
+        BASE=$(grep -ao 'listening on http://127\.0\.0\.1:[0-9]*' "$WORK/$name.log" 2>/dev/null | head -1 | sed 's/listening on //' || true)
         if [ -z "$BASE" ]; then
             kill -0 "$HPID" 2>/dev/null || die "herald ($name) exited: $(tail -5 "$WORK/$name.log")"
             [ $SECONDS -lt $deadline ] || die "herald ($name) did not log its address within 60 s"

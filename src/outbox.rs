@@ -190,24 +190,36 @@ impl App {
     ) -> Result<(MessageView, bool)> {
         let input = self.apply_template(tenant, input).await?;
         let content = check_input(&input)?;
-        if let Some(k) = &idempotency_key
-            && (k.is_empty() || k.len() > 200 || k.chars().any(|c| c.is_control()))
-        {
-            return Err(Error::field("Idempotency-Key", "must be 1 to 200 printable characters"));
-        }
+        check_idempotency_key(idempotency_key.as_deref())?;
         let route = self.cached_route(tenant, input.account.as_deref()).await?;
         self.enqueue(tenant, content, route, idempotency_key).await
     }
 
     /// Accepts many messages at once: all are checked first (a bad one refuses
     /// the batch, naming `messages[i].field`), then committed in one transaction.
-    pub async fn accept_batch(&self, tenant: &str, inputs: Vec<MessageInput>) -> Result<Vec<MessageView>> {
+    /// With an idempotency key, message `i` carries `<key>#<i>`, and a repeat
+    /// answers the batch accepted the first time (and `false`).
+    pub async fn accept_batch(
+        &self,
+        tenant: &str,
+        inputs: Vec<MessageInput>,
+        idempotency_key: Option<String>,
+    ) -> Result<(Vec<MessageView>, bool)> {
         const MAX_BATCH: usize = 1000;
         if inputs.is_empty() || inputs.len() > MAX_BATCH {
             return Err(Error::field(
                 "messages",
                 format!("holds {} messages; send 1 to {MAX_BATCH}", inputs.len()),
             ));
+        }
+        check_idempotency_key(idempotency_key.as_deref())?;
+        let keys: Option<Vec<String>> = idempotency_key
+            .as_deref()
+            .map(|k| (0..inputs.len()).map(|i| format!("{k}#{i}")).collect());
+        if let Some(keys) = &keys
+            && let Some(first) = self.batch_accepted_before(tenant, keys).await?
+        {
+            return Ok((first, false));
         }
         let mut rows = Vec::with_capacity(inputs.len());
         let mut problems = Vec::new();
@@ -245,14 +257,46 @@ impl App {
         if !problems.is_empty() {
             return Err(Error::Invalid(problems));
         }
+        if let Some(keys) = &keys {
+            for (row, key) in rows.iter_mut().zip(keys) {
+                row.idempotency_key = Some(key.clone());
+            }
+        }
         let views = rows.iter().map(|r| self.message_view(r, Vec::new())).collect();
         let accepted = rows.len();
-        self.store.insert_messages(rows).await?;
+        match self.store.insert_messages(rows).await {
+            Ok(()) => {}
+            // The same batch, sent twice at once: the other one went in.
+            Err(Error::Conflict(_))
+                if let Some(keys) = &keys
+                    && let Some(first) = self.batch_accepted_before(tenant, keys).await? =>
+            {
+                return Ok((first, false));
+            }
+            Err(e) => return Err(e),
+        }
         for _ in 0..accepted {
             self.metrics.record_accepted();
         }
         self.wake.notify_one();
-        Ok(views)
+        Ok((views, true))
+    }
+
+    /// The batch accepted before under these per-message keys, if all of it was.
+    async fn batch_accepted_before(&self, tenant: &str, keys: &[String]) -> Result<Option<Vec<MessageView>>> {
+        let found = self.store.messages_by_keys(tenant, keys).await?;
+        if found.is_empty() {
+            return Ok(None);
+        }
+        if found.len() != keys.len() {
+            return Err(Error::Conflict(format!(
+                "Idempotency-Key: {} of this batch's {} per-message keys (<key>#<index>) were used by other messages; \
+                 use a new key",
+                found.len(),
+                keys.len()
+            )));
+        }
+        Ok(Some(found.iter().map(|r| self.message_view(r, Vec::new())).collect()))
     }
 
     /// A message that names a template is rendered now, so a template that
@@ -527,6 +571,15 @@ impl App {
         }
         self.wake.notify_one();
         self.get_message(tenant, id).await
+    }
+}
+
+fn check_idempotency_key(key: Option<&str>) -> Result<()> {
+    match key {
+        Some(k) if k.is_empty() || k.len() > 200 || k.chars().any(|c| c.is_control()) => {
+            Err(Error::field("Idempotency-Key", "must be 1 to 200 printable characters"))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -17,19 +17,23 @@ pub async fn create(
     headers: HeaderMap,
     Json(input): Json<MessageInput>,
 ) -> Result<(StatusCode, axum::Json<MessageView>)> {
-    let key = match headers.get("idempotency-key") {
+    let key = idempotency_key(&headers)?;
+    let (view, created) = app.accept_message(&caller.tenant, input, key).await?;
+    Ok((
+        if created { StatusCode::ACCEPTED } else { StatusCode::OK },
+        axum::Json(view),
+    ))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
+    Ok(match headers.get("idempotency-key") {
         Some(v) => Some(
             v.to_str()
                 .map_err(|_| Error::field("Idempotency-Key", "must be printable ASCII"))?
                 .to_string(),
         ),
         None => None,
-    };
-    let (view, created) = app.accept_message(&caller.tenant, input, key).await?;
-    Ok((
-        if created { StatusCode::ACCEPTED } else { StatusCode::OK },
-        axum::Json(view),
-    ))
+    })
 }
 
 #[derive(Deserialize)]
@@ -62,14 +66,20 @@ impl axum::extract::FromRequestParts<App> for BatchTurn {
 
 /// 202 once every message of the batch is on disk, in one transaction; a
 /// bad message refuses the whole batch (422 naming `messages[i].field`).
+/// 200 with the batch accepted the first time when its Idempotency-Key repeats.
 pub async fn batch(
     caller: Caller,
     State(app): State<App>,
+    headers: HeaderMap,
     _turn: BatchTurn,
     Json(input): Json<BatchInput>,
 ) -> Result<(StatusCode, axum::Json<BatchAccepted>)> {
-    let messages = app.accept_batch(&caller.tenant, input.messages).await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(BatchAccepted { messages })))
+    let key = idempotency_key(&headers)?;
+    let (messages, created) = app.accept_batch(&caller.tenant, input.messages, key).await?;
+    Ok((
+        if created { StatusCode::ACCEPTED } else { StatusCode::OK },
+        axum::Json(BatchAccepted { messages }),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -132,6 +132,29 @@ impl Store {
         self.writer.done(Write::Outcome(outcome)).await
     }
 
+    /// The tenant's messages with these idempotency keys, in the keys' order.
+    pub async fn messages_by_keys(&self, tenant_id: &str, keys: &[String]) -> Result<Vec<MessageRow>> {
+        let mut found = std::collections::HashMap::new();
+        for chunk in keys.chunks(200) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "{MSG_SELECT} WHERE m.tenant_id = $1 AND m.idempotency_key IN ({})",
+                list.join(",")
+            );
+            let rows = on_pool!(self, |p| {
+                let mut q = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant_id);
+                for k in chunk {
+                    q = q.bind(k);
+                }
+                q.fetch_all(p).await
+            })?;
+            for r in rows {
+                found.insert(r.idempotency_key.clone().unwrap_or_default(), r);
+            }
+        }
+        Ok(keys.iter().filter_map(|k| found.remove(k)).collect())
+    }
+
     pub async fn get_message(&self, tenant_id: &str, id: &str) -> Result<Option<MessageRow>> {
         let sql = format!("{MSG_SELECT} WHERE m.tenant_id = $1 AND m.id = $2");
         Ok(on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(
@@ -215,16 +238,41 @@ impl Store {
     }
 
     /// Puts every claimed message back in the queue: at the start of a single
-    /// node on SQLite, whose previous run's claims died with it.
+    /// node on SQLite, whose previous run's claims died with it. Each gets an
+    /// `interrupted` attempt in its log: the server may have taken it before
+    /// the stop, and it goes out again (with the same Message-ID).
     pub async fn release_all_claims(&self) -> Result<u64> {
         let now = crate::now_ms();
-        Ok(on_pool!(self, |p| sqlx::query(
-            "UPDATE messages SET status = 'queued', lease_until = NULL, next_attempt_at = $1 WHERE status = 'sending'"
-        )
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?)
+        let why = "Herald stopped while this message was being sent; it is sent again with the same Message-ID, \
+                   so the recipient may receive it twice";
+        Ok(on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let claimed: Vec<(String, Option<String>)> =
+                sqlx::query_as("SELECT id, account_id FROM messages WHERE status = 'sending'")
+                    .fetch_all(&mut *tx)
+                    .await?;
+            for (id, account) in &claimed {
+                sqlx::query(
+                    "INSERT INTO attempts (id, message_id, at, account_id, outcome, reply, class) \
+                     VALUES ($1, $2, $3, $4, 'interrupted', $5, 'transient')",
+                )
+                .bind(super::new_id())
+                .bind(id)
+                .bind(now)
+                .bind(account)
+                .bind(why)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query(
+                "UPDATE messages SET status = 'queued', lease_until = NULL, next_attempt_at = $1 WHERE status = 'sending'",
+            )
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(claimed.len() as u64)
+        })?)
     }
 
     /// Cancels a message that has not gone out (queued, deferred or held).

@@ -151,6 +151,67 @@ async fn idempotency_scenario(app: TestApp) {
 }
 
 #[tokio::test]
+async fn batch_idempotency_key_returns_the_same_batch() {
+    batch_scenario(spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn batch_idempotency_on_postgres() {
+    batch_scenario(spawn_app_pg().await).await;
+}
+
+/// A batch is all or nothing, and its Idempotency-Key makes a repeat answer
+/// the batch accepted the first time.
+async fn batch_scenario(app: TestApp) {
+    let message = |i: usize| json!({"to": [format!("u{i}@example.com")], "subject": format!("n{i}"), "text": "x"});
+    let batch = json!({"messages": (0..3).map(message).collect::<Vec<_>>()});
+    let send = |body: Value, key: &'static str| {
+        app.http
+            .post(app.url("/api/v1/messages/batch"))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+    };
+    let count = || async {
+        let list: Value = app.get("/api/v1/messages?limit=100").await.json().await.unwrap();
+        list.as_array().unwrap().len()
+    };
+
+    // One bad message refuses the batch, naming it; nothing is accepted.
+    let mut bad = batch.clone();
+    bad["messages"][1]["to"][0] = json!("not an address");
+    let r = send(bad, "batch-7").await.unwrap();
+    assert_eq!(r.status(), 422);
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "messages[1].to[0]", "{problem}");
+    assert_eq!(count().await, 0);
+
+    let first = send(batch.clone(), "batch-7").await.unwrap();
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["messages"].as_array().unwrap().len(), 3);
+    let again = send(batch.clone(), "batch-7").await.unwrap();
+    assert_eq!(again.status(), 200, "a repeat is answered, not queued again");
+    let again: Value = again.json().await.unwrap();
+    let ids = |v: &Value| {
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&first), ids(&again), "the same messages, in order");
+    assert_eq!(count().await, 3);
+
+    // A new key is a new batch.
+    assert_eq!(send(batch, "batch-8").await.unwrap().status(), 202);
+    assert_eq!(count().await, 6);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn permanent_failure_is_visible_with_reason() {
     let peer = Peer::scripted(json!({"rcptTo": {"gone@example.com": "550 5.1.1 No such user here"}}));
     let app = spawn_app().await;
