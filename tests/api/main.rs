@@ -13,3 +13,4 @@ mod openapi;
 mod templates;
 mod tenants;
 mod test_email;
+mod upgrade;
