@@ -41,6 +41,7 @@ pub const HELD_INDEFINITELY: i64 = i64::MAX;
 pub async fn run_worker(app: App, mut shutdown: watch::Receiver<bool>) {
     tracing::info!("delivery worker started");
     let slots = Arc::new(Semaphore::new(IN_PROGRESS));
+    let mut lookups = Arc::new(Lookups::new(&app));
     let mut running = tokio::task::JoinSet::new();
     loop {
         if *shutdown.borrow() {
@@ -75,7 +76,9 @@ pub async fn run_worker(app: App, mut shutdown: watch::Receiver<bool>) {
             }
             continue;
         }
-        let lookups = Arc::new(Lookups::default());
+        if !lookups.fresh(&app) {
+            lookups = Arc::new(Lookups::new(&app));
+        }
         for row in claimed {
             let lookups = lookups.clone();
             let permit = slots
@@ -113,15 +116,34 @@ enum Hop {
     },
 }
 
-/// The accounts and settings a batch of deliveries needs, each read once per
-/// batch rather than once per message (a batch lives for seconds at most).
+/// The accounts and settings deliveries need, each read once rather than
+/// once per message; the worker starts afresh every second and whenever this
+/// process changed an account, setting or tenant (another process's change
+/// shows within the second).
 #[derive(Default)]
 pub struct Lookups {
     accounts: Mutex<HashMap<String, Option<AccountRow>>>,
     settings: Mutex<HashMap<String, SettingsRow>>,
+    /// When it started, and the store's change count then.
+    since: Option<(Instant, u64)>,
 }
 
 impl Lookups {
+    pub fn new(app: &App) -> Lookups {
+        let changes = app.store.changes.load(std::sync::atomic::Ordering::Acquire);
+        Lookups {
+            since: Some((Instant::now(), changes)),
+            ..Lookups::default()
+        }
+    }
+
+    fn fresh(&self, app: &App) -> bool {
+        self.since.is_some_and(|(at, changes)| {
+            at.elapsed() < Duration::from_secs(1)
+                && changes == app.store.changes.load(std::sync::atomic::Ordering::Acquire)
+        })
+    }
+
     async fn account(&self, app: &App, id: &str) -> Result<Option<AccountRow>> {
         if let Some(a) = self.accounts.lock().expect("lookups").get(id) {
             return Ok(a.clone());
