@@ -31,6 +31,8 @@ pub struct App {
     pub batch_slots: Arc<tokio::sync::Semaphore>,
     /// SMTP transactions at once in this process, across accounts.
     pub send_slots: Arc<tokio::sync::Semaphore>,
+    /// Per account, its sends in flight here, counted against its limits.
+    pub limit_turns: crate::delivery::LimitTurns,
     /// Connections per account in this process (its `limits.connections`).
     pub account_slots: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>>,
     /// One refresh at a time per account in this process (`oauth::tokens`).
@@ -60,6 +62,7 @@ impl App {
             routes: Arc::default(),
             batch_slots: Arc::new(tokio::sync::Semaphore::new(2)),
             send_slots: Arc::new(tokio::sync::Semaphore::new(crate::delivery::SENDS)),
+            limit_turns: Arc::default(),
             account_slots: Arc::default(),
             sessions: Arc::default(),
         };

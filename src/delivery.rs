@@ -166,6 +166,44 @@ impl Lookups {
     }
 }
 
+/// A send of an account in flight in this process, counted against its
+/// limits until dropped (after the outcome is written).
+struct LimitTurn {
+    turns: LimitTurns,
+    account: String,
+    /// This account's sends in flight before this one.
+    ahead: i64,
+}
+
+/// Per account, the sends in flight in this process.
+pub type LimitTurns = Arc<Mutex<HashMap<String, i64>>>;
+
+impl LimitTurn {
+    fn take(turns: &LimitTurns, account: &str) -> LimitTurn {
+        let mut map = turns.lock().expect("limit turns");
+        let n = map.entry(account.to_string()).or_insert(0);
+        let ahead = *n;
+        *n += 1;
+        LimitTurn {
+            turns: turns.clone(),
+            account: account.to_string(),
+            ahead,
+        }
+    }
+}
+
+impl Drop for LimitTurn {
+    fn drop(&mut self) {
+        let mut map = self.turns.lock().expect("limit turns");
+        if let Some(n) = map.get_mut(&self.account) {
+            *n -= 1;
+            if *n <= 0 {
+                map.remove(&self.account);
+            }
+        }
+    }
+}
+
 /// What a delivery wrote down: the attempts made and the message's next state.
 struct Finish<'a> {
     row: &'a MessageRow,
@@ -215,8 +253,14 @@ impl App {
     }
 
     /// Whether the account may send now under its per-minute and per-day
-    /// limits; if not, when it may again.
-    async fn limit_wait(&self, account: &AccountRow) -> Result<Option<(i64, String)>> {
+    /// limits: a turn, counted against them until this delivery's outcome is
+    /// written (sends in flight count with those already recorded, or a burst
+    /// would overrun the limit); if not, when it may again.
+    async fn limit_turn(&self, account: &AccountRow) -> Result<std::result::Result<LimitTurn, (i64, String)>> {
+        let turn = LimitTurn::take(&self.limit_turns, &account.id);
+        if account.limit_per_minute.is_none() && account.limit_per_day.is_none() {
+            return Ok(Ok(turn));
+        }
         let now = crate::now_ms();
         for (limit, window, what) in [
             (account.limit_per_minute, 60_000i64, "per-minute"),
@@ -224,9 +268,9 @@ impl App {
         ] {
             let Some(limit) = limit else { continue };
             let (count, oldest) = self.store.sent_since(&account.id, now - window).await?;
-            if count >= limit {
+            if count + turn.ahead >= limit {
                 let resume = oldest.unwrap_or(now) + window;
-                return Ok(Some((
+                return Ok(Err((
                     resume,
                     format!(
                         "the account's {what} limit of {limit} messages is reached; sending resumes at {}",
@@ -235,7 +279,7 @@ impl App {
                 )));
             }
         }
-        Ok(None)
+        Ok(Ok(turn))
     }
 
     /// Delivers one claimed message and records the outcome: through its
@@ -278,10 +322,14 @@ impl App {
             ));
             return finish.to(self, status::HELD, Some(why), HELD_INDEFINITELY, None).await;
         }
-        if let Some((resume, why)) = self.limit_wait(&account).await? {
-            // Held, and released by the clock: the claim picks it up at `resume`.
-            return finish.to(self, status::HELD, Some(&why), resume, None).await;
-        }
+        // Held until the outcome below is written (dropped at the return).
+        let _turn = match self.limit_turn(&account).await? {
+            Ok(turn) => turn,
+            Err((resume, why)) => {
+                // Held, and released by the clock: the claim picks it up at `resume`.
+                return finish.to(self, status::HELD, Some(&why), resume, None).await;
+            }
+        };
 
         let mut hops = vec![account.clone()];
         if let Some(b) = account.backup_account.as_deref()

@@ -164,6 +164,42 @@ async fn a_daily_limit_holds_messages_until_the_window_resets() {
     app.stop().await;
 }
 
+/// Messages sent at once do not overrun a limit: each send counts against
+/// it from the moment it is allowed, not from when its outcome is written.
+#[tokio::test]
+async fn a_limit_holds_under_concurrent_sends() {
+    let peer = Peer::aiosmtpd(PyPeer {
+        mode: "plain",
+        certs: None,
+        user: None,
+        require_tls: false,
+    });
+    let app = spawn_app().await;
+    let mut body = local_account("burst", peer.port, "none", None, None);
+    body["limits"] = json!({"per_minute": 3, "connections": 10});
+    app.create_account(body).await;
+    let messages: Vec<Value> = (0..10)
+        .map(|i| json!({"to": ["a@example.com"], "subject": format!("b{i}"), "text": "x", "account": "burst"}))
+        .collect();
+    let r = app
+        .post("/api/v1/messages/batch", &json!({ "messages": messages }))
+        .await;
+    assert_eq!(r.status(), 202);
+    let accepted: Value = r.json().await.unwrap();
+    let mut statuses = Vec::new();
+    for m in accepted["messages"].as_array().unwrap() {
+        let v = app
+            .wait_message(m["id"].as_str().unwrap(), &["sent", "held", "failed"])
+            .await;
+        statuses.push(v["status"].as_str().unwrap().to_string());
+    }
+    let sent = statuses.iter().filter(|s| *s == "sent").count();
+    assert_eq!(sent, 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| *s == "held").count(), 7, "{statuses:?}");
+    assert_eq!(peer.messages().len(), 3);
+    app.stop().await;
+}
+
 /// `herald serve` as a real process, to be killed.
 struct Server {
     child: Child,
