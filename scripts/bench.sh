@@ -23,12 +23,13 @@
 #       with a real account route); loadgen posts 2 KB messages.
 #   (c) end to end: a fresh Herald with the account at the sink; E2E_COUNT
 #       single POSTs at concurrency 32; time from the first POST until
-#       /metrics says all are sent.
+#       /metrics says all are sent. Then the same with batches of
+#       E2E_BATCH_SIZE at concurrency BATCH_CONCURRENCY (a bulk sender).
 #   (d) VmHWM (peak RSS) of each Herald process; every phase runs on its own
 #       process, so each figure is that phase's peak.
 #
 # Knobs (environment): DRAIN_COUNT=100000 SINGLE_COUNT=20000 BATCH_COUNT=100000
-# E2E_COUNT=20000 REF_COUNT=20000 CONCURRENCY=32 BATCH_SIZE=1000
+# E2E_COUNT=20000 E2E_BATCH_SIZE=100 REF_COUNT=20000 CONCURRENCY=32 BATCH_SIZE=1000
 # BATCH_CONCURRENCY=4 BODY_BYTES=2048 BIG_COUNT=1000000 BIG_SAMPLE=100000
 # PHASE_TIMEOUT=1200 (seconds, per wait) SKIP_BUILD=1 (use the built binaries)
 # BENCH_KEEP=1 (keep the work directory: logs, loadgen output) BENCH_LABEL=text
@@ -55,6 +56,7 @@ DRAIN_COUNT=${DRAIN_COUNT:-100000}
 SINGLE_COUNT=${SINGLE_COUNT:-20000}
 BATCH_COUNT=${BATCH_COUNT:-100000}
 E2E_COUNT=${E2E_COUNT:-20000}
+E2E_BATCH_SIZE=${E2E_BATCH_SIZE:-100}
 REF_COUNT=${REF_COUNT:-20000}
 CONCURRENCY=${CONCURRENCY:-32}
 BATCH_SIZE=${BATCH_SIZE:-1000}
@@ -273,7 +275,7 @@ note "smtp-sink on 127.0.0.1:$SINK_PORT (pid $SINK_PID)"
 # ------------------------------------------------------------------ reference
 # smtp-source -d: "Don't disconnect after sending a message; send the next
 # message over the same connection" (reused connections); without -d, one
-# connection per message (what Herald does today).
+# connection per message (Herald keeps its connections open, like -d).
 ref() { # ref NAME FLAGS...
     local name=$1 s e before after
     shift
@@ -372,6 +374,19 @@ E2E_POST_SECS=$(calc "$T_POSTED - $T_START" 2)
 HWM_E2E=$(hwm_mb)
 stop_herald
 
+note "(c) end to end: $E2E_COUNT in batches of $E2E_BATCH_SIZE at concurrency $BATCH_CONCURRENCY while delivering"
+start_herald e2e-batch "$WORK/e2e-batch"
+create_account "$SINK_PORT" 30
+SINK_BEFORE=$(sink_count)
+T_START=$(now)
+loadgen e2e-batch batch "$E2E_COUNT" "$BATCH_CONCURRENCY" "$E2E_BATCH_SIZE"
+wait_sent "$E2E_COUNT" 0.25
+sleep 0.3
+[ $(($(sink_count) - SINK_BEFORE)) -ge "$E2E_COUNT" ] || die "the sink did not count all $E2E_COUNT batched end-to-end messages"
+E2E_BATCH_RATE=$(calc "$E2E_COUNT / ($T_LAST - $T_START)")
+HWM_E2E_BATCH=$(hwm_mb)
+stop_herald
+
 # ------------------------------------------------------------------ (d) 1,000,000 queued
 if [ "$BIG" = 1 ]; then
     note "(d) big: queueing $BIG_COUNT with the worker parked (long)"
@@ -395,7 +410,7 @@ fi
 LOAD_END=$(loadavg)
 ratio() { calc "$1 / $2" 2; }
 verdict() { awk "BEGIN { print ($1) ? \"yes\" : \"NO\" }"; }
-PEAK=$(printf '%s\n' "$HWM_SINGLE" "$HWM_BATCH" "$HWM_FILL" "$HWM_DRAIN" "$HWM_E2E" | sort -n | tail -1)
+PEAK=$(printf '%s\n' "$HWM_SINGLE" "$HWM_BATCH" "$HWM_FILL" "$HWM_DRAIN" "$HWM_E2E" "$HWM_E2E_BATCH" | sort -n | tail -1)
 row() { printf '%-46s %16s %14s %7s %-22s %s\n' "$@"; }
 
 echo
@@ -419,9 +434,10 @@ row "    batch accept while filling (a)'s queue" "$(lg drain-fill rate)/s" "" ""
 row "(c) end to end $E2E_COUNT singles, c=$CONCURRENCY" "$E2E_RATE/s" "$REF_REUSE/s" "$(ratio "$E2E_RATE" "$REF_REUSE")" ">= 0.4 of reference" "$(verdict "$E2E_RATE / $REF_REUSE >= 0.4")"
 row "    posting took ${E2E_POST_SECS}s, all sent at ${E2E_SECS}s" "$(lg e2e rate)/s" "" "" "" ""
 row "    POST latency p50 / p99 while delivering" "$(lg e2e p50_ms) / $(lg e2e p99_ms) ms" "" "" "" ""
+row "(c) end to end $E2E_COUNT in batches of $E2E_BATCH_SIZE, c=$BATCH_CONCURRENCY" "$E2E_BATCH_RATE/s" "$REF_REUSE/s" "$(ratio "$E2E_BATCH_RATE" "$REF_REUSE")" ">= 0.4 of reference" "$(verdict "$E2E_BATCH_RATE / $REF_REUSE >= 0.4")"
 row "(d) peak RSS under load (max of phases)" "$PEAK MB" "" "" "<= 50 MB" "$(verdict "$PEAK <= 50")"
 row "    accept single / batch / fill" "$HWM_SINGLE / $HWM_BATCH / $HWM_FILL MB" "" "" "" ""
-row "    drain / end to end" "$HWM_DRAIN / $HWM_E2E MB" "" "" "" ""
+row "    drain / end to end / end to end batches" "$HWM_DRAIN / $HWM_E2E / $HWM_E2E_BATCH MB" "" "" "" ""
 if [ "$BIG" = 1 ]; then
     row "(d) peak RSS, $BIG_COUNT queued, draining" "$HWM_BIG MB" "" "" "<= 100 MB" "$(verdict "$HWM_BIG <= 100")"
     row "    drain rate, first $BIG_SAMPLE of $BIG_COUNT" "$BIG_RATE/s" "$DRAIN_RATE/s" "$(ratio "$BIG_RATE" "$DRAIN_RATE")" ">= 0.8 of (a)" "$(verdict "$BIG_RATE / $DRAIN_RATE >= 0.8")"
@@ -436,7 +452,8 @@ echo "  (a) $DRAIN_COUNT queued by batches while the account pointed at a silent
 echo "      account re-pointed at the sink, Herald killed and restarted on the same data; rate from the first sent message"
 echo "      to the last (polling /metrics every 0.25 s); the sink counted $SINK_DRAIN messages."
 echo "  (b) each mode on a fresh Herald with the worker parked the same way: HTTP + validation + route + durable insert only."
-echo "  (c) a fresh Herald delivering to the sink while loadgen posts; time from the first POST to the last sent."
+echo "  (c) a fresh Herald delivering to the sink while loadgen posts (singles; then batches of $E2E_BATCH_SIZE);"
+echo "      time from the first POST to the last sent."
 echo "  (d) VmHWM of each phase's own Herald process."
 [ -n "$BATCH_NOTE" ] && echo "  note: $BATCH_NOTE."
 true
