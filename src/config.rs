@@ -24,6 +24,10 @@ pub struct Config {
     pub retry_max_secs: u64,
     /// `HERALD_MESSAGE_MAX_AGE_SECS`: a message still undelivered after this fails.
     pub message_max_age_secs: u64,
+    /// `HERALD_LEASE_SECS`: how long a worker's claim on a message holds; a
+    /// node that died leaves its messages to the others after this. It must
+    /// outlast the slowest send, or a message could go out twice.
+    pub lease_secs: u64,
     /// `HERALD_LOG_FORMAT`: `text` (default) or `json`.
     pub log_json: bool,
     /// `HERALD_SECRET_KEY`: base64 of 32 bytes, instead of the data directory's
@@ -44,6 +48,7 @@ struct FileConfig {
     retry_min_secs: Option<u64>,
     retry_max_secs: Option<u64>,
     message_max_age_secs: Option<u64>,
+    lease_secs: Option<u64>,
     log_format: Option<String>,
     secret_key: Option<String>,
 }
@@ -121,6 +126,10 @@ impl Config {
                 "HERALD_RETRY_MIN_SECS ({retry_min_secs}) must be at least 1 and not above HERALD_RETRY_MAX_SECS ({retry_max_secs})"
             );
         }
+        let lease_secs = num("HERALD_LEASE_SECS", file.lease_secs, 120)?;
+        if lease_secs < 2 {
+            bail!("HERALD_LEASE_SECS ({lease_secs}) must be at least 2: a claim must outlast the send it covers");
+        }
         let log_format = pick("HERALD_LOG_FORMAT", file.log_format).unwrap_or_else(|| "text".into());
         let log_json = match log_format.as_str() {
             "text" => false,
@@ -138,6 +147,7 @@ impl Config {
             retry_min_secs,
             retry_max_secs,
             message_max_age_secs,
+            lease_secs,
             log_json,
         })
     }
@@ -181,5 +191,8 @@ mod tests {
         assert!(e.contains("HERALD_DATABASE_URL"), "{e}");
         let e = load(&[("HERALD_ADMIN_TOKEN", "short")]).unwrap_err().to_string();
         assert!(e.contains("HERALD_ADMIN_TOKEN"), "{e}");
+        let e = load(&[("HERALD_LEASE_SECS", "1")]).unwrap_err().to_string();
+        assert!(e.contains("HERALD_LEASE_SECS") && e.contains("at least 2"), "{e}");
+        assert_eq!(load(&[]).unwrap().lease_secs, 120);
     }
 }

@@ -22,10 +22,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, watch};
 
-/// How long a claim holds. A send is bounded by the account's timeout per
-/// step, well inside this; a node that died leaves its claims to others
-/// once it runs out (on SQLite, `serve` releases them at start).
-pub const LEASE_MS: i64 = 2 * 60 * 1000;
 const BATCH: i64 = 128;
 /// Claimed messages worked on at once on this node: sending, or waiting for
 /// their outcome's group commit, which is why there are more than sends.
@@ -56,7 +52,12 @@ pub async fn run_worker(app: App, mut shutdown: watch::Receiver<bool>) {
             // A whole batch at once: claims cost a statement each, and
             // claimed rows simply wait for a free slot under their lease.
             let started = Instant::now();
-            match app.store.claim_due(now, now + LEASE_MS, BATCH).await {
+            // A claim holds for `HERALD_LEASE_SECS`: a send is bounded by the
+            // account's timeout per step, well inside it; a node that died
+            // leaves its claims to others once it runs out (on SQLite,
+            // `serve` releases them at start).
+            let lease_until = now + app.config.lease_secs as i64 * 1000;
+            match app.store.claim_due(now, lease_until, BATCH).await {
                 Ok(c) => {
                     tracing::trace!(claimed = c.len(), ms = started.elapsed().as_secs_f64() * 1e3, "claim");
                     c

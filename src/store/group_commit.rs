@@ -14,7 +14,7 @@
 //! Under light load a group is a single write, committed at once; nothing
 //! waits for a group to fill.
 
-use super::messages::{AttemptRow, CapturedRow, MSG_COLUMNS, MessageRow, bind_message, claim_sql};
+use super::messages::{AttemptRow, CapturedRow, MSG_COLUMNS, MessageRow, bind_message, claim_sql, interrupted_attempt};
 use crate::error::{Error, Result};
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
@@ -93,6 +93,11 @@ impl GroupCommit {
         let gone = || Error::Internal(anyhow::anyhow!("the database writer has stopped"));
         self.jobs.send((write, tx)).await.map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
+    }
+
+    /// Whether the writer still takes writes (it stops only if it failed).
+    pub fn running(&self) -> bool {
+        !self.jobs.is_closed()
     }
 
     /// A write answered yes or no.
@@ -349,24 +354,7 @@ async fn commit_postgres(pool: &PgPool, writes: &[&Write]) -> Result<Vec<Answer>
         }
         q.execute(&mut *tx).await?;
     }
-    for chunk in plan.attempts.chunks(PG_CHUNK) {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql::insert_attempts(p, chunk.len())));
-        for a in chunk {
-            q = q
-                .bind(&a.id)
-                .bind(&a.message_id)
-                .bind(a.at)
-                .bind(&a.account_id)
-                .bind(&a.outcome)
-                .bind(&a.stage)
-                .bind(a.code)
-                .bind(&a.enhanced_code)
-                .bind(&a.reply)
-                .bind(&a.class)
-                .bind(&a.transcript);
-        }
-        q.execute(&mut *tx).await?;
-    }
+    insert_attempts_postgres(&mut tx, &plan.attempts).await?;
     for chunk in plan.updates.chunks(PG_CHUNK) {
         let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql::update_outcomes(p, chunk.len())));
         for o in chunk {
@@ -416,14 +404,21 @@ async fn commit_postgres(pool: &PgPool, writes: &[&Write]) -> Result<Vec<Answer>
         done.single_held.push(held);
     }
     // Claims last: what this group queued or deferred is claimable at once.
-    let claim = claim_sql(true);
     for (now, lease_until, limit) in &plan.claims {
-        let mut rows = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(claim.as_str()))
-            .bind(now)
-            .bind(lease_until)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
+        let mut rows = Vec::new();
+        for expired in [false, true] {
+            let claimed = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(claim_sql(true, expired)))
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+            if expired && !claimed.is_empty() {
+                let log: Vec<AttemptRow> = claimed.iter().map(|r| interrupted_attempt(r, *now)).collect();
+                insert_attempts_postgres(&mut tx, &log.iter().collect::<Vec<_>>()).await?;
+            }
+            rows.extend(claimed);
+        }
         let mut found: HashMap<String, String> = HashMap::with_capacity(rows.len());
         for chunk in rows.chunks(PG_CHUNK) {
             let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql::contents_of(p, chunk.len())));
@@ -439,4 +434,26 @@ async fn commit_postgres(pool: &PgPool, writes: &[&Write]) -> Result<Vec<Answer>
     }
     tx.commit().await?;
     Ok(plan.answers(done))
+}
+
+async fn insert_attempts_postgres(tx: &mut sqlx::PgConnection, attempts: &[&AttemptRow]) -> Result<()> {
+    for chunk in attempts.chunks(PG_CHUNK) {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql::insert_attempts(Params::Numbered, chunk.len())));
+        for a in chunk {
+            q = q
+                .bind(&a.id)
+                .bind(&a.message_id)
+                .bind(a.at)
+                .bind(&a.account_id)
+                .bind(&a.outcome)
+                .bind(&a.stage)
+                .bind(a.code)
+                .bind(&a.enhanced_code)
+                .bind(&a.reply)
+                .bind(&a.class)
+                .bind(&a.transcript);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    Ok(())
 }

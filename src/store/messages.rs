@@ -243,8 +243,7 @@ impl Store {
     /// the stop, and it goes out again (with the same Message-ID).
     pub async fn release_all_claims(&self) -> Result<u64> {
         let now = crate::now_ms();
-        let why = "Herald stopped while this message was being sent; it is sent again with the same Message-ID, \
-                   so the recipient may receive it twice";
+        let why = INTERRUPTED;
         Ok(on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let claimed: Vec<(String, Option<String>)> =
@@ -352,34 +351,54 @@ impl Store {
     }
 }
 
-/// The claim statement (`$1` now, `$2` the lease's end, `$3` how many; on
-/// SQLite `?1`…).
-pub(super) fn claim_sql(postgres: bool) -> String {
-    // Two index walks with a LIMIT each, no sort: with a deep queue an
-    // ORDER BY over every due row made each claim cost O(queue).
-    // (The IN list is walked status by status, each by next_attempt_at.)
-    let pick = |lock: &str| {
-        format!(
-            "id IN (SELECT id FROM messages WHERE status IN ('deferred', 'held', 'queued') \
-               AND next_attempt_at <= $1 LIMIT $3{lock}) \
-             OR id IN (SELECT id FROM messages WHERE status = 'sending' AND lease_until < $1 LIMIT $3{lock})"
-        )
+/// The claim statements (`$1` now, `$2` the lease's end, `$3` how many; on
+/// SQLite `?1`…): the due messages, and those whose lease ran out (their
+/// worker died or stalled), which the delivery log marks as interrupted.
+pub(super) fn claim_sql(postgres: bool, expired: bool) -> String {
+    // An index walk with a LIMIT, no sort: with a deep queue an ORDER BY over
+    // every due row made each claim cost O(queue). (The IN list is walked
+    // status by status, each by next_attempt_at.)
+    let due = if expired {
+        "status = 'sending' AND lease_until < $1"
+    } else {
+        // Held messages with a time (a limit's window) come back by themselves.
+        "status IN ('deferred', 'held', 'queued') AND next_attempt_at <= $1"
     };
-    // Held messages with a time (a limit's window) come back by themselves.
     let update = "UPDATE messages SET status = 'sending', lease_until = $2, attempts = attempts + 1, updated_at = $1";
     if postgres {
         // The due condition stands in the outer WHERE too: a row another
         // node claimed meanwhile is re-checked against it and skipped, and
         // SKIP LOCKED keeps nodes from queueing behind each other's claims.
         format!(
-            "{update} WHERE ((status IN ('queued', 'deferred', 'held') AND next_attempt_at <= $1) \
-               OR (status = 'sending' AND lease_until < $1)) AND ({}) RETURNING {MSG_COLUMNS}",
-            pick(" FOR UPDATE SKIP LOCKED")
+            "{update} WHERE {due} AND id IN (SELECT id FROM messages WHERE {due} LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING {MSG_COLUMNS}"
         )
     } else {
-        // SQLite runs the statement alone (one writer), so the subqueries'
+        // SQLite runs the statement alone (one writer), so the subquery's
         // rows are still due; a due condition out here would lead its
         // planner to walk every due row of the queue instead of the ids.
-        format!("{update} WHERE {} RETURNING {MSG_COLUMNS}", pick("")).replace('$', "?")
+        format!("{update} WHERE id IN (SELECT id FROM messages WHERE {due} LIMIT $3) RETURNING {MSG_COLUMNS}")
+            .replace('$', "?")
     }
 }
+
+/// The delivery-log entry of a message whose claim ran out mid-send.
+pub(super) fn interrupted_attempt(row: &MessageRow, now: i64) -> AttemptRow {
+    AttemptRow {
+        id: super::new_id(),
+        message_id: row.id.clone(),
+        at: now,
+        account_id: row.account_id.clone(),
+        outcome: "interrupted".into(),
+        stage: None,
+        code: None,
+        enhanced_code: None,
+        reply: Some(INTERRUPTED.into()),
+        class: Some("transient".into()),
+        transcript: None,
+    }
+}
+
+/// Why a message was sent again after its sender stopped.
+const INTERRUPTED: &str = "Herald stopped while this message was being sent; it is sent again with the same \
+    Message-ID, so the recipient may receive it twice";

@@ -125,8 +125,9 @@ impl Store {
         on_pool!(self, |p| p.close().await)
     }
 
+    /// The database answers and the writer (group commit) still runs.
     pub async fn ping(&self) -> bool {
-        on_pool!(self, |p| sqlx::query("SELECT 1").execute(p).await.is_ok())
+        self.writer.running() && on_pool!(self, |p| sqlx::query("SELECT 1").execute(p).await.is_ok())
     }
 }
 

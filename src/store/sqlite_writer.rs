@@ -4,7 +4,7 @@
 //! group commit's; only the driver differs.
 
 use super::group_commit::{Answer, Executed, GROUP, Job, Params, Plan, Write, sql};
-use super::messages::{MessageRow, claim_sql};
+use super::messages::{AttemptRow, MessageRow, claim_sql, interrupted_attempt};
 use crate::error::{Error, Result};
 use rusqlite::{Connection, ToSql, TransactionBehavior};
 use std::collections::HashMap;
@@ -123,26 +123,7 @@ fn commit(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Answer>> {
         let args: Vec<&dyn ToSql> = chunk.iter().flat_map(|m| [&m.id as &dyn ToSql, &m.content]).collect();
         stmt.execute(&args[..]).map_err(db)?;
     }
-    for chunk in chunks(&plan.attempts) {
-        let mut stmt = tx.prepare_cached(&sql::insert_attempts(p, chunk.len())).map_err(db)?;
-        let mut args: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 11);
-        for a in chunk {
-            args.extend([
-                &a.id as &dyn ToSql,
-                &a.message_id,
-                &a.at,
-                &a.account_id,
-                &a.outcome,
-                &a.stage,
-                &a.code,
-                &a.enhanced_code,
-                &a.reply,
-                &a.class,
-                &a.transcript,
-            ]);
-        }
-        stmt.execute(&args[..]).map_err(db)?;
-    }
+    insert_attempts(&tx, &plan.attempts)?;
     for chunk in chunks(&plan.updates) {
         let mut stmt = tx.prepare_cached(&sql::update_outcomes(p, chunk.len())).map_err(db)?;
         let mut args: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 6);
@@ -202,13 +183,21 @@ fn commit(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Answer>> {
     }
     // Claims last: what this group queued or deferred is claimable at once.
     for (now, lease_until, limit) in &plan.claims {
-        let mut rows = {
-            let mut stmt = tx.prepare_cached(&claim_sql(false)).map_err(db)?;
-            let rows = stmt
-                .query_map(rusqlite::params![now, lease_until, limit], message_row)
-                .map_err(db)?;
-            rows.collect::<rusqlite::Result<Vec<MessageRow>>>().map_err(db)?
-        };
+        let mut rows = Vec::new();
+        for expired in [false, true] {
+            let claimed = {
+                let mut stmt = tx.prepare_cached(&claim_sql(false, expired)).map_err(db)?;
+                let claimed = stmt
+                    .query_map(rusqlite::params![now, lease_until, limit], message_row)
+                    .map_err(db)?;
+                claimed.collect::<rusqlite::Result<Vec<MessageRow>>>().map_err(db)?
+            };
+            if expired && !claimed.is_empty() {
+                let log: Vec<AttemptRow> = claimed.iter().map(|r| interrupted_attempt(r, *now)).collect();
+                insert_attempts(&tx, &log.iter().collect::<Vec<_>>())?;
+            }
+            rows.extend(claimed);
+        }
         let mut found: HashMap<String, String> = HashMap::with_capacity(rows.len());
         for chunk in chunks(&rows) {
             let mut stmt = tx.prepare_cached(&sql::contents_of(p, chunk.len())).map_err(db)?;
@@ -228,6 +217,32 @@ fn commit(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Answer>> {
     }
     tx.commit().map_err(db)?;
     Ok(plan.answers(done))
+}
+
+fn insert_attempts(tx: &rusqlite::Transaction, attempts: &[&AttemptRow]) -> Result<()> {
+    for chunk in chunks(attempts) {
+        let mut stmt = tx
+            .prepare_cached(&sql::insert_attempts(Params::Anonymous, chunk.len()))
+            .map_err(db)?;
+        let mut args: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 11);
+        for a in chunk {
+            args.extend([
+                &a.id as &dyn ToSql,
+                &a.message_id,
+                &a.at,
+                &a.account_id,
+                &a.outcome,
+                &a.stage,
+                &a.code,
+                &a.enhanced_code,
+                &a.reply,
+                &a.class,
+                &a.transcript,
+            ]);
+        }
+        stmt.execute(&args[..]).map_err(db)?;
+    }
+    Ok(())
 }
 
 /// A claimed row, in `MSG_COLUMNS` order (its content is read next).

@@ -208,6 +208,10 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &std::path::Path) -> Server {
+        Server::start_with(data_dir, &[])
+    }
+
+    fn start_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
             .args(["--data-dir"])
             .arg(data_dir)
@@ -215,6 +219,7 @@ impl Server {
             .env("HERALD_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("NO_COLOR", "1")
             .env("HERALD_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -625,4 +630,67 @@ async fn kill_9_after_the_peer_took_data_resends_once_with_the_same_message_id()
         "{after}"
     );
     drop(server);
+}
+
+/// Two nodes on PostgreSQL: one dies (kill -9) in the middle of a send whose
+/// DATA the server took; once its lease runs out, the other node sends the
+/// message again, with the same Message-ID, and the log says why.
+#[tokio::test]
+async fn a_dead_nodes_message_is_taken_over_when_its_lease_runs_out() {
+    let peer = Peer::scripted(json!({"holdFirstDataReply": true}));
+    let db = new_pg_database().await;
+    let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // both nodes read the secrets
+    let shared = [
+        ("HERALD_DATABASE_URL", db.as_str()),
+        ("HERALD_SECRET_KEY", key),
+        ("HERALD_LEASE_SECS", "3"),
+    ];
+    let data = tempfile::tempdir().unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let dying = Server::start_with(data.path(), &shared);
+    let mut account = local_account("shared", peer.port, "none", None, None);
+    account["timeout_secs"] = json!(60);
+    let r = http
+        .post(format!("{}/api/v1/accounts", dying.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&account)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = http
+        .post(format!("{}/api/v1/messages", dying.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"to": ["a@example.com"], "subject": "Handover", "text": "x", "account": "shared"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    peer.wait_messages(1).await;
+    dying.kill9();
+
+    let other = spawn_app_with(&shared).await;
+    let after = other.wait_message(&id, &["sent", "failed"]).await;
+    assert_eq!(after["status"], "sent", "{after}");
+    let outcomes: Vec<&str> = after["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["interrupted", "sent"], "{after}");
+    let got = peer.messages();
+    assert_eq!(got.len(), 2, "one resend, no more");
+    let message_id = |m: &Value| {
+        m["data"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
+            .map(str::to_string)
+    };
+    assert_eq!(message_id(&got[0]), message_id(&got[1]));
+    other.stop().await;
 }
