@@ -246,10 +246,16 @@ impl Store {
         let why = INTERRUPTED;
         Ok(on_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            let claimed: Vec<(String, Option<String>)> =
-                sqlx::query_as("SELECT id, account_id FROM messages WHERE status = 'sending'")
-                    .fetch_all(&mut *tx)
-                    .await?;
+            // The write first: it takes SQLite's write lock (waiting for it),
+            // where a read first would hold a snapshot another writer could
+            // make stale before this transaction writes.
+            let claimed: Vec<(String, Option<String>)> = sqlx::query_as(
+                "UPDATE messages SET status = 'queued', lease_until = NULL, next_attempt_at = $1 \
+                 WHERE status = 'sending' RETURNING id, account_id",
+            )
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
             for (id, account) in &claimed {
                 sqlx::query(
                     "INSERT INTO attempts (id, message_id, at, account_id, outcome, reply, class) \
@@ -263,12 +269,6 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            sqlx::query(
-                "UPDATE messages SET status = 'queued', lease_until = NULL, next_attempt_at = $1 WHERE status = 'sending'",
-            )
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(claimed.len() as u64)
         })?)
