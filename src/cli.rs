@@ -655,7 +655,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 let now = crate::now_ms();
                 let lease = now + 10 * 60 * 1000;
                 if let Some(row) = app.store.claim_message(&view.id, now, lease).await? {
-                    app.deliver(&row, lease, &crate::delivery::Lookups::default()).await?;
+                    app.deliver(&row, lease, &crate::delivery::Lookups::new(&app)).await?;
                 }
             }
             let view = app.get_message(tenant, &view.id).await?;
@@ -867,7 +867,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 let now = crate::now_ms();
                 let lease = now + 10 * 60 * 1000;
                 if let Some(row) = app.store.claim_message(id, now, lease).await? {
-                    app.deliver(&row, lease, &crate::delivery::Lookups::default()).await?;
+                    app.deliver(&row, lease, &crate::delivery::Lookups::new(&app)).await?;
                 }
             }
             print(json, &out, |o| {

@@ -12,11 +12,11 @@ use crate::domain::{EmailAddress, HeaderText};
 use crate::error::Result;
 use crate::outbox::{CAPTURE_FROM, Content, status};
 use crate::smtp::{Envelope, Transcript};
-use crate::store::PLATFORM;
 use crate::store::accounts::AccountRow;
 use crate::store::group_commit::Outcome;
 use crate::store::messages::{AttemptRow, CapturedRow, MessageRow};
 use crate::store::settings::SettingsRow;
+use crate::store::{Freshness, PLATFORM};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -121,28 +121,23 @@ enum Hop {
 /// once per message; the worker starts afresh every second and whenever this
 /// process changed an account, setting or tenant (another process's change
 /// shows within the second).
-#[derive(Default)]
 pub struct Lookups {
     accounts: Mutex<HashMap<String, Option<AccountRow>>>,
     settings: Mutex<HashMap<String, SettingsRow>>,
-    /// When it started, and the store's change count then.
-    since: Option<(Instant, u64)>,
+    since: Freshness,
 }
 
 impl Lookups {
     pub fn new(app: &App) -> Lookups {
-        let changes = app.store.changes.load(std::sync::atomic::Ordering::Acquire);
         Lookups {
-            since: Some((Instant::now(), changes)),
-            ..Lookups::default()
+            accounts: Mutex::default(),
+            settings: Mutex::default(),
+            since: app.store.freshness(),
         }
     }
 
     fn fresh(&self, app: &App) -> bool {
-        self.since.is_some_and(|(at, changes)| {
-            at.elapsed() < Duration::from_secs(1)
-                && changes == app.store.changes.load(std::sync::atomic::Ordering::Acquire)
-        })
+        app.store.still_fresh(self.since)
     }
 
     async fn account(&self, app: &App, id: &str) -> Result<Option<AccountRow>> {

@@ -6,8 +6,8 @@ use crate::app::App;
 use crate::domain::{EmailAddress, HeaderText};
 use crate::error::{Error, Problems, Result};
 use crate::i18n::Locale;
-use crate::store::PLATFORM;
 use crate::store::messages::{AttemptRow, MessageFilter, MessageRow};
+use crate::store::{Freshness, PLATFORM};
 use serde::{Deserialize, Serialize};
 
 /// Statuses of a message.
@@ -341,13 +341,13 @@ impl App {
     /// it is resolved every time.
     async fn cached_route(&self, tenant: &str, requested: Option<&str>) -> Result<Route> {
         let key = (tenant.to_string(), requested.map(str::to_string));
-        let generation = self.store.changes.load(std::sync::atomic::Ordering::Acquire);
-        if let Some(route) = self.routes.get(&key, generation) {
+        let since = self.store.freshness();
+        if let Some(route) = self.routes.get(&key, |filled| self.store.still_fresh(filled)) {
             return Ok(route);
         }
         let route = self.resolve_route(tenant, requested, None).await?;
         if !route.how.starts_with("platform_default") && !route.how.starts_with("capture: the tenant sent") {
-            self.routes.put(key, generation, route.clone());
+            self.routes.put(key, since, route.clone());
         }
         Ok(route)
     }
@@ -583,35 +583,32 @@ fn check_idempotency_key(key: Option<&str>) -> Result<()> {
     }
 }
 
-/// Routes resolved in the last second, by tenant and requested account,
-/// valid while the store's change count stays what it was.
+/// Routes resolved recently, by tenant and requested account, each kept
+/// while its `Freshness` holds.
 #[derive(Default)]
 pub struct RouteCache {
-    entries: std::sync::Mutex<std::collections::HashMap<RouteKey, CachedRoute>>,
+    entries: std::sync::Mutex<std::collections::HashMap<RouteKey, (Freshness, Route)>>,
 }
 
 /// A tenant and the account its message asked for.
 type RouteKey = (String, Option<String>);
-/// When it was resolved, under which change count, and the route.
-type CachedRoute = (std::time::Instant, u64, Route);
 
 impl RouteCache {
-    const TTL: std::time::Duration = std::time::Duration::from_secs(1);
     /// Entries past which the cache starts over (bounds its memory).
     const MAX: usize = 10_000;
 
-    fn get(&self, key: &RouteKey, generation: u64) -> Option<Route> {
+    fn get(&self, key: &RouteKey, fresh: impl Fn(Freshness) -> bool) -> Option<Route> {
         let entries = self.entries.lock().expect("route cache");
-        let (at, g, route) = entries.get(key)?;
-        (*g == generation && at.elapsed() < Self::TTL).then(|| route.clone())
+        let (filled, route) = entries.get(key)?;
+        fresh(*filled).then(|| route.clone())
     }
 
-    fn put(&self, key: RouteKey, generation: u64, route: Route) {
+    fn put(&self, key: RouteKey, filled: Freshness, route: Route) {
         let mut entries = self.entries.lock().expect("route cache");
         if entries.len() >= Self::MAX {
             entries.clear();
         }
-        entries.insert(key, (std::time::Instant::now(), generation, route));
+        entries.insert(key, (filled, route));
     }
 }
 

@@ -172,6 +172,16 @@ impl<'a> Plan<'a> {
         Ok(())
     }
 
+    /// The new messages that went in (not an idempotent repeat): their
+    /// content is written next.
+    pub fn inserted(&self, inserted: &HashSet<String>) -> Vec<&'a MessageRow> {
+        self.new_messages
+            .iter()
+            .copied()
+            .filter(|m| inserted.contains(&m.id))
+            .collect()
+    }
+
     /// One answer per write, from what the statements reported.
     pub fn answers(&self, done: Executed) -> Vec<Answer> {
         let mut claimed = done.claimed.into_iter();
@@ -201,6 +211,14 @@ pub(super) struct Executed {
     pub single_held: Vec<bool>,
     /// Per claim, the rows claimed, with their content.
     pub claimed: Vec<Vec<MessageRow>>,
+}
+
+/// Claimed rows given the contents read for them.
+pub(super) fn with_contents(mut rows: Vec<MessageRow>, mut found: HashMap<String, String>) -> Vec<MessageRow> {
+    for r in &mut rows {
+        r.content = found.remove(&r.id).unwrap_or_default();
+    }
+    rows
 }
 
 /// How a statement numbers its parameters.
@@ -340,13 +358,7 @@ async fn commit_postgres(pool: &PgPool, writes: &[&Write]) -> Result<Vec<Answer>
         done.inserted.extend(q.fetch_all(&mut *tx).await?);
     }
     plan.check_batches(&done.inserted)?;
-    // The content of each message that went in (not of an idempotent repeat).
-    let contents: Vec<&MessageRow> = plan
-        .new_messages
-        .iter()
-        .copied()
-        .filter(|m| done.inserted.contains(&m.id))
-        .collect();
+    let contents = plan.inserted(&done.inserted);
     for chunk in contents.chunks(PG_CHUNK) {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql::insert_contents(p, chunk.len())));
         for m in chunk {
@@ -427,10 +439,7 @@ async fn commit_postgres(pool: &PgPool, writes: &[&Write]) -> Result<Vec<Answer>
             }
             found.extend(q.fetch_all(&mut *tx).await?);
         }
-        for r in &mut rows {
-            r.content = found.remove(&r.id).unwrap_or_default();
-        }
-        done.claimed.push(rows);
+        done.claimed.push(with_contents(rows, found));
     }
     tx.commit().await?;
     Ok(plan.answers(done))

@@ -44,8 +44,17 @@ pub struct Store {
     /// Every message and delivery outcome is written through it.
     writer: group_commit::GroupCommit,
     /// Bumped by every change to accounts, settings or tenants made through
-    /// this process: what caches them (the accept path's routes) starts over.
-    pub changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// this process: what caches them (`Freshness`) starts over.
+    changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// When a cache of accounts, settings or tenants was filled. It serves for a
+/// second, unless this process changed one of them since (another process's
+/// change shows within that second).
+#[derive(Clone, Copy, Debug)]
+pub struct Freshness {
+    at: std::time::Instant,
+    changes: u64,
 }
 
 /// The platform's own tenant: accounts and messages of the operator.
@@ -119,6 +128,20 @@ impl Store {
             }
         }
         Changed(&self.changes)
+    }
+
+    /// Marks the start of a cache's filling: take it before the reads.
+    pub fn freshness(&self) -> Freshness {
+        Freshness {
+            at: std::time::Instant::now(),
+            changes: self.changes.load(std::sync::atomic::Ordering::Acquire),
+        }
+    }
+
+    /// Whether a cache filled since `since` may still serve.
+    pub fn still_fresh(&self, since: Freshness) -> bool {
+        since.at.elapsed() < std::time::Duration::from_secs(1)
+            && since.changes == self.changes.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub async fn close(&self) {

@@ -3,7 +3,7 @@
 //! start to finish without leaving it. The statements and the plan are the
 //! group commit's; only the driver differs.
 
-use super::group_commit::{Answer, Executed, GROUP, Job, Params, Plan, Write, sql};
+use super::group_commit::{Answer, Executed, GROUP, Job, Params, Plan, Write, sql, with_contents};
 use super::messages::{AttemptRow, MessageRow, claim_sql, interrupted_attempt};
 use crate::error::{Error, Result};
 use rusqlite::{Connection, ToSql, TransactionBehavior};
@@ -126,13 +126,7 @@ fn commit(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Answer>> {
         }
     }
     plan.check_batches(&done.inserted)?;
-    // The content of each message that went in (not of an idempotent repeat).
-    let contents: Vec<&MessageRow> = plan
-        .new_messages
-        .iter()
-        .copied()
-        .filter(|m| done.inserted.contains(&m.id))
-        .collect();
+    let contents = plan.inserted(&done.inserted);
     for chunk in chunks(&contents) {
         let mut stmt = tx.prepare_cached(&sql::insert_contents(p, chunk.len())).map_err(db)?;
         let args: Vec<&dyn ToSql> = chunk.iter().flat_map(|m| [&m.id as &dyn ToSql, &m.content]).collect();
@@ -225,10 +219,7 @@ fn commit(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Answer>> {
                 found.insert(id, content);
             }
         }
-        for r in &mut rows {
-            r.content = found.remove(&r.id).unwrap_or_default();
-        }
-        done.claimed.push(rows);
+        done.claimed.push(with_contents(rows, found));
     }
     tx.commit().map_err(db)?;
     Ok(plan.answers(done))

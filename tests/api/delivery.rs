@@ -204,6 +204,7 @@ async fn a_limit_holds_under_concurrent_sends() {
 struct Server {
     child: Child,
     base: String,
+    http: reqwest::Client,
 }
 
 impl Server {
@@ -234,7 +235,39 @@ impl Server {
         };
         // Keep draining the log so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
-        Server { child, base }
+        // reqwest needs a rustls provider even for plain HTTP; spawn_app installs it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Server {
+            child,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
+    async fn message(&self, id: &str) -> Value {
+        self.http
+            .get(format!("{}/api/v1/messages/{id}", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     fn kill9(mut self) {
@@ -259,31 +292,27 @@ async fn kill_9_in_a_stream_of_posts_loses_no_accepted_message() {
         require_tls: false,
     });
     let data = tempfile::tempdir().unwrap();
-    // reqwest's TLS backend needs a crypto provider even for plain HTTP.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::new();
     let server = Server::start(data.path());
-    let r = http
-        .post(format!("{}/api/v1/accounts", server.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&local_account("crash", peer.port, "none", None, None))
-        .send()
-        .await
-        .unwrap();
+    let r = server
+        .post(
+            "/api/v1/accounts",
+            &local_account("crash", peer.port, "none", None, None),
+        )
+        .await;
     assert_eq!(r.status(), 201);
-    let r = http
-        .put(format!("{}/api/v1/settings", server.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"default_account": "crash"}))
-        .send()
-        .await
-        .unwrap();
+    let r = server
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/settings",
+            &json!({"default_account": "crash"}),
+        )
+        .await;
     assert_eq!(r.status(), 200);
 
     // Stream POSTs; kill -9 the server once 150 were accepted, mid-stream.
     let base = server.base.clone();
     let poster = tokio::spawn({
-        let http = http.clone();
+        let http = server.http.clone();
         async move {
             let mut accepted = Vec::new();
             for i in 0.. {
@@ -318,15 +347,7 @@ async fn kill_9_in_a_stream_of_posts_loses_no_accepted_message() {
     let deadline = Instant::now() + Duration::from_secs(60);
     for id in &accepted {
         loop {
-            let v: Value = http
-                .get(format!("{}/api/v1/messages/{id}", server.base))
-                .bearer_auth(ADMIN_TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v = server.message(id).await;
             if v["status"] == "sent" {
                 break;
             }
@@ -336,18 +357,7 @@ async fn kill_9_in_a_stream_of_posts_loses_no_accepted_message() {
     }
     // At the peer: every accepted message arrived, by its stable Message-ID
     // (one sent just before the kill may arrive twice, with the same id).
-    let ids: std::collections::HashSet<String> = peer
-        .messages()
-        .iter()
-        .filter_map(|m| {
-            m["data"]
-                .as_str()
-                .unwrap()
-                .lines()
-                .find(|l| l.starts_with("Message-ID:"))
-                .map(|l| l.to_string())
-        })
-        .collect();
+    let ids: std::collections::HashSet<String> = peer.messages().iter().filter_map(message_id_header).collect();
     assert!(
         ids.len() >= accepted.len(),
         "{} distinct Message-IDs at the peer for {} accepted",
@@ -530,15 +540,14 @@ async fn transient_trouble_defers_with_the_reason() {
 }
 
 /// One message as a `Server` answers it.
-async fn message_on(http: &reqwest::Client, base: &str, id: &str) -> Value {
-    http.get(format!("{base}/api/v1/messages/{id}"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
+/// The `Message-ID:` header line of a message a peer saved.
+fn message_id_header(m: &Value) -> Option<String> {
+    m["data"]
+        .as_str()
         .unwrap()
-        .json()
-        .await
-        .unwrap()
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
+        .map(str::to_string)
 }
 
 /// A kill -9 after the server took the message's DATA but before Herald heard
@@ -550,34 +559,23 @@ async fn kill_9_after_the_peer_took_data_resends_once_with_the_same_message_id()
     // The peer keeps the first message but never answers its end of DATA.
     let peer = Peer::scripted(json!({"holdFirstDataReply": true}));
     let data = tempfile::tempdir().unwrap();
-    // reqwest needs a rustls provider; spawn_app installs it, this test has none.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::new();
     let server = Server::start(data.path());
     let mut account = local_account("crash", peer.port, "none", None, None);
     // Herald must still be waiting for that reply when it is killed.
     account["timeout_secs"] = json!(60);
-    let r = http
-        .post(format!("{}/api/v1/accounts", server.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&account)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let r = http
-        .post(format!("{}/api/v1/messages", server.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"to": ["a@example.com"], "subject": "Once", "text": "x", "account": "crash"}))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(server.post("/api/v1/accounts", &account).await.status(), 201);
+    let r = server
+        .post(
+            "/api/v1/messages",
+            &json!({"to": ["a@example.com"], "subject": "Once", "text": "x", "account": "crash"}),
+        )
+        .await;
     assert_eq!(r.status(), 202);
     let accepted: Value = r.json().await.unwrap();
     let id = accepted["id"].as_str().unwrap();
 
     peer.wait_messages(1).await;
-    let before = message_on(&http, &server.base, id).await;
+    let before = server.message(id).await;
     assert_eq!(
         before["status"], "sending",
         "the peer has it, Herald does not know: {before}"
@@ -589,7 +587,7 @@ async fn kill_9_after_the_peer_took_data_resends_once_with_the_same_message_id()
     let server = Server::start(data.path());
     let deadline = Instant::now() + Duration::from_secs(60);
     let after = loop {
-        let v = message_on(&http, &server.base, id).await;
+        let v = server.message(id).await;
         match v["status"].as_str().unwrap() {
             "sent" => break v,
             "queued" | "sending" => {}
@@ -602,15 +600,7 @@ async fn kill_9_after_the_peer_took_data_resends_once_with_the_same_message_id()
     // At the peer: exactly two copies, with one and the same Message-ID, the API's.
     let got = peer.messages();
     assert_eq!(got.len(), 2, "one resend, no more: {got:?}");
-    let message_id_line = |m: &Value| {
-        m["data"]
-            .as_str()
-            .unwrap()
-            .lines()
-            .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
-            .unwrap_or_else(|| panic!("no Message-ID header: {m}"))
-            .to_string()
-    };
+    let message_id_line = |m: &Value| message_id_header(m).unwrap_or_else(|| panic!("no Message-ID header: {m}"));
     let first = message_id_line(&got[0]);
     assert_eq!(message_id_line(&got[1]), first, "the resend keeps the Message-ID");
     assert_eq!(after["message_id"], accepted["message_id"]);
@@ -646,26 +636,16 @@ async fn a_dead_nodes_message_is_taken_over_when_its_lease_runs_out() {
         ("HERALD_LEASE_SECS", "3"),
     ];
     let data = tempfile::tempdir().unwrap();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::new();
     let dying = Server::start_with(data.path(), &shared);
     let mut account = local_account("shared", peer.port, "none", None, None);
     account["timeout_secs"] = json!(60);
-    let r = http
-        .post(format!("{}/api/v1/accounts", dying.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&account)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let r = http
-        .post(format!("{}/api/v1/messages", dying.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"to": ["a@example.com"], "subject": "Handover", "text": "x", "account": "shared"}))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(dying.post("/api/v1/accounts", &account).await.status(), 201);
+    let r = dying
+        .post(
+            "/api/v1/messages",
+            &json!({"to": ["a@example.com"], "subject": "Handover", "text": "x", "account": "shared"}),
+        )
+        .await;
     assert_eq!(r.status(), 202);
     let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
     peer.wait_messages(1).await;
@@ -683,14 +663,7 @@ async fn a_dead_nodes_message_is_taken_over_when_its_lease_runs_out() {
     assert_eq!(outcomes, ["interrupted", "sent"], "{after}");
     let got = peer.messages();
     assert_eq!(got.len(), 2, "one resend, no more");
-    let message_id = |m: &Value| {
-        m["data"]
-            .as_str()
-            .unwrap()
-            .lines()
-            .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
-            .map(str::to_string)
-    };
-    assert_eq!(message_id(&got[0]), message_id(&got[1]));
+    assert!(message_id_header(&got[0]).is_some());
+    assert_eq!(message_id_header(&got[0]), message_id_header(&got[1]));
     other.stop().await;
 }
