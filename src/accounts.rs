@@ -5,36 +5,20 @@
 //! Secrets are write-only: they go in through `AccountInput`, are sealed
 //! with the data directory's key, and never come out through `AccountView`.
 
-use crate::app::App;
 use crate::catalog::{Catalog, Provider, Security, UsernameForm};
+use crate::connect::secret_context;
 use crate::diagnosis::Report;
 use crate::domain::{EmailAddress, HeaderText, Hostname};
 use crate::error::{Error, Problems, Result};
+use crate::health::{Health, Observation};
 use crate::secrets::{Keyring, Secret};
-use crate::smtp::{Credentials, ServerSettings};
+use crate::status::{AccountStatus, AuthMethod};
+use crate::store::Store;
 use crate::store::accounts::AccountRow;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
-/// Statuses of an account.
-pub mod status {
-    /// Saved, not yet proven by a test email or a delivery.
-    pub const UNVERIFIED: &str = "unverified";
-    /// The last test or delivery went through.
-    pub const READY: &str = "ready";
-    /// The last test or delivery failed; see `status_message` and `last_report`.
-    pub const FAILING: &str = "failing";
-    /// OAuth2: no tokens yet, a person must sign in.
-    pub const AUTHORIZATION_REQUIRED: &str = "authorization_required";
-    /// OAuth2: the provider revoked the grant.
-    pub const AUTHORIZATION_EXPIRED: &str = "authorization_expired";
-}
-
+/// Seconds each step of an SMTP session may take, unless the account says otherwise.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
-
-/// What an account whose grant was revoked says, in the words users know.
-pub const EXPIRED_MESSAGE: &str = "Authorization has expired. Reauthorize the account.";
-pub const EXPIRED_MESSAGE_ZH: &str = "授权已过期。请为帐户重新授权。";
 
 /// Fields of an account as the API and the CLI accept them; on an edit,
 /// an absent field keeps its value (and an absent secret keeps the secret).
@@ -101,7 +85,7 @@ pub struct AccountView {
     pub timeout_secs: u64,
     pub limits: LimitsView,
     pub backup_account: Option<String>,
-    pub status: String,
+    pub status: AccountStatus,
     pub status_message: Option<String>,
     /// The OAuth2 redirect URI to register at the provider.
     pub redirect_uri: String,
@@ -139,10 +123,6 @@ pub struct LimitsView {
     pub per_day: Option<u32>,
 }
 
-fn secret_context(account_id: &str) -> String {
-    format!("account:{account_id}:secret")
-}
-
 impl AccountView {
     pub fn from_row(row: &AccountRow, redirect_uri: String) -> AccountView {
         AccountView {
@@ -173,81 +153,13 @@ impl AccountView {
                 per_day: row.limit_per_day.map(|v| v as u32),
             },
             backup_account: row.backup_account.clone(),
-            status: row.status.clone(),
+            status: AccountStatus::from_stored(&row.status),
             status_message: row.status_message.clone(),
             redirect_uri,
             last_report: row.last_report.as_deref().and_then(|r| serde_json::from_str(r).ok()),
             created_at: crate::rfc3339(row.created_at),
             updated_at: crate::rfc3339(row.updated_at),
         }
-    }
-}
-
-/// Identifies how the account connects and signs in: pooled sessions made
-/// under other settings are not reused (a status change does not count).
-pub fn connection_version(row: &AccountRow) -> i64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (
-        &row.host,
-        row.port,
-        &row.security,
-        &row.auth_method,
-        &row.username,
-        &row.secret,
-    )
-        .hash(&mut h);
-    (
-        &row.oauth,
-        &row.oauth_client_secret,
-        &row.tls_ca_pem,
-        row.tls_skip_verify,
-        &row.from_address,
-    )
-        .hash(&mut h);
-    h.finish() as i64
-}
-
-/// How to reach and sign in to the account's server.
-pub fn server_settings(row: &AccountRow) -> ServerSettings {
-    ServerSettings {
-        host: row.host.clone(),
-        port: row.port as u16,
-        security: Security::parse(&row.security).unwrap_or(Security::Tls),
-        ca_pem: row.tls_ca_pem.clone(),
-        skip_verify: row.tls_skip_verify != 0,
-        timeout: Duration::from_secs(row.timeout_secs.max(1) as u64),
-        helo_name: helo_name(&row.from_address),
-    }
-}
-
-/// The EHLO name: the sender's domain, a name the server can relate to us.
-fn helo_name(from: &str) -> String {
-    from.rsplit_once('@')
-        .map(|(_, d)| d.to_string())
-        .filter(|d| d.is_ascii() && !d.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-/// The credentials, decrypted for the one session that needs them.
-pub fn credentials(row: &AccountRow, keys: &Keyring) -> Result<Credentials> {
-    match row.auth_method.as_str() {
-        "none" => Ok(Credentials::None),
-        "password" => {
-            let sealed = row
-                .secret
-                .as_deref()
-                .ok_or_else(|| Error::field("auth.secret", "no secret is stored: set auth.secret"))?;
-            let secret = keys.open(&secret_context(&row.id), sealed)?;
-            Ok(Credentials::Password {
-                username: row.username.clone().unwrap_or_else(|| row.from_address.clone()),
-                secret,
-            })
-        }
-        other => Err(Error::field(
-            "auth.method",
-            format!("'{other}' is not supported by this build"),
-        )),
     }
 }
 
@@ -674,10 +586,10 @@ fn secret_word(p: &Provider) -> &'static str {
     }
 }
 
-async fn resolve_backup(app: &App, tenant: &str, self_id: &str, backup: Option<&str>) -> Result<Option<String>> {
+async fn resolve_backup(store: &Store, tenant: &str, self_id: &str, backup: Option<&str>) -> Result<Option<String>> {
     match backup.map(str::trim).filter(|b| !b.is_empty()) {
         None => Ok(None),
-        Some(b) => match app.store.find_account(tenant, b).await? {
+        Some(b) => match store.find_account(tenant, b).await? {
             Some(row) if row.id == self_id => Err(Error::field("backup_account", "cannot be the account itself")),
             Some(row) => Ok(Some(row.id)),
             None => Err(Error::field(
@@ -688,10 +600,31 @@ async fn resolve_backup(app: &App, tenant: &str, self_id: &str, backup: Option<&
     }
 }
 
-impl App {
+/// The accounts of each tenant: create, read, edit, delete.
+#[derive(Clone)]
+pub struct Accounts {
+    store: Store,
+    keys: Keyring,
+    /// The OAuth2 redirect URI, shown on every account.
+    redirect_uri: String,
+    health: Health,
+}
+
+impl Accounts {
+    /// The service over the store, sealing secrets with `keys`.
+    pub fn new(store: Store, keys: Keyring, redirect_uri: String, health: Health) -> Accounts {
+        Accounts {
+            store,
+            keys,
+            redirect_uri,
+            health,
+        }
+    }
+
+    /// The account as the API shows it, with its OAuth2 token state.
     pub async fn account_view(&self, row: &AccountRow) -> Result<AccountView> {
-        let mut v = AccountView::from_row(row, self.config.redirect_uri());
-        v.auth.oauth = self.oauth_view(row).await?;
+        let mut v = AccountView::from_row(row, self.redirect_uri.clone());
+        v.auth.oauth = crate::oauth::oauth_view(&self.store, row).await?;
         Ok(v)
     }
 
@@ -709,19 +642,20 @@ impl App {
     }
 
     /// The status a new or re-configured OAuth account starts in.
-    fn oauth_start_status(oauth: Option<&crate::oauth::OAuthSettings>) -> &'static str {
+    fn oauth_start_status(oauth: Option<&crate::oauth::OAuthSettings>) -> AccountStatus {
         match oauth.map(|o| o.flow) {
-            Some(crate::oauth::Flow::AuthorizationCode) => status::AUTHORIZATION_REQUIRED,
-            _ => status::UNVERIFIED,
+            Some(crate::oauth::Flow::AuthorizationCode) => AccountStatus::AuthorizationRequired,
+            _ => AccountStatus::Unverified,
         }
     }
 
+    /// Creates an account of the tenant from a checked input.
     pub async fn create_account(&self, tenant: &str, input: AccountInput) -> Result<AccountView> {
         let mut draft = Draft::empty();
         draft.apply(input);
         let c = check(&draft, true)?;
         let id = crate::store::new_id();
-        let backup = resolve_backup(self, tenant, &id, draft.backup.as_deref()).await?;
+        let backup = resolve_backup(&self.store, tenant, &id, draft.backup.as_deref()).await?;
         let now = crate::now_ms();
         let secret = draft
             .new_secret
@@ -756,7 +690,7 @@ impl App {
             limit_per_minute: c.limits.1.map(i64::from),
             limit_per_day: c.limits.2.map(i64::from),
             backup_account: backup,
-            status: start_status.into(),
+            status: start_status.as_str().into(),
             status_message: None,
             last_report: None,
             created_at: now,
@@ -767,6 +701,7 @@ impl App {
         self.account_view(&row).await
     }
 
+    /// The tenant's account by id or name.
     pub async fn find_account(&self, tenant: &str, id_or_name: &str) -> Result<AccountRow> {
         self.store
             .find_account(tenant, id_or_name)
@@ -774,6 +709,7 @@ impl App {
             .ok_or_else(|| Error::NotFound(format!("account '{id_or_name}'")))
     }
 
+    /// The tenant's accounts, as the API shows them.
     pub async fn list_accounts(&self, tenant: &str) -> Result<Vec<AccountView>> {
         let mut out = Vec::new();
         for r in self.store.list_accounts(tenant).await? {
@@ -782,12 +718,13 @@ impl App {
         Ok(out)
     }
 
+    /// Applies an edit: absent fields keep their values, an absent secret keeps the secret.
     pub async fn edit_account(&self, tenant: &str, id_or_name: &str, input: AccountInput) -> Result<AccountView> {
         let old = self.find_account(tenant, id_or_name).await?;
         let mut draft = Draft::from_row(&old);
         draft.apply(input);
         let c = check(&draft, false)?;
-        let backup = resolve_backup(self, tenant, &old.id, draft.backup.as_deref()).await?;
+        let backup = resolve_backup(&self.store, tenant, &old.id, draft.backup.as_deref()).await?;
         let secret = match draft.new_secret.as_deref() {
             _ if c.auth_method != "password" => None,
             Some(s) if !s.is_empty() => Some(self.keys.seal(&secret_context(&old.id), &Secret::new(s))),
@@ -841,69 +778,35 @@ impl App {
         let oauth_changed = row.oauth != old.oauth
             || row.oauth_client_secret != old.oauth_client_secret
             || row.auth_method != old.auth_method;
-        if connection_changed || oauth_changed {
-            row.status = if row.auth_method == "oauth2" && oauth_changed {
-                Self::oauth_start_status(c.oauth.as_ref()).into()
-            } else if row.auth_method == "oauth2" && old.status == status::AUTHORIZATION_REQUIRED {
-                status::AUTHORIZATION_REQUIRED.into()
-            } else {
-                status::UNVERIFIED.into()
-            };
-            row.status_message = None;
-        }
         self.store.update_account(&row).await?;
         if oauth_changed {
             self.store.delete_tokens(&row.id).await?;
+        }
+        let status = self
+            .health
+            .observe(
+                &row,
+                Observation::Reconfigured {
+                    connection_changed,
+                    oauth_changed,
+                    auth_method: AuthMethod::parse(&row.auth_method).unwrap_or(AuthMethod::None),
+                    oauth_start: Self::oauth_start_status(c.oauth.as_ref()),
+                },
+            )
+            .await?;
+        if status.as_str() != row.status {
+            row.status = status.as_str().into();
+            row.status_message = None;
         }
         tracing::info!(account = %row.id, tenant, connection_changed, oauth_changed, "account edited");
         self.account_view(&row).await
     }
 
+    /// Deletes the tenant's account.
     pub async fn delete_account(&self, tenant: &str, id_or_name: &str) -> Result<()> {
         let row = self.find_account(tenant, id_or_name).await?;
         self.store.delete_account(tenant, &row.id).await?;
         tracing::info!(account = %row.id, tenant, "account deleted");
-        Ok(())
-    }
-}
-
-impl App {
-    /// Records a worse status on an account, and on the transition into
-    /// `authorization_expired` or `failing` tells the admins through the
-    /// built-in rule (by another route than this account).
-    pub async fn mark_account(
-        &self,
-        row: &AccountRow,
-        new_status: &str,
-        message: &str,
-        report: Option<&str>,
-    ) -> Result<()> {
-        let current = self
-            .store
-            .account_by_id(&row.id)
-            .await?
-            .map(|r| r.status)
-            .unwrap_or_default();
-        self.store
-            .set_account_status(&row.id, new_status, Some(message), report)
-            .await?;
-        if current == new_status {
-            return Ok(());
-        }
-        let (kind, severity, title) = match new_status {
-            status::AUTHORIZATION_EXPIRED => (
-                "account.authorization_expired",
-                crate::rules::Severity::Error,
-                format!("Mail account \"{}\": authorization has expired", row.name),
-            ),
-            status::FAILING => (
-                "account.failing",
-                crate::rules::Severity::Warning,
-                format!("Mail account \"{}\" is failing", row.name),
-            ),
-            _ => return Ok(()),
-        };
-        self.account_event(row, kind, severity, &title, message).await;
         Ok(())
     }
 }

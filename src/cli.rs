@@ -4,11 +4,11 @@
 //! from the command line, where they would end up in shell history and `ps`.
 
 use crate::accounts::{AccountInput, AuthInput, FromInput, LimitsInput, TlsInput};
-use crate::app::App;
 use crate::config::Config;
 use crate::error::Error;
 use crate::i18n::Locale;
 use crate::outbox::MessageInput;
+use crate::services::Services;
 use crate::store::PLATFORM;
 use crate::store::messages::MessageFilter;
 use clap::{Args, Parser, Subcommand};
@@ -307,7 +307,12 @@ enum MessagesCmd {
     },
 }
 
-pub fn main() -> ExitCode {
+/// How `herald serve` runs the services: given by `main`, which alone knows
+/// the start-up (the edges do not import it).
+pub type Serve = fn(Services) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
+
+/// Parses the command line and runs the command; `serve` runs the server.
+pub fn main(serve: Serve) -> ExitCode {
     let cli = Cli::parse();
     if let Some(dir) = &cli.data_dir {
         // SAFETY: set before any thread is started.
@@ -329,7 +334,7 @@ pub fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(run(cli, config)) {
+    match runtime.block_on(run(cli, config, serve)) {
         Ok(code) => code,
         Err(e) => {
             match e.downcast_ref::<Error>() {
@@ -470,7 +475,7 @@ fn account_line(a: &crate::accounts::AccountView) -> String {
     )
 }
 
-async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
+async fn run(cli: Cli, config: Config, serve: Serve) -> anyhow::Result<ExitCode> {
     let json = cli.json;
     if let Command::Providers = cli.command {
         let providers = &crate::catalog::Catalog::get().providers;
@@ -539,31 +544,32 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let app = App::open(config).await?;
+    let app = Services::open(config).await?;
     let tenant_owned = cli.tenant.clone().unwrap_or_else(|| PLATFORM.to_string());
     let tenant = tenant_owned.as_str();
-    if app.store.get_tenant(tenant).await?.is_none() {
+    if !app.tenants.exists(tenant).await? {
         anyhow::bail!("--tenant {tenant}: no such tenant (see `herald tenant list`)");
     }
     let code = match cli.command {
         Command::Serve { .. } => {
-            crate::app::serve(app.clone()).await?;
-            ExitCode::SUCCESS
+            // The server closes the database when it stops.
+            serve(app.clone()).await?;
+            return Ok(ExitCode::SUCCESS);
         }
         Command::Providers | Command::Discover { .. } => unreachable!("handled above"),
         Command::Token(TokenCmd::Create { label }) => {
-            let token = app.create_admin_token(&label).await?;
+            let token = app.tenants.create_admin_token(&label).await?;
             println!("{token}");
             ExitCode::SUCCESS
         }
         Command::Account(cmd) => match *cmd {
             AccountCmd::Add(args) => {
-                let a = app.create_account(tenant, account_input(&args)?).await?;
+                let a = app.accounts.create_account(tenant, account_input(&args)?).await?;
                 print(json, &a, |a| format!("added {}", account_line(a)));
                 ExitCode::SUCCESS
             }
             AccountCmd::List => {
-                let list = app.list_accounts(tenant).await?;
+                let list = app.accounts.list_accounts(tenant).await?;
                 print(json, &list, |l| {
                     if l.is_empty() {
                         "No accounts yet: `herald account add --help`. Messages go to the capture mailbox until one exists.".into()
@@ -574,18 +580,18 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             }
             AccountCmd::Show { id } => {
-                let row = app.find_account(tenant, &id).await?;
-                let a = app.account_view(&row).await?;
+                let row = app.accounts.find_account(tenant, &id).await?;
+                let a = app.accounts.account_view(&row).await?;
                 print(json, &a, |a| serde_json::to_string_pretty(a).expect("serializable"));
                 ExitCode::SUCCESS
             }
             AccountCmd::Edit { id, args } => {
-                let a = app.edit_account(tenant, &id, account_input(&args)?).await?;
+                let a = app.accounts.edit_account(tenant, &id, account_input(&args)?).await?;
                 print(json, &a, |a| format!("updated {}", account_line(a)));
                 ExitCode::SUCCESS
             }
             AccountCmd::Remove { id } => {
-                app.delete_account(tenant, &id).await?;
+                app.accounts.delete_account(tenant, &id).await?;
                 if !json {
                     println!("removed {id}");
                 }
@@ -594,7 +600,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             AccountCmd::Authorize { id, wait_secs } => authorize(&app, tenant, &id, wait_secs, json).await?,
             AccountCmd::Test { id, to, locale } => {
                 let locale = Locale::parse(&locale).ok_or_else(|| Error::field("locale", "must be en or zh-CN"))?;
-                let report = app.test_account(tenant, &id, &to, locale).await?;
+                let report = app.test_mail.test_account(tenant, &id, &to, locale).await?;
                 print(json, &report, |r| {
                     let mut s = String::new();
                     for l in &r.transcript {
@@ -649,16 +655,12 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 account: args.account,
                 ..Default::default()
             };
-            let (view, _) = app.accept_message(tenant, input, args.idempotency_key).await?;
+            let (view, _) = app.outbox.accept_message(tenant, input, args.idempotency_key).await?;
             if !args.queue_only {
                 // Deliver now, under a lease like the worker's, so a running server cannot send it too.
-                let now = crate::now_ms();
-                let lease = now + 10 * 60 * 1000;
-                if let Some(row) = app.store.claim_message(&view.id, now, lease).await? {
-                    app.deliver(&row, lease, &crate::delivery::Lookups::new(&app)).await?;
-                }
+                app.worker.deliver_now(&view.id).await?;
             }
-            let view = app.get_message(tenant, &view.id).await?;
+            let view = app.outbox.get_message(tenant, &view.id).await?;
             print(json, &view, |v| {
                 format!(
                     "{} {}{}",
@@ -676,6 +678,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Messages(cmd) => match cmd {
             MessagesCmd::List { status, limit } => {
                 let list = app
+                    .outbox
                     .list_messages(
                         tenant,
                         MessageFilter {
@@ -702,17 +705,17 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             }
             MessagesCmd::Show { id } => {
-                let m = app.get_message(tenant, &id).await?;
+                let m = app.outbox.get_message(tenant, &id).await?;
                 print(json, &m, |m| serde_json::to_string_pretty(m).expect("serializable"));
                 ExitCode::SUCCESS
             }
             MessagesCmd::Cancel { id } => {
-                let m = app.cancel_message(tenant, &id).await?;
+                let m = app.outbox.cancel_message(tenant, &id).await?;
                 print(json, &m, |m| format!("{} {}", m.id, m.status));
                 ExitCode::SUCCESS
             }
             MessagesCmd::Retry { id } => {
-                let m = app.retry_message(tenant, &id).await?;
+                let m = app.outbox.retry_message(tenant, &id).await?;
                 print(json, &m, |m| format!("{} {}", m.id, m.status));
                 ExitCode::SUCCESS
             }
@@ -721,6 +724,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             match cmd {
                 TenantCmd::Add { name } => {
                     let t = app
+                        .tenants
                         .create_tenant(tenant, crate::tenants::TenantInput { name: Some(name) })
                         .await?;
                     print(json, &t, |t| {
@@ -731,7 +735,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                     });
                 }
                 TenantCmd::List => {
-                    let l = app.list_tenants(tenant).await?;
+                    let l = app.tenants.list_tenants(tenant).await?;
                     print(json, &l, |l| {
                         l.iter()
                             .map(|t| format!("{}  {}", t.id, t.name))
@@ -740,7 +744,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                     });
                 }
                 TenantCmd::Remove { id } => {
-                    app.delete_tenant(tenant, &id).await?;
+                    app.tenants.delete_tenant(tenant, &id).await?;
                     if !json {
                         println!("removed tenant {id}");
                     }
@@ -766,11 +770,11 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             };
             match *cmd {
                 RuleCmd::List => {
-                    let l = app.list_rules(tenant).await?;
+                    let l = app.rules.list_rules(tenant).await?;
                     print(json, &l, |l| l.iter().map(line).collect::<Vec<_>>().join("\n"));
                 }
                 RuleCmd::Show { id } => {
-                    let r = app.get_rule(tenant, &id).await?;
+                    let r = app.rules.get_rule(tenant, &id).await?;
                     print(json, &r, |r| serde_json::to_string_pretty(r).expect("serializable"));
                 }
                 RuleCmd::Add {
@@ -804,11 +808,12 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                         }]),
                         throttle_secs: Some(throttle_secs),
                     };
-                    let r = app.create_rule(tenant, input).await?;
+                    let r = app.rules.create_rule(tenant, input).await?;
                     print(json, &r, |r| format!("added {}", line(r)));
                 }
                 RuleCmd::Enable { id } => {
                     let r = app
+                        .rules
                         .edit_rule(
                             tenant,
                             &id,
@@ -822,6 +827,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 }
                 RuleCmd::Disable { id } => {
                     let r = app
+                        .rules
                         .edit_rule(
                             tenant,
                             &id,
@@ -834,7 +840,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                     print(json, &r, |r| line(r));
                 }
                 RuleCmd::Remove { id } => {
-                    app.delete_rule(tenant, &id).await?;
+                    app.rules.delete_rule(tenant, &id).await?;
                     if !json {
                         println!("removed rule {id}");
                     }
@@ -850,6 +856,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             source,
         } => {
             let out = app
+                .rules
                 .post_event(
                     tenant,
                     crate::rules::EventInput {
@@ -864,11 +871,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 .await?;
             // Deliver what it created now, as `send` does.
             for id in &out.messages {
-                let now = crate::now_ms();
-                let lease = now + 10 * 60 * 1000;
-                if let Some(row) = app.store.claim_message(id, now, lease).await? {
-                    app.deliver(&row, lease, &crate::delivery::Lookups::new(&app)).await?;
-                }
+                app.worker.deliver_now(id).await?;
             }
             print(json, &out, |o| {
                 format!(
@@ -890,8 +893,8 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
         Command::Capture => {
-            let rows = app.store.list_captured(tenant, 50).await?;
-            let list: Vec<_> = rows.iter().map(|r| serde_json::json!({"id": r.id, "message": r.message_id, "to": serde_json::from_str::<serde_json::Value>(&r.rcpt_to).unwrap_or_default(), "subject": r.subject, "at": crate::rfc3339(r.at)})).collect();
+            let rows = app.outbox.captured(tenant, 50).await?;
+            let list: Vec<_> = rows.iter().map(|r| serde_json::json!({"id": r.id, "message": r.message, "to": r.to, "subject": r.subject, "at": r.at})).collect();
             print(json, &list, |l| {
                 if l.is_empty() {
                     "The capture mailbox is empty.".into()
@@ -912,18 +915,24 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
     };
-    app.store.close().await;
+    // Account events this command raised (a delivery that found the account
+    // broken) become notifications now, as the server's event feed would.
+    app.rules.dispatch_pending().await?;
+    app.close().await;
     Ok(code)
 }
 
 /// The loopback flow of command-line tools: a listener on 127.0.0.1 receives
 /// the redirect, the same code path as the server's `/oauth2/callback`
 /// completes it.
-async fn authorize(app: &App, tenant: &str, id: &str, wait_secs: u64, json: bool) -> anyhow::Result<ExitCode> {
+async fn authorize(app: &Services, tenant: &str, id: &str, wait_secs: u64, json: bool) -> anyhow::Result<ExitCode> {
     use axum::extract::{Query, State};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let redirect = format!("http://127.0.0.1:{}/oauth2/callback", listener.local_addr()?.port());
-    let started = app.begin_authorization(tenant, id, Some(redirect.clone())).await?;
+    let started = app
+        .authorizations
+        .begin_authorization(tenant, id, Some(redirect.clone()))
+        .await?;
     if json {
         println!("{}", serde_json::to_string(&started)?);
     } else {
@@ -940,7 +949,7 @@ async fn authorize(app: &App, tenant: &str, id: &str, wait_secs: u64, json: bool
         .route(
             "/oauth2/callback",
             axum::routing::get(
-                move |state: State<App>, query: Query<crate::api::oauth::CallbackQuery>| {
+                move |state: State<crate::oauth::Authorizations>, query: Query<crate::api::oauth::CallbackQuery>| {
                     let tx = tx.clone();
                     async move {
                         let (status, page) = crate::api::oauth::callback(state, query).await;
@@ -950,7 +959,7 @@ async fn authorize(app: &App, tenant: &str, id: &str, wait_secs: u64, json: bool
                 },
             ),
         )
-        .with_state(app.clone());
+        .with_state(app.authorizations.clone());
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
     let outcome = tokio::time::timeout(std::time::Duration::from_secs(wait_secs), rx.recv()).await;
     // Let the browser get its page before the listener goes away.
@@ -958,7 +967,7 @@ async fn authorize(app: &App, tenant: &str, id: &str, wait_secs: u64, json: bool
     server.abort();
     match outcome {
         Ok(Some(s)) if s.is_success() => {
-            let row = app.find_account(tenant, id).await?;
+            let row = app.accounts.find_account(tenant, id).await?;
             if !json {
                 println!("Authorized: the account \"{}\" is {}.", row.name, row.status);
             }

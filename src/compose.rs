@@ -4,9 +4,11 @@
 //! no line break can get there.
 
 use crate::domain::{EmailAddress, HeaderText};
+use crate::i18n::Locale;
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
 use mail_builder::headers::message_id::MessageId;
+use serde::{Deserialize, Serialize};
 
 /// What a message says, ready to be written out.
 #[derive(Debug, Clone)]
@@ -58,6 +60,36 @@ pub fn render(d: &Draft<'_>) -> Vec<u8> {
 pub fn new_message_id(from: &EmailAddress) -> String {
     format!("{}@{}", uuid::Uuid::now_v7().simple(), from.domain())
 }
+
+/// What is stored for a message: checked, ready to be written out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Content {
+    pub to: Vec<EmailAddress>,
+    #[serde(default)]
+    pub cc: Vec<EmailAddress>,
+    #[serde(default)]
+    pub bcc: Vec<EmailAddress>,
+    pub subject: HeaderText,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub locale: Locale,
+    /// Display name that replaces the account's (a tenant's name on the platform sender).
+    #[serde(default)]
+    pub from_name: Option<HeaderText>,
+    /// After a partial delivery: only these recipients are tried again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_only: Option<Vec<EmailAddress>>,
+}
+
+impl Content {
+    /// Everyone the envelope goes to.
+    pub fn recipients(&self) -> Vec<EmailAddress> {
+        self.to.iter().chain(&self.cc).chain(&self.bcc).cloned().collect()
+    }
+}
+
+/// The sender address of captured messages when no account is configured.
+pub const CAPTURE_FROM: &str = "capture@herald.invalid";
 
 #[cfg(test)]
 mod tests {

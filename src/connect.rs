@@ -3,12 +3,89 @@
 //! one forced refresh and retry when the server rejects a token that was not
 //! fresh. Shared by the test email and the delivery worker.
 
-use crate::accounts::{self, status};
-use crate::app::App;
+use crate::catalog::Security;
 use crate::diagnosis::{Condition, Failure, Stage};
-use crate::oauth::tokens::TokenProblem;
-use crate::smtp::{Credentials, Session, Transcript};
+use crate::error::{Error, Result};
+use crate::health::{Health, Observation};
+use crate::oauth::tokens::{TokenProblem, Tokens};
+use crate::secrets::Keyring;
+use crate::smtp::{Credentials, ServerSettings, Session, Transcript};
+use crate::status::AuthMethod;
 use crate::store::accounts::AccountRow;
+use std::time::Duration;
+
+/// The context an account's password is sealed under.
+pub(crate) fn secret_context(account_id: &str) -> String {
+    format!("account:{account_id}:secret")
+}
+
+/// Identifies how the account connects and signs in: pooled sessions made
+/// under other settings are not reused (a status change does not count).
+pub fn connection_version(row: &AccountRow) -> i64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        &row.host,
+        row.port,
+        &row.security,
+        &row.auth_method,
+        &row.username,
+        &row.secret,
+    )
+        .hash(&mut h);
+    (
+        &row.oauth,
+        &row.oauth_client_secret,
+        &row.tls_ca_pem,
+        row.tls_skip_verify,
+        &row.from_address,
+    )
+        .hash(&mut h);
+    h.finish() as i64
+}
+
+/// How to reach and sign in to the account's server.
+pub fn server_settings(row: &AccountRow) -> ServerSettings {
+    ServerSettings {
+        host: row.host.clone(),
+        port: row.port as u16,
+        security: Security::parse(&row.security).unwrap_or(Security::Tls),
+        ca_pem: row.tls_ca_pem.clone(),
+        skip_verify: row.tls_skip_verify != 0,
+        timeout: Duration::from_secs(row.timeout_secs.max(1) as u64),
+        helo_name: helo_name(&row.from_address),
+    }
+}
+
+/// The EHLO name: the sender's domain, a name the server can relate to us.
+fn helo_name(from: &str) -> String {
+    from.rsplit_once('@')
+        .map(|(_, d)| d.to_string())
+        .filter(|d| d.is_ascii() && !d.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The credentials, decrypted for the one session that needs them.
+pub fn credentials(row: &AccountRow, keys: &Keyring) -> Result<Credentials> {
+    match row.auth_method.as_str() {
+        "none" => Ok(Credentials::None),
+        "password" => {
+            let sealed = row
+                .secret
+                .as_deref()
+                .ok_or_else(|| Error::field("auth.secret", "no secret is stored: set auth.secret"))?;
+            let secret = keys.open(&secret_context(&row.id), sealed)?;
+            Ok(Credentials::Password {
+                username: row.username.clone().unwrap_or_else(|| row.from_address.clone()),
+                secret,
+            })
+        }
+        other => Err(Error::field(
+            "auth.method",
+            format!("'{other}' is not supported by this build"),
+        )),
+    }
+}
 
 fn token_failure(p: &TokenProblem) -> Failure {
     let condition = match p {
@@ -19,16 +96,38 @@ fn token_failure(p: &TokenProblem) -> Failure {
     Failure::condition(Stage::OauthToken, condition, p.message().to_string())
 }
 
-impl App {
-    pub async fn open_session(&self, row: &AccountRow, transcript: &Transcript) -> Result<Session, Failure> {
-        let settings = accounts::server_settings(row);
-        if row.auth_method != "oauth2" {
-            let credentials = accounts::credentials(row, &self.keys)
+/// Opens authenticated sessions for accounts.
+#[derive(Clone)]
+pub struct Connector {
+    keys: Keyring,
+    tokens: Tokens,
+    health: Health,
+}
+
+impl Connector {
+    /// Passwords are opened with `keys`; access tokens come from `tokens`.
+    pub fn new(keys: Keyring, tokens: Tokens, health: Health) -> Connector {
+        Connector { keys, tokens, health }
+    }
+
+    /// A session signed in as the account, recorded into `transcript`.
+    pub async fn open_session(
+        &self,
+        row: &AccountRow,
+        transcript: &Transcript,
+    ) -> std::result::Result<Session, Failure> {
+        let settings = server_settings(row);
+        if AuthMethod::parse(&row.auth_method) != Some(AuthMethod::OAuth2) {
+            let credentials = credentials(row, &self.keys)
                 .map_err(|e| Failure::condition(Stage::Auth, Condition::AuthUnsupported, e.to_string()))?;
             return Session::open(&settings, &credentials, transcript.clone()).await;
         }
         let username = row.username.clone().unwrap_or_else(|| row.from_address.clone());
-        let mut token = self.access_token(row, false).await.map_err(|p| token_failure(&p))?;
+        let mut token = self
+            .tokens
+            .access_token(row, false)
+            .await
+            .map_err(|p| token_failure(&p))?;
         loop {
             transcript.note(if token.fresh {
                 "using a new OAuth2 access token"
@@ -44,13 +143,17 @@ impl App {
                 // have been revoked early. Get a new one and try once more.
                 Err(f) if f.stage == Stage::Auth && f.reply.is_some() && !token.fresh => {
                     transcript.note("the server refused the access token: requesting a new one");
-                    token = self.access_token(row, true).await.map_err(|p| token_failure(&p))?;
+                    token = self
+                        .tokens
+                        .access_token(row, true)
+                        .await
+                        .map_err(|p| token_failure(&p))?;
                 }
                 // Refused with a token that is fresh: the grant no longer lets us send.
                 Err(f) if f.stage == Stage::Auth && f.reply.is_some() => {
-                    let _ = self
-                        .mark_account(row, status::AUTHORIZATION_EXPIRED, accounts::EXPIRED_MESSAGE, None)
-                        .await;
+                    if let Err(e) = self.health.observe(row, Observation::FreshTokenRefused).await {
+                        tracing::error!(account = %row.id, error = %e, "could not record the account's state");
+                    }
                     return Err(f);
                 }
                 other => return other,

@@ -3,15 +3,19 @@
 //! holder of the lease may record an outcome, so a worker that stalled past
 //! its lease cannot overwrite another's result.
 
-use crate::accounts::status as account_status;
-use crate::app::App;
 use crate::catalog::{Catalog, Class};
-use crate::compose::{self, Draft};
+use crate::compose::{self, CAPTURE_FROM, Content, Draft};
+use crate::config::Config;
+use crate::connect::Connector;
 use crate::diagnosis::Report;
 use crate::domain::{EmailAddress, HeaderText};
 use crate::error::Result;
-use crate::outbox::{CAPTURE_FROM, Content, status};
+use crate::health::{Health, Observation};
+use crate::metrics::Metrics;
+use crate::pool::SessionPool;
 use crate::smtp::{Envelope, Transcript};
+use crate::status::{AccountStatus, AuthMethod, MessageStatus};
+use crate::store::Store;
 use crate::store::accounts::AccountRow;
 use crate::store::group_commit::Outcome;
 use crate::store::messages::{AttemptRow, CapturedRow, MessageRow};
@@ -20,7 +24,7 @@ use crate::store::{Freshness, PLATFORM};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 
 const BATCH: i64 = 128;
 /// Claimed messages worked on at once on this node: sending, or waiting for
@@ -32,78 +36,6 @@ pub const SENDS: usize = 64;
 const DEFAULT_ACCOUNT_CONNECTIONS: usize = 8;
 /// `next_attempt_at` of a message held until a person acts (reauthorization).
 pub const HELD_INDEFINITELY: i64 = i64::MAX;
-
-/// Runs until `shutdown` turns true; in-flight sends finish first.
-pub async fn run_worker(app: App, mut shutdown: watch::Receiver<bool>) {
-    tracing::info!("delivery worker started");
-    let slots = Arc::new(Semaphore::new(IN_PROGRESS));
-    let mut lookups = Arc::new(Lookups::new(&app));
-    let mut running = tokio::task::JoinSet::new();
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        while running.try_join_next().is_some() {}
-        let free = slots.available_permits() as i64;
-        let now = crate::now_ms();
-        let claimed = if free == 0 {
-            Vec::new()
-        } else {
-            // A whole batch at once: claims cost a statement each, and
-            // claimed rows simply wait for a free slot under their lease.
-            let started = Instant::now();
-            // A claim holds for `HERALD_LEASE_SECS`: a send is bounded by the
-            // account's timeout per step, well inside it; a node that died
-            // leaves its claims to others once it runs out (on SQLite,
-            // `serve` releases them at start).
-            let lease_until = now + app.config.lease_secs as i64 * 1000;
-            match app.store.claim_due(now, lease_until, BATCH).await {
-                Ok(c) => {
-                    tracing::trace!(claimed = c.len(), ms = started.elapsed().as_secs_f64() * 1e3, "claim");
-                    c
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "claiming messages failed");
-                    Vec::new()
-                }
-            }
-        };
-        if claimed.is_empty() {
-            tokio::select! {
-                _ = app.wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = shutdown.changed() => {}
-                Some(_) = running.join_next(), if !running.is_empty() => {}
-            }
-            continue;
-        }
-        if !lookups.fresh(&app) {
-            lookups = Arc::new(Lookups::new(&app));
-        }
-        for row in claimed {
-            let lookups = lookups.clone();
-            let permit = slots
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
-            let app = app.clone();
-            running.spawn(async move {
-                let lease = row.lease_until.unwrap_or(0);
-                if let Err(e) = app.deliver(&row, lease, &lookups).await {
-                    tracing::error!(message = %row.id, error = %e, "delivery bookkeeping failed");
-                }
-                drop(permit);
-            });
-        }
-    }
-    // Graceful: what is in flight finishes and is recorded.
-    while running.join_next().await.is_some() {}
-    for session in app.sessions.drain() {
-        session.quit().await;
-    }
-    tracing::info!("delivery worker stopped");
-}
 
 /// What one hop (an account) did with a message.
 enum Hop {
@@ -128,32 +60,33 @@ pub struct Lookups {
 }
 
 impl Lookups {
-    pub fn new(app: &App) -> Lookups {
+    /// Empty lookups, fresh from now.
+    pub fn new(store: &Store) -> Lookups {
         Lookups {
             accounts: Mutex::default(),
             settings: Mutex::default(),
-            since: app.store.freshness(),
+            since: store.freshness(),
         }
     }
 
-    fn fresh(&self, app: &App) -> bool {
-        app.store.still_fresh(self.since)
+    fn fresh(&self, store: &Store) -> bool {
+        store.still_fresh(self.since)
     }
 
-    async fn account(&self, app: &App, id: &str) -> Result<Option<AccountRow>> {
+    async fn account(&self, store: &Store, id: &str) -> Result<Option<AccountRow>> {
         if let Some(a) = self.accounts.lock().expect("lookups").get(id) {
             return Ok(a.clone());
         }
-        let a = app.store.account_by_id(id).await?;
+        let a = store.account_by_id(id).await?;
         self.accounts.lock().expect("lookups").insert(id.to_string(), a.clone());
         Ok(a)
     }
 
-    async fn settings(&self, app: &App, tenant: &str) -> Result<SettingsRow> {
+    async fn settings(&self, store: &Store, tenant: &str) -> Result<SettingsRow> {
         if let Some(s) = self.settings.lock().expect("lookups").get(tenant) {
             return Ok(s.clone());
         }
-        let s = app.store.get_settings(tenant).await?;
+        let s = store.get_settings(tenant).await?;
         self.settings
             .lock()
             .expect("lookups")
@@ -210,18 +143,17 @@ struct Finish<'a> {
 impl Finish<'_> {
     async fn to(
         self,
-        app: &App,
-        status: &str,
+        store: &Store,
+        status: MessageStatus,
         last_error: Option<&str>,
         next_attempt_at: i64,
         content: Option<String>,
     ) -> Result<()> {
-        let held = app
-            .store
+        let held = store
             .record_outcome(Outcome {
                 message: self.row.id.clone(),
                 lease_until: self.lease_until,
-                status: status.to_string(),
+                status: status.as_str().to_string(),
                 last_error: last_error.map(str::to_string),
                 next_attempt_at,
                 content,
@@ -236,7 +168,151 @@ impl Finish<'_> {
     }
 }
 
-impl App {
+/// The delivery worker and what it shares across messages.
+#[derive(Clone)]
+pub struct Worker {
+    store: Store,
+    config: Arc<Config>,
+    connector: Connector,
+    health: Health,
+    metrics: Arc<Metrics>,
+    /// Notified when a message is queued or released.
+    wake: Arc<Notify>,
+    /// Idle authenticated SMTP sessions per account, for reuse.
+    sessions: Arc<SessionPool>,
+    /// SMTP transactions at once in this process, across accounts.
+    send_slots: Arc<Semaphore>,
+    /// Connections per account in this process (its `limits.connections`).
+    account_slots: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+    /// Per account, its sends in flight here, counted against its limits.
+    limit_turns: LimitTurns,
+}
+
+impl Worker {
+    /// The worker over the store; it sleeps until `wake` or a due message.
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        connector: Connector,
+        health: Health,
+        metrics: Arc<Metrics>,
+        wake: Arc<Notify>,
+    ) -> Worker {
+        Worker {
+            store,
+            config,
+            connector,
+            health,
+            metrics,
+            wake,
+            sessions: Arc::default(),
+            send_slots: Arc::new(Semaphore::new(SENDS)),
+            account_slots: Arc::default(),
+            limit_turns: Arc::default(),
+        }
+    }
+
+    /// SQLite is one node: claims left by a previous run died with it, and
+    /// go back to the queue (logged as interrupted: the resend keeps the Message-ID).
+    pub async fn release_claims_of_previous_run(&self) -> Result<()> {
+        if matches!(self.store.pool, crate::store::Pool::Sqlite(_)) {
+            let released = self.store.release_all_claims().await?;
+            if released > 0 {
+                tracing::warn!(
+                    released,
+                    "messages claimed by the previous run are queued again (same Message-ID)"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Claims one message now and delivers it, under a lease like the
+    /// worker's so a running server cannot send it too (`herald send`
+    /// without `--queue-only`). False when it was not due or is claimed.
+    pub async fn deliver_now(&self, id: &str) -> Result<bool> {
+        let now = crate::now_ms();
+        let lease = now + self.config.lease_secs as i64 * 1000;
+        let Some(row) = self.store.claim_message(id, now, lease).await? else {
+            return Ok(false);
+        };
+        self.deliver(&row, lease, &Lookups::new(&self.store)).await?;
+        Ok(true)
+    }
+
+    /// Runs until `shutdown` turns true; in-flight sends finish first.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let app = self;
+        tracing::info!("delivery worker started");
+        let slots = Arc::new(Semaphore::new(IN_PROGRESS));
+        let mut lookups = Arc::new(Lookups::new(&app.store));
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            while running.try_join_next().is_some() {}
+            let free = slots.available_permits() as i64;
+            let now = crate::now_ms();
+            let claimed = if free == 0 {
+                Vec::new()
+            } else {
+                // A whole batch at once: claims cost a statement each, and
+                // claimed rows simply wait for a free slot under their lease.
+                let started = Instant::now();
+                // A claim holds for `HERALD_LEASE_SECS`: a send is bounded by the
+                // account's timeout per step, well inside it; a node that died
+                // leaves its claims to others once it runs out (on SQLite,
+                // `serve` releases them at start).
+                let lease_until = now + app.config.lease_secs as i64 * 1000;
+                match app.store.claim_due(now, lease_until, BATCH).await {
+                    Ok(c) => {
+                        tracing::trace!(claimed = c.len(), ms = started.elapsed().as_secs_f64() * 1e3, "claim");
+                        c
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "claiming messages failed");
+                        Vec::new()
+                    }
+                }
+            };
+            if claimed.is_empty() {
+                tokio::select! {
+                    _ = app.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shutdown.changed() => {}
+                    Some(_) = running.join_next(), if !running.is_empty() => {}
+                }
+                continue;
+            }
+            if !lookups.fresh(&app.store) {
+                lookups = Arc::new(Lookups::new(&app.store));
+            }
+            for row in claimed {
+                let lookups = lookups.clone();
+                let permit = slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                let app = app.clone();
+                running.spawn(async move {
+                    let lease = row.lease_until.unwrap_or(0);
+                    if let Err(e) = app.deliver(&row, lease, &lookups).await {
+                        tracing::error!(message = %row.id, error = %e, "delivery bookkeeping failed");
+                    }
+                    drop(permit);
+                });
+            }
+        }
+        // Graceful: what is in flight finishes and is recorded.
+        while running.join_next().await.is_some() {}
+        for session in app.sessions.drain() {
+            session.quit().await;
+        }
+        tracing::info!("delivery worker stopped");
+    }
+
     fn account_slots(&self, account: &AccountRow) -> Arc<Semaphore> {
         let n = account
             .limit_connections
@@ -293,43 +369,44 @@ impl App {
             return self.capture(row, &content, lease_until, lookups).await;
         };
         // The account may be the platform's (a tenant's fallback): the route was resolved at accept time.
-        let Some(account) = lookups.account(self, account_id).await? else {
+        let Some(account) = lookups.account(&self.store, account_id).await? else {
             let err = "the sending account was deleted: retry the message with another account";
             finish
                 .attempts
                 .push(plain_attempt(row, None, "failed", None, Some(err)));
-            return finish.to(self, status::FAILED, Some(err), crate::now_ms(), None).await;
+            return finish
+                .to(&self.store, MessageStatus::Failed, Some(err), crate::now_ms(), None)
+                .await;
         };
         // An account waiting for a person to sign in holds its messages;
         // re-authorization releases them (oauth::complete_authorization).
-        if [
-            account_status::AUTHORIZATION_EXPIRED,
-            account_status::AUTHORIZATION_REQUIRED,
-        ]
-        .contains(&account.status.as_str())
-        {
-            let why = crate::accounts::EXPIRED_MESSAGE;
+        if AccountStatus::from_stored(&account.status).awaits_authorization() {
+            let why = crate::health::EXPIRED_MESSAGE;
             finish.attempts.push(plain_attempt(
                 row,
                 Some(&account.id),
-                status::HELD,
+                MessageStatus::Held.as_str(),
                 Some("reauthorize"),
                 Some(why),
             ));
-            return finish.to(self, status::HELD, Some(why), HELD_INDEFINITELY, None).await;
+            return finish
+                .to(&self.store, MessageStatus::Held, Some(why), HELD_INDEFINITELY, None)
+                .await;
         }
         // Held until the outcome below is written (dropped at the return).
         let _turn = match self.limit_turn(&account).await? {
             Ok(turn) => turn,
             Err((resume, why)) => {
                 // Held, and released by the clock: the claim picks it up at `resume`.
-                return finish.to(self, status::HELD, Some(&why), resume, None).await;
+                return finish
+                    .to(&self.store, MessageStatus::Held, Some(&why), resume, None)
+                    .await;
             }
         };
 
         let mut hops = vec![account.clone()];
         if let Some(b) = account.backup_account.as_deref()
-            && let Some(backup) = lookups.account(self, b).await?
+            && let Some(backup) = lookups.account(&self.store, b).await?
         {
             hops.push(backup);
         }
@@ -338,10 +415,10 @@ impl App {
         // who reauthorizes (only an explicit backup account takes them).
         let explicit_hops = hops.len();
         if row.tenant_id != PLATFORM && !row.route.as_deref().unwrap_or("").starts_with("platform_default") {
-            let settings = lookups.settings(self, &row.tenant_id).await?;
+            let settings = lookups.settings(&self.store, &row.tenant_id).await?;
             if settings.fallback_to_platform != 0
-                && let Some(p) = lookups.settings(self, PLATFORM).await?.default_account
-                && let Some(platform) = lookups.account(self, &p).await?
+                && let Some(p) = lookups.settings(&self.store, PLATFORM).await?.default_account
+                && let Some(platform) = lookups.account(&self.store, &p).await?
                 && !hops.iter().any(|h| h.id == platform.id)
             {
                 hops.push(platform);
@@ -351,21 +428,15 @@ impl App {
         let mut errors = Vec::new();
         let mut final_class = Class::Permanent;
         for (i, hop) in hops.iter().enumerate() {
-            if i > 0
-                && [
-                    account_status::AUTHORIZATION_EXPIRED,
-                    account_status::AUTHORIZATION_REQUIRED,
-                ]
-                .contains(&hop.status.as_str())
-            {
+            if i > 0 && AccountStatus::from_stored(&hop.status).awaits_authorization() {
                 continue;
             }
             if i > 0 && hop.tenant_id != account.tenant_id && content.from_name.is_none() {
                 // On the platform's account, the tenant's display name.
-                let name = lookups.settings(self, &row.tenant_id).await?.from_name;
+                let name = lookups.settings(&self.store, &row.tenant_id).await?.from_name;
                 let name = match name {
                     Some(n) => n,
-                    None => self.tenant_name(&row.tenant_id).await?,
+                    None => self.store.tenant_name(&row.tenant_id).await?,
                 };
                 content.from_name = HeaderText::parse(&name).ok();
             }
@@ -375,7 +446,13 @@ impl App {
                 Hop::Sent { partial, retry } => {
                     if retry.is_empty() {
                         return finish
-                            .to(self, status::SENT, partial.as_deref(), crate::now_ms(), None)
+                            .to(
+                                &self.store,
+                                MessageStatus::Sent,
+                                partial.as_deref(),
+                                crate::now_ms(),
+                                None,
+                            )
                             .await;
                     }
                     // Only the recipients refused for now are tried again, with the same Message-ID.
@@ -383,7 +460,9 @@ impl App {
                     let json = serde_json::to_string(&content).map_err(anyhow::Error::from)?;
                     let why = format!("some recipients are to be retried: {}", partial.unwrap_or_default());
                     let next = crate::now_ms() + self.backoff_ms(row.attempts);
-                    return finish.to(self, status::DEFERRED, Some(&why), next, Some(json)).await;
+                    return finish
+                        .to(&self.store, MessageStatus::Deferred, Some(&why), next, Some(json))
+                        .await;
                 }
                 Hop::Failed { class, last_error } => {
                     errors.push(if i == 0 {
@@ -402,13 +481,15 @@ impl App {
         let age_ms = crate::now_ms() - row.created_at;
         let (next_status, next_at) = match final_class {
             Class::Transient if age_ms < self.config.message_max_age_secs as i64 * 1000 => {
-                (status::DEFERRED, crate::now_ms() + self.backoff_ms(row.attempts))
+                (MessageStatus::Deferred, crate::now_ms() + self.backoff_ms(row.attempts))
             }
-            Class::Reauthorize => (status::HELD, HELD_INDEFINITELY),
-            _ => (status::FAILED, crate::now_ms()),
+            Class::Reauthorize => (MessageStatus::Held, HELD_INDEFINITELY),
+            _ => (MessageStatus::Failed, crate::now_ms()),
         };
         let last_error = errors.join(" | ");
-        finish.to(self, next_status, Some(&last_error), next_at, None).await
+        finish
+            .to(&self.store, next_status, Some(&last_error), next_at, None)
+            .await
     }
 
     /// One attempt through one account, and its entry for the delivery log.
@@ -446,7 +527,7 @@ impl App {
             .map(|n| n.max(1) as usize)
             .unwrap_or(DEFAULT_ACCOUNT_CONNECTIONS);
         // A pooled session first; if the server dropped it meanwhile, a new one.
-        let version = crate::accounts::connection_version(account);
+        let version = crate::connect::connection_version(account);
         let mut reused = self.sessions.take(&account.id, version);
         let (transcript, outcome) = loop {
             let was_reused = reused.is_some();
@@ -462,7 +543,7 @@ impl App {
                 }
                 None => {
                     let t = Transcript::default();
-                    match self.open_session(account, &t).await {
+                    match self.connector.open_session(account, &t).await {
                         Ok(s) => (s, t),
                         Err(f) => break (t, Err(f)),
                     }
@@ -487,7 +568,7 @@ impl App {
         };
         self.metrics.observe_send(started.elapsed());
         let provider = Catalog::get().provider(&account.provider);
-        let oauth = account.auth_method == "oauth2";
+        let oauth = account.auth_method == AuthMethod::OAuth2.as_str();
         match outcome {
             Ok(sent) => {
                 let mut report = Report::success(Some(&sent.reply), transcript.lines(), 0);
@@ -511,11 +592,7 @@ impl App {
                     ));
                 }
                 let attempt = report_attempt(row, Some(&account.id), "sent", &report)?;
-                if account.status != account_status::READY {
-                    self.store
-                        .set_account_status(&account.id, account_status::READY, None, None)
-                        .await?;
-                }
+                self.health.observe(account, Observation::Delivered).await?;
                 self.metrics.record_attempt("sent");
                 self.metrics.record_account(&account.id, "sent");
                 tracing::info!(message = %row.id, account = %account.id, "message sent");
@@ -527,7 +604,9 @@ impl App {
                 let last_error = format!("{} — {}", report.summary(), report.hint.clone().unwrap_or_default());
                 let attempt = report_attempt(row, Some(&account.id), class_name(class), &report)?;
                 if matches!(class, Class::Configuration) {
-                    self.mark_account(account, account_status::FAILING, &last_error, None)
+                    let message = last_error.clone();
+                    self.health
+                        .observe(account, Observation::DeliveryRefused { message })
                         .await?;
                 }
                 self.metrics.record_attempt(class_name(class));
@@ -551,7 +630,7 @@ impl App {
     /// With no account to send through, the message lands in the capture
     /// mailbox, where the console shows it with a banner.
     async fn capture(&self, row: &MessageRow, content: &Content, lease_until: i64, lookups: &Lookups) -> Result<()> {
-        let settings = lookups.settings(self, &row.tenant_id).await?;
+        let settings = lookups.settings(&self.store, &row.tenant_id).await?;
         let from = EmailAddress::parse(CAPTURE_FROM).expect("valid");
         let from_name = settings.from_name.as_deref().and_then(|n| HeaderText::parse(n).ok());
         let raw = compose::render(&Draft {
@@ -574,7 +653,7 @@ impl App {
             .record_outcome(Outcome {
                 message: row.id.clone(),
                 lease_until,
-                status: status::SENT.to_string(),
+                status: MessageStatus::Sent.as_str().to_string(),
                 last_error: Some(note.clone()),
                 next_attempt_at: crate::now_ms(),
                 content: None,

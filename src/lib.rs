@@ -1,13 +1,15 @@
 //! Herald: a self-hosted notification center that sends system email through
 //! whatever mail service the operator, or each tenant, chooses.
 //!
-//! Data flows one way: `api` / `cli` → domain (`accounts`, `outbox`) →
-//! `store` → `delivery` worker → `smtp` session, with `diagnosis` turning any
+//! Layers point one way (`docs/ARCHITECTURE.md`, checked by
+//! `tests/architecture.rs`): `startup` wires the services; the edges (`api`,
+//! `cli`) call the services (`accounts`, `outbox`, `rules`, …); the services
+//! call the engine (`delivery`, `health`, `oauth`, `connect`) and the store;
+//! the engine calls the transports (`smtp`), with `diagnosis` turning any
 //! SMTP failure into a stage, a class and a hint from the `catalog`.
 
 pub mod accounts;
 pub mod api;
-pub mod app;
 pub mod catalog;
 pub mod cli;
 pub mod compose;
@@ -18,14 +20,19 @@ pub mod diagnosis;
 pub mod discovery;
 pub mod domain;
 pub mod error;
+pub mod health;
 pub mod i18n;
+pub mod metrics;
 pub mod oauth;
 pub mod outbox;
 pub mod pool;
 pub mod rules;
 pub mod secrets;
+pub mod services;
 pub mod settings;
 pub mod smtp;
+pub mod startup;
+pub mod status;
 pub mod store;
 pub mod templates;
 pub mod tenants;

@@ -1,6 +1,6 @@
 fn main() -> std::process::ExitCode {
     tune_the_allocator();
-    herald::cli::main()
+    herald::cli::main(|services| Box::pin(herald::startup::serve(services)))
 }
 
 /// glibc raises its mmap threshold as large blocks are freed, after which a

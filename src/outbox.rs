@@ -2,25 +2,19 @@
 //! sends it, and committing it to the store before answering. Delivery is the
 //! worker's job (`delivery`).
 
-use crate::app::App;
+use crate::compose::{CAPTURE_FROM, Content};
 use crate::domain::{EmailAddress, HeaderText};
 use crate::error::{Error, Problems, Result};
 use crate::i18n::Locale;
+use crate::metrics::Metrics;
+use crate::status::MessageStatus;
+use crate::store::Store;
 use crate::store::messages::{AttemptRow, MessageFilter, MessageRow};
 use crate::store::{Freshness, PLATFORM};
+use crate::templates::Templates;
 use serde::{Deserialize, Serialize};
-
-/// Statuses of a message.
-pub mod status {
-    pub const QUEUED: &str = "queued";
-    pub const SENDING: &str = "sending";
-    pub const SENT: &str = "sent";
-    pub const DEFERRED: &str = "deferred";
-    pub const HELD: &str = "held";
-    pub const FAILED: &str = "failed";
-    pub const CANCELLED: &str = "cancelled";
-    pub const ALL: [&str; 7] = [QUEUED, SENDING, SENT, DEFERRED, HELD, FAILED, CANCELLED];
-}
+use std::sync::Arc;
+use tokio::sync::{Notify, Semaphore};
 
 /// A message as the API and CLI accept it.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -42,31 +36,16 @@ pub struct MessageInput {
     pub account: Option<String>,
 }
 
-/// What is stored for a message: checked, ready to be written out.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Content {
-    pub to: Vec<EmailAddress>,
-    #[serde(default)]
-    pub cc: Vec<EmailAddress>,
-    #[serde(default)]
-    pub bcc: Vec<EmailAddress>,
-    pub subject: HeaderText,
-    pub text: Option<String>,
-    pub html: Option<String>,
-    pub locale: Locale,
-    /// Display name that replaces the account's (a tenant's name on the platform sender).
-    #[serde(default)]
-    pub from_name: Option<HeaderText>,
-    /// After a partial delivery: only these recipients are tried again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_only: Option<Vec<EmailAddress>>,
-}
-
-impl Content {
-    /// Everyone the envelope goes to.
-    pub fn recipients(&self) -> Vec<EmailAddress> {
-        self.to.iter().chain(&self.cc).chain(&self.bcc).cloned().collect()
-    }
+/// A message kept in the capture mailbox.
+#[derive(Serialize)]
+pub struct CapturedView {
+    pub id: String,
+    pub message: String,
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub raw: String,
+    pub at: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -178,7 +157,70 @@ pub fn check_input(input: &MessageInput) -> Result<Content> {
     })
 }
 
-impl App {
+/// The outbox: where messages are accepted, looked up, retried and cancelled.
+#[derive(Clone)]
+pub struct Outbox {
+    store: Store,
+    metrics: Arc<Metrics>,
+    /// Wakes the delivery worker when a message is queued.
+    wake: Arc<Notify>,
+    templates: Templates,
+    /// Recently resolved routes, for the accept path.
+    routes: Arc<RouteCache>,
+    /// Batch requests processed at once: each holds megabytes while it
+    /// runs, and more at once would not commit any sooner (one writer).
+    batch_slots: Arc<Semaphore>,
+}
+
+impl Outbox {
+    /// The outbox over the store; `wake` is notified when work is queued.
+    pub fn new(store: Store, metrics: Arc<Metrics>, wake: Arc<Notify>, templates: Templates) -> Outbox {
+        Outbox {
+            store,
+            metrics,
+            wake,
+            templates,
+            routes: Arc::default(),
+            batch_slots: Arc::new(Semaphore::new(2)),
+        }
+    }
+
+    /// Messages in the store by status, for `/metrics`.
+    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>> {
+        self.store.message_counts().await
+    }
+
+    /// What went to the tenant's capture mailbox, newest first.
+    pub async fn captured(&self, tenant: &str, limit: i64) -> Result<Vec<CapturedView>> {
+        let rows = self.store.list_captured(tenant, limit).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| CapturedView {
+                id: r.id,
+                message: r.message_id,
+                from: r.mail_from,
+                to: serde_json::from_str(&r.rcpt_to).unwrap_or_default(),
+                subject: r.subject,
+                raw: r.raw,
+                at: crate::rfc3339(r.at),
+            })
+            .collect())
+    }
+
+    /// A turn to process a batch: two at once (see `batch_slots`).
+    pub async fn batch_turn(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.batch_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    }
+
+    /// Whether the database answers and its writer runs, for `/healthz`.
+    pub async fn healthy(&self) -> bool {
+        self.store.ping().await
+    }
+
     /// Accepts a message: once this returns, it is on disk and will be
     /// delivered or visibly fail. A repeated idempotency key answers the
     /// message accepted the first time (and `false`).
@@ -325,7 +367,7 @@ impl App {
                 .unwrap_or_default(),
         };
         let vars = input.vars.take().unwrap_or(serde_json::json!({}));
-        let r = self.render_template(tenant, &name, locale, &vars).await?;
+        let r = self.templates.render_template(tenant, &name, locale, &vars).await?;
         input.subject = Some(r.subject);
         input.text = Some(r.text);
         input.html = r.html;
@@ -404,7 +446,7 @@ impl App {
                 } else {
                     let name = match settings.from_name.clone() {
                         Some(n) => n,
-                        None => self.tenant_name(tenant).await?,
+                        None => self.store.tenant_name(tenant).await?,
                     };
                     return Ok(Route {
                         account: Some(account),
@@ -461,7 +503,7 @@ impl App {
             id: crate::store::new_id(),
             tenant_id: tenant.to_string(),
             account_id: route.account.map(|a| a.id),
-            status: status::QUEUED.into(),
+            status: MessageStatus::Queued.as_str().into(),
             message_id: crate::compose::new_message_id(&sender_domain),
             idempotency_key,
             content: serde_json::to_string(&content).map_err(anyhow::Error::from)?,
@@ -529,11 +571,18 @@ impl App {
 
     pub async fn list_messages(&self, tenant: &str, filter: MessageFilter) -> Result<Vec<MessageView>> {
         if let Some(s) = &filter.status
-            && !status::ALL.contains(&s.as_str())
+            && MessageStatus::parse(s).is_none()
         {
             return Err(Error::field(
                 "status",
-                format!("'{s}' is not one of {}", status::ALL.join(", ")),
+                format!(
+                    "'{s}' is not one of {}",
+                    MessageStatus::ALL
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ));
         }
         let rows = self.store.list_messages(tenant, &filter).await?;
@@ -619,9 +668,6 @@ pub struct Route {
     pub from_name: Option<String>,
     pub how: String,
 }
-
-/// The sender address of captured messages when no account is configured.
-pub const CAPTURE_FROM: &str = "capture@herald.invalid";
 
 #[cfg(test)]
 mod tests {

@@ -4,14 +4,18 @@
 //! events are counted and the next message says how many were suppressed)
 //! and becomes one message per method, routed like any other message.
 
-use crate::app::App;
+use crate::compose::Content;
 use crate::domain::{EmailAddress, HeaderText};
 use crate::error::{Error, Problems, Result};
 use crate::i18n::Locale;
-use crate::outbox::Content;
+use crate::outbox::Outbox;
 use crate::store::PLATFORM;
+use crate::store::Store;
 use crate::store::rules::{EventRow, RuleRow};
+use crate::templates::Templates;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio::sync::{Notify, watch};
 
 /// Severities, in order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -240,7 +244,7 @@ pub fn check_event(input: &EventInput) -> Result<Event> {
     })
 }
 
-async fn check_methods(app: &App, tenant: &str, methods: &[Method], p: &mut Problems) -> Vec<Method> {
+async fn check_methods(store: &Store, tenant: &str, methods: &[Method], p: &mut Problems) -> Vec<Method> {
     if methods.is_empty() {
         p.add(
             "methods",
@@ -265,7 +269,7 @@ async fn check_methods(app: &App, tenant: &str, methods: &[Method], p: &mut Prob
         }
         let mut account = None;
         if let Some(a) = m.account.as_deref().filter(|a| !a.is_empty()) {
-            match app.store.find_account(tenant, a).await {
+            match store.find_account(tenant, a).await {
                 Ok(Some(row)) => account = Some(row.id),
                 _ => p.add(
                     format!("methods[{i}].account"),
@@ -300,11 +304,33 @@ async fn check_methods(app: &App, tenant: &str, methods: &[Method], p: &mut Prob
 pub const SYSTEM_AUTHORIZATION_EXPIRED: &str = "account_authorization_expired";
 pub const SYSTEM_ACCOUNT_FAILING: &str = "account_failing";
 
-impl App {
+/// Notification rules: what they match, and the messages they queue.
+#[derive(Clone)]
+pub struct Rules {
+    store: Store,
+    outbox: Outbox,
+    templates: Templates,
+    /// Notified when an account event was written (`health`).
+    events: Arc<Notify>,
+}
+
+impl Rules {
+    /// The rules over the store; matched events are queued in `outbox`.
+    pub fn new(store: Store, outbox: Outbox, templates: Templates, events: Arc<Notify>) -> Rules {
+        Rules {
+            store,
+            outbox,
+            templates,
+            events,
+        }
+    }
+
+    /// The tenant's rules.
     pub async fn list_rules(&self, tenant: &str) -> Result<Vec<RuleView>> {
         Ok(self.store.list_rules(tenant).await?.iter().map(rule_view).collect())
     }
 
+    /// One rule of the tenant, by id or name.
     pub async fn get_rule(&self, tenant: &str, id: &str) -> Result<RuleView> {
         let r = self
             .store
@@ -314,6 +340,7 @@ impl App {
         Ok(rule_view(&r))
     }
 
+    /// Creates a rule; every field is checked and named when wrong.
     pub async fn create_rule(&self, tenant: &str, input: RuleInput) -> Result<RuleView> {
         let mut p = Problems::default();
         let name = match input.name.as_deref().map(str::trim) {
@@ -326,7 +353,7 @@ impl App {
                 .map(|h| h.as_str().to_string())
                 .unwrap_or_default(),
         };
-        let methods = check_methods(self, tenant, input.methods.as_deref().unwrap_or(&[]), &mut p).await;
+        let methods = check_methods(&self.store, tenant, input.methods.as_deref().unwrap_or(&[]), &mut p).await;
         p.into_result()?;
         let now = crate::now_ms();
         let row = RuleRow {
@@ -345,6 +372,7 @@ impl App {
         Ok(rule_view(&row))
     }
 
+    /// Edits a rule; absent fields keep their values.
     pub async fn edit_rule(&self, tenant: &str, id: &str, input: RuleInput) -> Result<RuleView> {
         let mut row = self
             .store
@@ -363,7 +391,7 @@ impl App {
             }
         }
         if let Some(m) = &input.methods {
-            let methods = check_methods(self, tenant, m, &mut p).await;
+            let methods = check_methods(&self.store, tenant, m, &mut p).await;
             row.methods_json = serde_json::to_string(&methods).expect("serializable");
         }
         p.into_result()?;
@@ -381,6 +409,7 @@ impl App {
         Ok(rule_view(&row))
     }
 
+    /// Deletes a rule.
     pub async fn delete_rule(&self, tenant: &str, id: &str) -> Result<()> {
         let row = self
             .store
@@ -456,6 +485,7 @@ impl App {
         self.dispatch_event(tenant, event).await
     }
 
+    /// Records an event and dispatches it now.
     pub async fn dispatch_event(&self, tenant: &str, event: Event) -> Result<EventOutcome> {
         let id = crate::store::new_id();
         let now = crate::now_ms();
@@ -472,6 +502,12 @@ impl App {
                 created_at: now,
             })
             .await?;
+        self.dispatch_recorded(tenant, id, event, now).await
+    }
+
+    /// Matches a recorded event against the tenant's rules and queues the
+    /// messages of those that fire.
+    async fn dispatch_recorded(&self, tenant: &str, id: String, event: Event, now: i64) -> Result<EventOutcome> {
         let settings = self.store.get_settings(tenant).await?;
         let locale = settings.locale.as_deref().and_then(Locale::parse).unwrap_or_default();
         // A warning about an account must not be sent through that account.
@@ -533,12 +569,13 @@ impl App {
                     retry_only: None,
                 };
                 let mut route = self
+                    .outbox
                     .resolve_route(tenant, method.account.as_deref(), avoid.as_deref())
                     .await?;
                 if route.from_name.is_none() {
                     route.from_name = method.from_name.clone();
                 }
-                let (m, _) = self.enqueue(tenant, content, route, None).await?;
+                let (m, _) = self.outbox.enqueue(tenant, content, route, None).await?;
                 messages.push(m.id);
             }
         }
@@ -584,11 +621,11 @@ impl App {
             if !obj.contains_key("tenant_name") {
                 obj.insert(
                     "tenant_name".into(),
-                    self.tenant_name(tenant).await.unwrap_or_default().into(),
+                    self.store.tenant_name(tenant).await.unwrap_or_default().into(),
                 );
             }
         }
-        match self.render_template(tenant, name, locale, &vars).await {
+        match self.templates.render_template(tenant, name, locale, &vars).await {
             Ok(r) => r,
             Err(err) => {
                 tracing::error!(error = %err, template = name, "a rule's template did not render; sending plain text");
@@ -601,25 +638,55 @@ impl App {
         }
     }
 
-    /// Emits a system event about an account (its status changed for the worse).
-    pub async fn account_event(
-        &self,
-        row: &crate::store::accounts::AccountRow,
-        kind: &str,
-        severity: Severity,
-        title: &str,
-        message: &str,
-    ) {
-        let event = Event {
-            kind: kind.to_string(),
-            severity,
-            source: Some("herald".into()),
-            title: title.to_string(),
-            message: Some(message.to_string()),
-            data: serde_json::json!({"account_id": row.id, "account_name": row.name, "provider": row.provider}),
-        };
-        if let Err(e) = self.dispatch_event(&row.tenant_id, event).await {
-            tracing::error!(account = %row.id, error = %e, "could not report the account's state");
+    /// Dispatches the events written but not yet dispatched (the account
+    /// events `health` writes with a new status); answers how many.
+    pub async fn dispatch_pending(&self) -> Result<usize> {
+        let mut done = 0;
+        loop {
+            let rows = self.store.take_pending_events(crate::now_ms(), 50).await?;
+            if rows.is_empty() {
+                return Ok(done);
+            }
+            for row in rows {
+                done += 1;
+                let event = Event {
+                    kind: row.kind,
+                    severity: Severity::parse(&row.severity).unwrap_or(Severity::Warning),
+                    source: row.source,
+                    title: row.title,
+                    message: row.message,
+                    data: row
+                        .data
+                        .as_deref()
+                        .and_then(|d| serde_json::from_str(d).ok())
+                        .unwrap_or(serde_json::Value::Null),
+                };
+                if let Err(e) = self
+                    .dispatch_recorded(&row.tenant_id, row.id.clone(), event, row.created_at)
+                    .await
+                {
+                    tracing::error!(event = %row.id, error = %e, "could not dispatch an account event");
+                }
+            }
+        }
+    }
+
+    /// The event feed: dispatches account events as they are written (woken
+    /// by `health`, and every few seconds for other nodes' events) until
+    /// `shutdown` turns true.
+    pub async fn run_event_feed(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if let Err(e) = self.dispatch_pending().await {
+                tracing::error!(error = %e, "the event feed could not read pending events");
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = self.events.notified() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                _ = shutdown.changed() => {}
+            }
         }
     }
 }

@@ -3,11 +3,11 @@
 //! platform sender, who its admins are; and for the platform, how many
 //! messages a day each tenant may send through the platform's account.
 
-use crate::app::App;
 use crate::domain::{EmailAddress, HeaderText};
 use crate::error::{Problems, Result};
 use crate::i18n::Locale;
 use crate::store::PLATFORM;
+use crate::store::Store;
 use crate::store::settings::SettingsRow;
 use serde::{Deserialize, Serialize};
 
@@ -32,23 +32,38 @@ pub struct Settings {
     pub tenant_daily_cap: Option<i64>,
 }
 
-impl App {
+/// The settings of each tenant and of the platform.
+#[derive(Clone)]
+pub struct SettingsBook {
+    store: Store,
+    /// HERALD_PUBLIC_URL, shown read-only.
+    public_url: String,
+}
+
+impl SettingsBook {
+    /// The service over the store.
+    pub fn new(store: Store, public_url: String) -> SettingsBook {
+        SettingsBook { store, public_url }
+    }
+
     fn settings_view(&self, s: &SettingsRow) -> Settings {
         Settings {
             default_account: s.default_account.clone(),
             from_name: s.from_name.clone(),
             locale: Some(s.locale.clone().unwrap_or_else(|| "en".into())),
-            public_url: Some(self.config.public_url.clone()),
+            public_url: Some(self.public_url.clone()),
             fallback_to_platform: Some(s.fallback_to_platform != 0),
             admin_emails: Some(admin_emails(s)),
             tenant_daily_cap: s.tenant_daily_cap,
         }
     }
 
+    /// The tenant's settings (defaults where none were saved).
     pub async fn settings(&self, tenant: &str) -> Result<Settings> {
         Ok(self.settings_view(&self.store.get_settings(tenant).await?))
     }
 
+    /// Replaces the tenant's settings, every field checked.
     pub async fn put_settings(&self, tenant: &str, input: Settings) -> Result<Settings> {
         let mut p = Problems::default();
         let default_account = match input
@@ -85,7 +100,7 @@ impl App {
             ),
         };
         if let Some(u) = &input.public_url
-            && u.trim_end_matches('/') != self.config.public_url
+            && u.trim_end_matches('/') != self.public_url
         {
             p.add(
                 "public_url",
@@ -127,6 +142,7 @@ impl App {
     }
 }
 
+/// Who is told when an account needs attention.
 pub fn admin_emails(s: &SettingsRow) -> Vec<String> {
     s.admin_emails
         .as_deref()

@@ -17,9 +17,10 @@
 //! | `authorization_expired` | `account_name`, `tenant_name` (optional), `reauthorize_url` (optional) |
 //! | `event_notification` | `event` {`type`, `severity`, `source`, `title`, `message`, `data`}, `suppressed` (events the throttle held back; a sentence only when > 0), `rule_name` |
 
-use crate::app::App;
 use crate::error::{Error, FieldError, Result};
 use crate::i18n::Locale;
+use crate::store::Store;
+use crate::store::templates::TemplateRow;
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -344,7 +345,70 @@ pub fn check(name: &str, source: &TemplateOverride) -> Result<Rendered> {
     render_source(source, &b.sample, "")
 }
 
-impl App {
+/// A template as it is used for a tenant: its override, else the built-in.
+#[derive(Debug, Serialize)]
+pub struct TemplateView {
+    pub name: &'static str,
+    pub locale: &'static str,
+    pub overridden: bool,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    /// When the override was saved; null for a built-in.
+    pub updated_at: Option<String>,
+    pub variables: Vec<Variable>,
+}
+
+fn row_source(r: &TemplateRow) -> TemplateSource {
+    TemplateSource {
+        subject: r.subject.clone(),
+        text: r.text.clone(),
+        html: r.html.clone(),
+    }
+}
+
+fn view(name: &'static str, locale: Locale, row: Option<&TemplateRow>) -> TemplateView {
+    let b = builtin(name).expect("a built-in name");
+    let (source, updated_at) = match row {
+        Some(r) => (row_source(r), Some(crate::rfc3339(r.updated_at))),
+        None => (b.source(locale).clone(), None),
+    };
+    TemplateView {
+        name,
+        locale: locale.as_str(),
+        overridden: row.is_some(),
+        subject: source.subject,
+        text: source.text,
+        html: source.html,
+        updated_at,
+        variables: b.variables.clone(),
+    }
+}
+
+/// The built-in template and locale a path names, or 404.
+pub fn target(name: &str, locale: &str) -> Result<(&'static str, Locale)> {
+    let name = BUILTIN
+        .iter()
+        .copied()
+        .find(|n| *n == name)
+        .ok_or_else(|| Error::NotFound(format!("template '{name}' (templates: {})", BUILTIN.join(", "))))?;
+    let locale =
+        Locale::parse(locale).ok_or_else(|| Error::NotFound(format!("locale '{locale}' (locales: en, zh-CN)")))?;
+    Ok((name, locale))
+}
+
+/// Templates as each tenant uses them, and its overrides.
+#[derive(Clone)]
+pub struct Templates {
+    store: Store,
+}
+
+impl Templates {
+    /// The service over the store's overrides.
+    pub fn new(store: Store) -> Templates {
+        Templates { store }
+    }
+
     /// The template `name` in `locale` for a tenant: its override, else the built-in.
     pub async fn template_source(&self, tenant: &str, name: &str, locale: Locale) -> Result<Option<TemplateOverride>> {
         builtin(name)?;
@@ -352,7 +416,7 @@ impl App {
             .store
             .get_template(tenant, name, locale.as_str())
             .await?
-            .map(|row| row.source()))
+            .map(|row| row_source(&row)))
     }
 
     /// Renders a template for a message of a tenant, with its override if it has one.
@@ -365,6 +429,67 @@ impl App {
     ) -> Result<Rendered> {
         let over = self.template_source(tenant, name, locale).await?;
         render(name, locale, vars, over.as_ref())
+    }
+
+    /// Every template in every locale, as the tenant uses it.
+    pub async fn list(&self, tenant: &str) -> Result<Vec<TemplateView>> {
+        let rows = self.store.list_templates(tenant).await?;
+        let mut out = Vec::new();
+        for &name in BUILTIN {
+            for &locale in LOCALES {
+                let row = rows.iter().find(|r| r.name == name && r.locale == locale.as_str());
+                out.push(view(name, locale, row));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One template as the tenant uses it.
+    pub async fn show(&self, tenant: &str, name: &'static str, locale: Locale) -> Result<TemplateView> {
+        let row = self.store.get_template(tenant, name, locale.as_str()).await?;
+        Ok(view(name, locale, row.as_ref()))
+    }
+
+    /// Checks an override (422 naming the part and the line if it does not
+    /// render with the template's sample values), then saves it.
+    pub async fn save(
+        &self,
+        tenant: &str,
+        name: &'static str,
+        locale: Locale,
+        source: TemplateSource,
+    ) -> Result<TemplateView> {
+        check(name, &source)?;
+        let row = TemplateRow {
+            tenant_id: tenant.to_string(),
+            name: name.to_string(),
+            locale: locale.as_str().to_string(),
+            subject: source.subject,
+            text: source.text,
+            html: source.html,
+            updated_at: crate::now_ms(),
+        };
+        self.store.put_template(&row).await?;
+        tracing::info!(
+            tenant,
+            template = name,
+            locale = locale.as_str(),
+            "template override saved"
+        );
+        Ok(view(name, locale, Some(&row)))
+    }
+
+    /// Removes the tenant's override and answers the built-in it goes back to.
+    pub async fn reset(&self, tenant: &str, name: &'static str, locale: Locale) -> Result<TemplateView> {
+        if self.store.delete_template(tenant, name, locale.as_str()).await? {
+            tracing::info!(
+                tenant,
+                template = name,
+                locale = locale.as_str(),
+                "template override removed"
+            );
+        }
+        Ok(view(name, locale, None))
     }
 }
 
@@ -422,13 +547,13 @@ mod tests {
 
         let vars = json!({"account_name": "Gmail ops", "tenant_name": "Acme"});
         let en = render("authorization_expired", Locale::En, &vars, None).unwrap();
-        assert!(en.text.contains(crate::accounts::EXPIRED_MESSAGE));
+        assert!(en.text.contains(crate::health::EXPIRED_MESSAGE));
         assert!(en.text.contains("\"Gmail ops\""));
         assert!(en.subject.contains("Gmail ops"));
         assert!(en.text.contains("console"), "no URL: says where to go instead");
-        assert!(en.html.unwrap().contains(crate::accounts::EXPIRED_MESSAGE));
+        assert!(en.html.unwrap().contains(crate::health::EXPIRED_MESSAGE));
         let zh = render("authorization_expired", Locale::ZhCn, &vars, None).unwrap();
-        assert!(zh.text.contains(crate::accounts::EXPIRED_MESSAGE_ZH));
+        assert!(zh.text.contains(crate::health::EXPIRED_MESSAGE_ZH));
         assert!(zh.text.contains("“Gmail ops”"));
         let with_url = json!({"account_name": "Gmail ops", "reauthorize_url": "https://h.example/r?a=1&b=2"});
         let r = render("authorization_expired", Locale::En, &with_url, None).unwrap();

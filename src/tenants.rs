@@ -1,9 +1,10 @@
 //! Tenants: the platform admin creates them; each gets its own admin token,
 //! shown once, and sees only its own accounts, messages, rules and settings.
 
-use crate::app::App;
 use crate::error::{Error, Result};
+use crate::rules::Rules;
 use crate::store::PLATFORM;
+use crate::store::Store;
 use crate::store::tenants::TenantRow;
 use serde::{Deserialize, Serialize};
 
@@ -45,7 +46,66 @@ pub fn require_platform(tenant: &str) -> Result<()> {
     }
 }
 
-impl App {
+/// Tenants and the API tokens that act for them.
+#[derive(Clone)]
+pub struct Tenants {
+    store: Store,
+    /// Every tenant gets the built-in rules.
+    rules: Rules,
+    /// HERALD_ADMIN_TOKEN: accepted as the platform admin's token.
+    admin_token: Option<String>,
+}
+
+impl Tenants {
+    /// The service over the store.
+    pub fn new(store: Store, rules: Rules, admin_token: Option<String>) -> Tenants {
+        Tenants {
+            store,
+            rules,
+            admin_token,
+        }
+    }
+
+    /// The tenant an API token acts for, if any (compared in constant time
+    /// with HERALD_ADMIN_TOKEN, looked up by hash otherwise).
+    pub async fn caller_for_token(&self, token: &str) -> Result<Option<String>> {
+        if let Some(admin) = &self.admin_token {
+            use subtle::ConstantTimeEq;
+            if bool::from(admin.as_bytes().ct_eq(token.as_bytes())) {
+                return Ok(Some(PLATFORM.to_string()));
+            }
+        }
+        self.store.tenant_for_token(&crate::secrets::token_hash(token)).await
+    }
+
+    /// On a first start without `HERALD_ADMIN_TOKEN`, creates the platform
+    /// admin's token and answers it, to be shown once.
+    pub async fn bootstrap_admin_token(&self) -> Result<Option<String>> {
+        if self.admin_token.is_some() || self.store.count_tokens(PLATFORM).await? > 0 {
+            return Ok(None);
+        }
+        let token = crate::secrets::new_token();
+        self.store
+            .insert_token(&crate::secrets::token_hash(&token), PLATFORM, "first start")
+            .await?;
+        Ok(Some(token))
+    }
+
+    /// Creates another platform admin token (`herald token create`).
+    pub async fn create_admin_token(&self, label: &str) -> Result<String> {
+        let token = crate::secrets::new_token();
+        self.store
+            .insert_token(&crate::secrets::token_hash(&token), PLATFORM, label)
+            .await?;
+        Ok(token)
+    }
+
+    /// Whether the tenant exists.
+    pub async fn exists(&self, id: &str) -> Result<bool> {
+        Ok(self.store.get_tenant(id).await?.is_some())
+    }
+
+    /// Creates a tenant with its admin token and built-in rules.
     pub async fn create_tenant(&self, caller: &str, input: TenantInput) -> Result<CreatedTenant> {
         require_platform(caller)?;
         let name = input.name.as_deref().map(str::trim).unwrap_or("");
@@ -66,7 +126,7 @@ impl App {
         self.store
             .insert_token(&crate::secrets::token_hash(&token), &row.id, "tenant admin")
             .await?;
-        self.ensure_system_rules(&row.id).await?;
+        self.rules.ensure_system_rules(&row.id).await?;
         tracing::info!(tenant = %row.id, "tenant created");
         Ok(CreatedTenant {
             id: row.id,
@@ -75,6 +135,7 @@ impl App {
         })
     }
 
+    /// The tenants the caller may see: all for the platform, itself for a tenant.
     pub async fn list_tenants(&self, caller: &str) -> Result<Vec<TenantView>> {
         if caller == PLATFORM {
             Ok(self.store.list_tenants().await?.iter().map(view).collect())
@@ -84,6 +145,7 @@ impl App {
         }
     }
 
+    /// Removes a tenant and everything it owns.
     pub async fn delete_tenant(&self, caller: &str, id: &str) -> Result<()> {
         require_platform(caller)?;
         if id == PLATFORM {
@@ -94,15 +156,5 @@ impl App {
         }
         tracing::info!(tenant = %id, "tenant removed");
         Ok(())
-    }
-
-    /// The tenant's name, for display names and templates.
-    pub async fn tenant_name(&self, id: &str) -> Result<String> {
-        Ok(self
-            .store
-            .get_tenant(id)
-            .await?
-            .map(|t| t.name)
-            .unwrap_or_else(|| id.to_string()))
     }
 }

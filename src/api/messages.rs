@@ -1,11 +1,10 @@
 //! `/api/v1/messages` and the capture mailbox.
 
 use super::{Caller, Json};
-use crate::app::App;
 use crate::error::{Error, Result};
-use crate::outbox::{MessageInput, MessageView};
+use crate::outbox::{CapturedView, MessageInput, MessageView, Outbox};
 use crate::store::messages::MessageFilter;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
@@ -13,12 +12,12 @@ use serde::{Deserialize, Serialize};
 /// Idempotency-Key was seen before.
 pub async fn create(
     caller: Caller,
-    State(app): State<App>,
+    State(outbox): State<Outbox>,
     headers: HeaderMap,
     Json(input): Json<MessageInput>,
 ) -> Result<(StatusCode, axum::Json<MessageView>)> {
     let key = idempotency_key(&headers)?;
-    let (view, created) = app.accept_message(&caller.tenant, input, key).await?;
+    let (view, created) = outbox.accept_message(&caller.tenant, input, key).await?;
     Ok((
         if created { StatusCode::ACCEPTED } else { StatusCode::OK },
         axum::Json(view),
@@ -53,13 +52,17 @@ pub struct BatchTurn {
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
-impl axum::extract::FromRequestParts<App> for BatchTurn {
+impl<S> axum::extract::FromRequestParts<S> for BatchTurn
+where
+    Outbox: axum::extract::FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = Error;
 
-    async fn from_request_parts(_: &mut axum::http::request::Parts, app: &App) -> Result<Self> {
-        let permit = app.batch_slots.clone().acquire_owned().await;
+    async fn from_request_parts(_: &mut axum::http::request::Parts, state: &S) -> Result<Self> {
+        let outbox = Outbox::from_ref(state);
         Ok(BatchTurn {
-            _permit: permit.expect("the semaphore is never closed"),
+            _permit: outbox.batch_turn().await,
         })
     }
 }
@@ -69,13 +72,13 @@ impl axum::extract::FromRequestParts<App> for BatchTurn {
 /// 200 with the batch accepted the first time when its Idempotency-Key repeats.
 pub async fn batch(
     caller: Caller,
-    State(app): State<App>,
+    State(outbox): State<Outbox>,
     headers: HeaderMap,
     _turn: BatchTurn,
     Json(input): Json<BatchInput>,
 ) -> Result<(StatusCode, axum::Json<BatchAccepted>)> {
     let key = idempotency_key(&headers)?;
-    let (messages, created) = app.accept_batch(&caller.tenant, input.messages, key).await?;
+    let (messages, created) = outbox.accept_batch(&caller.tenant, input.messages, key).await?;
     Ok((
         if created { StatusCode::ACCEPTED } else { StatusCode::OK },
         axum::Json(BatchAccepted { messages }),
@@ -92,7 +95,7 @@ pub struct ListQuery {
 
 pub async fn list(
     caller: Caller,
-    State(app): State<App>,
+    State(outbox): State<Outbox>,
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Vec<MessageView>>> {
     let limit = q.limit.unwrap_or(50);
@@ -105,46 +108,34 @@ pub async fn list(
         before: q.before,
         limit,
     };
-    Ok(axum::Json(app.list_messages(&caller.tenant, filter).await?))
+    Ok(axum::Json(outbox.list_messages(&caller.tenant, filter).await?))
 }
 
-pub async fn show(caller: Caller, State(app): State<App>, Path(id): Path<String>) -> Result<axum::Json<MessageView>> {
-    Ok(axum::Json(app.get_message(&caller.tenant, &id).await?))
+pub async fn show(
+    caller: Caller,
+    State(outbox): State<Outbox>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<MessageView>> {
+    Ok(axum::Json(outbox.get_message(&caller.tenant, &id).await?))
 }
 
-pub async fn cancel(caller: Caller, State(app): State<App>, Path(id): Path<String>) -> Result<axum::Json<MessageView>> {
-    Ok(axum::Json(app.cancel_message(&caller.tenant, &id).await?))
+pub async fn cancel(
+    caller: Caller,
+    State(outbox): State<Outbox>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<MessageView>> {
+    Ok(axum::Json(outbox.cancel_message(&caller.tenant, &id).await?))
 }
 
-pub async fn retry(caller: Caller, State(app): State<App>, Path(id): Path<String>) -> Result<axum::Json<MessageView>> {
-    Ok(axum::Json(app.retry_message(&caller.tenant, &id).await?))
-}
-
-#[derive(Serialize)]
-pub struct CapturedView {
-    id: String,
-    message: String,
-    from: String,
-    to: Vec<String>,
-    subject: String,
-    raw: String,
-    at: String,
+pub async fn retry(
+    caller: Caller,
+    State(outbox): State<Outbox>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<MessageView>> {
+    Ok(axum::Json(outbox.retry_message(&caller.tenant, &id).await?))
 }
 
 /// What went to the capture mailbox because no account was configured.
-pub async fn capture(caller: Caller, State(app): State<App>) -> Result<axum::Json<Vec<CapturedView>>> {
-    let rows = app.store.list_captured(&caller.tenant, 200).await?;
-    Ok(axum::Json(
-        rows.into_iter()
-            .map(|r| CapturedView {
-                id: r.id,
-                message: r.message_id,
-                from: r.mail_from,
-                to: serde_json::from_str(&r.rcpt_to).unwrap_or_default(),
-                subject: r.subject,
-                raw: r.raw,
-                at: crate::rfc3339(r.at),
-            })
-            .collect(),
-    ))
+pub async fn capture(caller: Caller, State(outbox): State<Outbox>) -> Result<axum::Json<Vec<CapturedView>>> {
+    Ok(axum::Json(outbox.captured(&caller.tenant, 200).await?))
 }

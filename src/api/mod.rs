@@ -1,4 +1,5 @@
-//! The REST API: thin handlers over the domain layer (`App`), one module per
+//! The REST API: thin handlers over the services (each extracted from the
+//! start-up wiring `App` through `FromRef`), one module per
 //! route family. Every error is `application/problem+json` (RFC 9457).
 
 mod accounts;
@@ -11,17 +12,18 @@ mod rules;
 mod templates;
 mod tenants;
 
-use crate::app::App;
 use crate::error::{Error, FieldError};
-use crate::store::PLATFORM;
+use crate::services::Services;
+use crate::tenants::Tenants;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::FromRef;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::routing::{delete, get, post};
 use serde::de::DeserializeOwned;
 
-pub fn router(app: App) -> Router {
+pub fn router(app: Services) -> Router {
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
@@ -68,10 +70,14 @@ pub struct Caller {
     pub tenant: String,
 }
 
-impl FromRequestParts<App> for Caller {
+impl<S> FromRequestParts<S> for Caller
+where
+    Tenants: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -80,15 +86,7 @@ impl FromRequestParts<App> for Caller {
         let Some(token) = header.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()) else {
             return Err(Error::Unauthorized);
         };
-        if let Some(admin) = &app.config.admin_token {
-            use subtle::ConstantTimeEq;
-            if bool::from(admin.as_bytes().ct_eq(token.as_bytes())) {
-                return Ok(Caller {
-                    tenant: PLATFORM.to_string(),
-                });
-            }
-        }
-        match app.store.tenant_for_token(&crate::secrets::token_hash(token)).await? {
+        match Tenants::from_ref(state).caller_for_token(token).await? {
             Some(tenant) => Ok(Caller { tenant }),
             None => Err(Error::Unauthorized),
         }

@@ -1,9 +1,9 @@
 //! OAuth2: starting an authorization, and the redirect URI that completes it.
 
 use super::Caller;
-use crate::app::App;
 use crate::error::Error;
 use crate::oauth::Authorization;
+use crate::oauth::Authorizations;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Html;
@@ -11,10 +11,12 @@ use serde::Deserialize;
 
 pub async fn authorize(
     caller: Caller,
-    State(app): State<App>,
+    State(authorizations): State<Authorizations>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Authorization>, Error> {
-    Ok(axum::Json(app.begin_authorization(&caller.tenant, &id, None).await?))
+    Ok(axum::Json(
+        authorizations.begin_authorization(&caller.tenant, &id, None).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -27,14 +29,14 @@ pub struct CallbackQuery {
 
 /// The redirect URI. Answers a page for the person in the browser: success,
 /// or a 400 that says what went wrong; nothing is stored on failure.
-pub async fn callback(State(app): State<App>, Query(q): Query<CallbackQuery>) -> (StatusCode, Html<String>) {
+pub async fn callback(
+    State(authorizations): State<Authorizations>,
+    Query(q): Query<CallbackQuery>,
+) -> (StatusCode, Html<String>) {
     if let Some(err) = &q.error {
         // The person declined, or the provider refused: spend the state so it cannot be replayed.
         if let Some(s) = &q.state {
-            let _ = app
-                .store
-                .take_state(&crate::secrets::token_hash(s), crate::now_ms())
-                .await;
+            authorizations.discard_state(s).await;
         }
         let detail = q
             .error_description
@@ -56,7 +58,7 @@ pub async fn callback(State(app): State<App>, Query(q): Query<CallbackQuery>) ->
             "The redirect carries no code or no state: start the authorization again from Herald.",
         );
     };
-    match app.complete_authorization(state, code).await {
+    match authorizations.complete_authorization(state, code).await {
         Ok(done) => {
             let released = if done.released_messages > 0 {
                 format!(" {} held message(s) are being sent now.", done.released_messages)

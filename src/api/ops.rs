@@ -1,17 +1,20 @@
 //! Health, metrics, the OpenAPI document, settings.
 
 use super::{Caller, Json};
-use crate::app::App;
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::settings::Settings;
+use crate::settings::SettingsBook;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use std::sync::Arc;
 
 const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
-pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
-    if app.store.ping().await {
+pub async fn healthz(State(outbox): State<Outbox>) -> impl IntoResponse {
+    if outbox.healthy().await {
         (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"})))
     } else {
         (
@@ -21,11 +24,11 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     }
 }
 
-pub async fn metrics(State(app): State<App>) -> Result<impl IntoResponse> {
-    let counts = app.store.message_counts().await?;
+pub async fn metrics(State(outbox): State<Outbox>, State(metrics): State<Arc<Metrics>>) -> Result<impl IntoResponse> {
+    let counts = outbox.count_by_status().await?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(&counts),
+        metrics.render(&counts),
     ))
 }
 
@@ -37,15 +40,15 @@ pub async fn not_found() -> Error {
     Error::NotFound("this path".into())
 }
 
-pub async fn get_settings(caller: Caller, State(app): State<App>) -> Result<axum::Json<Settings>> {
-    Ok(axum::Json(app.settings(&caller.tenant).await?))
+pub async fn get_settings(caller: Caller, State(settings): State<SettingsBook>) -> Result<axum::Json<Settings>> {
+    Ok(axum::Json(settings.settings(&caller.tenant).await?))
 }
 
 /// Replaces the settings; `public_url` is the server's (HERALD_PUBLIC_URL) and read-only here.
 pub async fn put_settings(
     caller: Caller,
-    State(app): State<App>,
+    State(settings): State<SettingsBook>,
     Json(input): Json<Settings>,
 ) -> Result<axum::Json<Settings>> {
-    Ok(axum::Json(app.put_settings(&caller.tenant, input).await?))
+    Ok(axum::Json(settings.put_settings(&caller.tenant, input).await?))
 }

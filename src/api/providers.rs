@@ -1,13 +1,12 @@
 //! The provider catalog and discovery.
 
 use super::Caller;
-use crate::app::App;
 use crate::catalog::{Catalog, Provider};
 use crate::discovery::{self, Discovery};
 use crate::domain::EmailAddress;
 use crate::error::{Error, Result};
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -21,11 +20,7 @@ pub struct DiscoverQuery {
     offline: Option<bool>,
 }
 
-pub async fn discover(
-    _caller: Caller,
-    State(_app): State<App>,
-    Query(q): Query<DiscoverQuery>,
-) -> Result<Json<Discovery>> {
+pub async fn discover(_caller: Caller, Query(q): Query<DiscoverQuery>) -> Result<Json<Discovery>> {
     let address = q
         .address
         .ok_or_else(|| Error::field("address", "is required: ?address=name@example.com"))?;

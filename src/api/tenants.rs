@@ -1,29 +1,29 @@
 //! `/api/v1/tenants`: the platform admin's.
 
 use super::{Caller, Json};
-use crate::app::App;
 use crate::error::Result;
+use crate::tenants::Tenants;
 use crate::tenants::{CreatedTenant, TenantInput, TenantView};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-pub async fn list(caller: Caller, State(app): State<App>) -> Result<axum::Json<Vec<TenantView>>> {
-    Ok(axum::Json(app.list_tenants(&caller.tenant).await?))
+pub async fn list(caller: Caller, State(tenants): State<Tenants>) -> Result<axum::Json<Vec<TenantView>>> {
+    Ok(axum::Json(tenants.list_tenants(&caller.tenant).await?))
 }
 
 /// 201 with the tenant admin's token, shown this once.
 pub async fn create(
     caller: Caller,
-    State(app): State<App>,
+    State(tenants): State<Tenants>,
     Json(input): Json<TenantInput>,
 ) -> Result<(StatusCode, axum::Json<CreatedTenant>)> {
     Ok((
         StatusCode::CREATED,
-        axum::Json(app.create_tenant(&caller.tenant, input).await?),
+        axum::Json(tenants.create_tenant(&caller.tenant, input).await?),
     ))
 }
 
-pub async fn remove(caller: Caller, State(app): State<App>, Path(id): Path<String>) -> Result<StatusCode> {
-    app.delete_tenant(&caller.tenant, &id).await?;
+pub async fn remove(caller: Caller, State(tenants): State<Tenants>, Path(id): Path<String>) -> Result<StatusCode> {
+    tenants.delete_tenant(&caller.tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,21 +6,21 @@
 //! account's OAuth settings as they were when the authorization began: a code
 //! meant for another account or another client cannot complete this one.
 
+mod authorize;
 pub mod tokens;
 
-use crate::app::App;
+pub use authorize::Authorizations;
+
 use crate::catalog::{Catalog, OAuthPreset};
 use crate::error::{Error, Problems, Result};
 use crate::secrets::{Keyring, Secret};
 use crate::store::accounts::AccountRow;
-use crate::store::oauth::{StateRow, TokenRow};
 use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
 };
 use oauth2::{
-    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, StandardRevocableToken, StandardTokenResponse,
-    TokenResponse, TokenUrl,
+    ClientId, ClientSecret, EndpointNotSet, EndpointSet, ExtraTokenFields, RedirectUrl, StandardRevocableToken,
+    StandardTokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -357,184 +357,35 @@ fn client_secret(row: &AccountRow, keys: &Keyring) -> Result<Option<Secret>> {
     }
 }
 
-impl App {
-    /// Starts an authorization: a one-time state and a PKCE challenge, bound to
-    /// this account and its current settings. `redirect_uri` defaults to
-    /// `HERALD_PUBLIC_URL/oauth2/callback`; the CLI passes its loopback one.
-    pub async fn begin_authorization(
-        &self,
-        tenant: &str,
-        id_or_name: &str,
-        redirect_uri: Option<String>,
-    ) -> Result<Authorization> {
-        let row = self.find_account(tenant, id_or_name).await?;
-        let Some(settings) = settings_of(&row).filter(|_| row.auth_method == "oauth2") else {
-            return Err(Error::Conflict(format!(
-                "account '{}' does not sign in with OAuth2 (auth.method is {})",
-                row.name, row.auth_method
-            )));
-        };
-        if settings.flow == Flow::ClientCredentials {
-            return Err(Error::Conflict(
-                "this account uses the client credentials flow: no one signs in; send a test email to request a token"
-                    .into(),
-            ));
-        }
-        let redirect_uri = redirect_uri.unwrap_or_else(|| self.config.redirect_uri());
-        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let auth_url = AuthUrl::new(settings.authorize_url.clone())
-            .map_err(|e| Error::field("auth.oauth.authorize_url", e.to_string()))?;
-        let client = oauth2::basic::BasicClient::new(ClientId::new(settings.client_id.clone()))
-            .set_auth_uri(auth_url)
-            .set_redirect_uri(
-                RedirectUrl::new(redirect_uri.clone()).map_err(|e| anyhow::anyhow!("redirect URI: {e}"))?,
-            );
-        let mut req = client
-            .authorize_url(CsrfToken::new_random)
-            .set_pkce_challenge(challenge);
-        for s in settings.scope.split_whitespace() {
-            req = req.add_scope(Scope::new(s.to_string()));
-        }
-        for (k, v) in &settings.authorize_params {
-            req = req.add_extra_param(k.clone(), v.clone());
-        }
-        if let Some(u) = row.username.as_deref().filter(|u| u.contains('@')) {
-            req = req.add_extra_param("login_hint", u.to_string());
-        }
-        let (url, state) = req.url();
-        let now = crate::now_ms();
-        self.store
-            .insert_state(&StateRow {
-                state_hash: crate::secrets::token_hash(state.secret()),
-                account_id: row.id.clone(),
-                tenant_id: tenant.to_string(),
-                verifier: self
-                    .keys
-                    .seal(&token_context(&row.id, "pkce"), &Secret::new(verifier.secret().clone())),
-                redirect_uri: redirect_uri.clone(),
-                fingerprint: fingerprint(&row),
-                created_at: now,
-                expires_at: now + STATE_TTL_MS,
-                used_at: None,
-            })
-            .await?;
-        tracing::info!(account = %row.id, "authorization started");
-        Ok(Authorization {
-            authorize_url: url.to_string(),
-            redirect_uri,
-            expires_at: crate::rfc3339(now + STATE_TTL_MS),
-        })
-    }
-
-    /// Completes an authorization from the redirect: checks the state, exchanges
-    /// the code with the PKCE verifier, stores the tokens sealed, marks the
-    /// account ready and releases its held messages. Nothing is stored on failure.
-    pub async fn complete_authorization(&self, state: &str, code: &str) -> Result<Authorized> {
-        let bad = |m: &str| Error::field("state", m.to_string());
-        let now = crate::now_ms();
-        let st = self
-            .store
-            .take_state(&crate::secrets::token_hash(state), now)
-            .await?
-            .ok_or_else(|| bad("is unknown or was already used: start the authorization again"))?;
-        if st.expires_at < now {
-            return Err(bad("has expired: start the authorization again"));
-        }
-        let row = self
-            .store
-            .find_account(&st.tenant_id, &st.account_id)
-            .await?
-            .ok_or_else(|| bad("belongs to an account that no longer exists"))?;
-        if fingerprint(&row) != st.fingerprint || row.auth_method != "oauth2" {
-            return Err(bad(
-                "was issued before the account's OAuth settings changed: start the authorization again",
-            ));
-        }
-        let settings = settings_of(&row).ok_or_else(|| bad("belongs to an account without OAuth settings"))?;
-        let verifier = self.keys.open(&token_context(&row.id, "pkce"), &st.verifier)?;
-        let secret = client_secret(&row, &self.keys)?;
-        let client = token_client(&settings, secret.as_ref(), Some(&st.redirect_uri))?;
-        let tokens = client
-            .exchange_code(AuthorizationCode::new(code.to_string()))
-            .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_string()))
-            .request_async(&self.oauth_http)
-            .await
-            .map_err(|e| {
-                let problem = tokens::classify(&e);
-                Error::field(
-                    "code",
-                    format!("the token endpoint refused the code: {}", problem.message()),
-                )
-            })?;
-        let refresh = tokens.refresh_token().map(|r| {
-            self.keys
-                .seal(&token_context(&row.id, "refresh"), &Secret::new(r.secret().clone()))
-        });
-        self.store
-            .put_tokens(&TokenRow {
-                account_id: row.id.clone(),
-                access_token: Some(self.keys.seal(
-                    &token_context(&row.id, "access"),
-                    &Secret::new(tokens.access_token().secret().clone()),
-                )),
-                access_expires_at: Some(
-                    now + tokens.expires_in().unwrap_or(Duration::from_secs(3600)).as_millis() as i64,
-                ),
-                refresh_token: refresh,
-                refresh_expires_at: tokens
-                    .extra_fields()
-                    .refresh_token_expires_in
-                    .map(|s| now + s as i64 * 1000),
-                generation: 0,
-                refresh_lock_until: None,
-                updated_at: now,
-            })
-            .await?;
-        self.store
-            .set_account_status(&row.id, crate::accounts::status::READY, None, None)
-            .await?;
-        let released = self.store.release_held(&row.id).await?;
-        if released > 0 {
-            self.wake.notify_one();
-        }
-        tracing::info!(account = %row.id, released, "account authorized");
-        Ok(Authorized {
-            account_id: row.id.clone(),
-            account_name: row.name.clone(),
-            released_messages: released,
-        })
-    }
-
-    /// The OAuth view of an account, with token expiry and the warning.
-    pub async fn oauth_view(&self, row: &AccountRow) -> Result<Option<OAuthView>> {
-        let Some(s) = settings_of(row).filter(|_| row.auth_method == "oauth2") else {
-            return Ok(None);
-        };
-        let tokens = self.store.get_tokens(&row.id).await?;
-        let now = crate::now_ms();
-        let refresh_exp = tokens.as_ref().and_then(|t| t.refresh_expires_at);
-        let warning = refresh_exp.filter(|e| *e - now < 7 * 24 * 3600 * 1000).map(|e| {
-            format!(
-                "The refresh token expires on {}: reauthorize the account before then, or sending stops.",
-                crate::rfc3339(e)
-            )
-        });
-        Ok(Some(OAuthView {
-            authorized: s.flow == Flow::ClientCredentials
-                || tokens
-                    .as_ref()
-                    .is_some_and(|t| t.refresh_token.is_some() || t.access_token.is_some()),
-            access_token_expires_at: tokens.as_ref().and_then(|t| t.access_expires_at).map(crate::rfc3339),
-            refresh_token_expires_at: refresh_exp.map(crate::rfc3339),
-            warning,
-            client_secret_set: row.oauth_client_secret.is_some(),
-            provider: s.provider,
-            flow: s.flow,
-            client_id: s.client_id,
-            tenant_id: s.tenant_id,
-            authorize_url: s.authorize_url,
-            token_url: s.token_url,
-            scope: s.scope,
-        }))
-    }
+/// The OAuth view of an account, with token expiry and the warning.
+pub async fn oauth_view(store: &crate::store::Store, row: &AccountRow) -> Result<Option<OAuthView>> {
+    let Some(s) = settings_of(row).filter(|_| row.auth_method == "oauth2") else {
+        return Ok(None);
+    };
+    let tokens = store.get_tokens(&row.id).await?;
+    let now = crate::now_ms();
+    let refresh_exp = tokens.as_ref().and_then(|t| t.refresh_expires_at);
+    let warning = refresh_exp.filter(|e| *e - now < 7 * 24 * 3600 * 1000).map(|e| {
+        format!(
+            "The refresh token expires on {}: reauthorize the account before then, or sending stops.",
+            crate::rfc3339(e)
+        )
+    });
+    Ok(Some(OAuthView {
+        authorized: s.flow == Flow::ClientCredentials
+            || tokens
+                .as_ref()
+                .is_some_and(|t| t.refresh_token.is_some() || t.access_token.is_some()),
+        access_token_expires_at: tokens.as_ref().and_then(|t| t.access_expires_at).map(crate::rfc3339),
+        refresh_token_expires_at: refresh_exp.map(crate::rfc3339),
+        warning,
+        client_secret_set: row.oauth_client_secret.is_some(),
+        provider: s.provider,
+        flow: s.flow,
+        client_id: s.client_id,
+        tenant_id: s.tenant_id,
+        authorize_url: s.authorize_url,
+        token_url: s.token_url,
+        scope: s.scope,
+    }))
 }

@@ -5,12 +5,15 @@
 //! token is handed out, so a crash cannot lose the only valid refresh token.
 
 use super::{Flow, OAuthSettings, client_secret, settings_of, token_client, token_context};
-use crate::app::App;
-use crate::secrets::Secret;
+use crate::health::{Health, Observation};
+use crate::secrets::{Keyring, Secret};
+use crate::store::Store;
 use crate::store::accounts::AccountRow;
 use oauth2::basic::{BasicErrorResponse, BasicErrorResponseType};
 use oauth2::{RefreshToken, RequestTokenError, Scope, TokenResponse};
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Refresh when the token has less than this left, so it cannot expire mid-session.
@@ -110,7 +113,30 @@ pub fn classify<RE: std::error::Error + 'static>(e: &RequestTokenError<RE, Basic
     }
 }
 
-impl App {
+/// Access tokens of OAuth2 accounts, refreshed single-flight.
+#[derive(Clone)]
+pub struct Tokens {
+    store: Store,
+    keys: Keyring,
+    /// HTTP client for the token endpoints.
+    http: reqwest::Client,
+    /// One refresh at a time per account in this process.
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    health: Health,
+}
+
+impl Tokens {
+    /// The token manager over the store; tokens are sealed with `keys`.
+    pub fn new(store: Store, keys: Keyring, http: reqwest::Client, health: Health) -> Tokens {
+        Tokens {
+            store,
+            keys,
+            http,
+            locks: Arc::default(),
+            health,
+        }
+    }
+
     /// A valid access token for the account; `force` refreshes even a token
     /// that looks valid (after the server rejected it).
     pub async fn access_token(&self, row: &AccountRow, force: bool) -> Result<AccessToken, TokenProblem> {
@@ -126,7 +152,7 @@ impl App {
         // One refresh per account in this process: later callers wait here
         // and then find the token the first one stored.
         let lock = {
-            let mut locks = self.oauth_locks.lock().expect("oauth locks");
+            let mut locks = self.locks.lock().expect("oauth locks");
             locks
                 .entry(row.id.clone())
                 .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
@@ -243,7 +269,7 @@ impl App {
                     .map_err(|e| TokenProblem::Configuration(format!("{e}")))?;
                 client
                     .exchange_refresh_token(&RefreshToken::new(refresh.expose().to_string()))
-                    .request_async(&self.oauth_http)
+                    .request_async(&self.http)
                     .await
             }
             Flow::ClientCredentials => {
@@ -251,7 +277,7 @@ impl App {
                 for s in settings.scope.split_whitespace() {
                     req = req.add_scope(Scope::new(s.to_string()));
                 }
-                req.request_async(&self.oauth_http).await
+                req.request_async(&self.http).await
             }
         };
         let tokens = response.map_err(|e| classify(&e))?;
@@ -281,20 +307,19 @@ impl App {
         Ok(Secret::new(access))
     }
 
-    /// Puts what a token failure means on the account, where people look.
+    /// Puts what a token failure means on the account, where people look;
+    /// an endpoint that is down says nothing about the account.
     pub async fn note_token_problem(&self, row: &AccountRow, problem: &TokenProblem) {
-        use crate::accounts::status;
-        let (st, msg) = match problem {
+        let observation = match problem {
             TokenProblem::Expired(detail) => {
                 tracing::warn!(account = %row.id, detail, "authorization expired");
-                (
-                    status::AUTHORIZATION_EXPIRED,
-                    crate::accounts::EXPIRED_MESSAGE.to_string(),
-                )
+                Observation::GrantRevoked
             }
-            TokenProblem::Configuration(m) => (status::FAILING, format!("OAuth2 token request refused: {m}")),
+            TokenProblem::Configuration(m) => Observation::TokenRequestRefused { message: m.clone() },
             TokenProblem::Unavailable(_) => return,
         };
-        let _ = self.mark_account(row, st, &msg, None).await;
+        if let Err(e) = self.health.observe(row, observation).await {
+            tracing::error!(account = %row.id, error = %e, "could not record the account's state");
+        }
     }
 }

@@ -90,14 +90,15 @@ impl Store {
         }
     }
 
-    /// Writes every column but the identity and creation time.
+    /// Writes the account's settings: every column but the identity, the
+    /// creation time and the status (`health` writes that).
     pub async fn update_account(&self, a: &AccountRow) -> Result<()> {
         let _changed = self.changing();
         let r = on_pool!(self, |p| sqlx::query(
             "UPDATE accounts SET name=$3, provider=$4, host=$5, port=$6, security=$7, auth_method=$8, username=$9, \
              secret=$10, oauth=$11, oauth_client_secret=$12, from_address=$13, from_name=$14, tls_ca_pem=$15, \
              tls_skip_verify=$16, timeout_secs=$17, limit_connections=$18, limit_per_minute=$19, limit_per_day=$20, \
-             backup_account=$21, status=$22, status_message=$23, last_report=$24, updated_at=$25 \
+             backup_account=$21, updated_at=$22 \
              WHERE id=$1 AND tenant_id=$2"
         )
         .bind(&a.id)
@@ -121,9 +122,6 @@ impl Store {
         .bind(a.limit_per_minute)
         .bind(a.limit_per_day)
         .bind(&a.backup_account)
-        .bind(&a.status)
-        .bind(&a.status_message)
-        .bind(&a.last_report)
         .bind(a.updated_at)
         .execute(p)
         .await
@@ -187,28 +185,38 @@ impl Store {
         Ok(done > 0)
     }
 
-    /// Records the outcome of a test or a delivery on the account.
+    /// Writes an account's new status, and the event it raises if any, in
+    /// one transaction. Only `health::Health::observe` calls this: an
+    /// account's status has one writer.
     pub async fn set_account_status(
         &self,
         id: &str,
         status: &str,
         status_message: Option<&str>,
         last_report: Option<&str>,
+        event: Option<&super::rules::EventRow>,
     ) -> Result<()> {
         let _changed = self.changing();
         let now = crate::now_ms();
         on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
             sqlx::query(
-            "UPDATE accounts SET status=$2, status_message=$3, last_report=COALESCE($4, last_report), updated_at=$5 WHERE id=$1"
-        )
-        .bind(id)
-        .bind(status)
-        .bind(status_message)
-        .bind(last_report)
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
+                "UPDATE accounts SET status=$2, status_message=$3, last_report=COALESCE($4, last_report), updated_at=$5 \
+                 WHERE id=$1",
+            )
+            .bind(id)
+            .bind(status)
+            .bind(status_message)
+            .bind(last_report)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(e) = event {
+                super::rules::insert_event_query!(e, None::<i64>)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
         })?;
         Ok(())
     }

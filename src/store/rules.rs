@@ -31,6 +31,28 @@ pub struct EventRow {
     pub created_at: i64,
 }
 
+/// The insert of an event, bound on any pool or transaction: `dispatched_at`
+/// None leaves the event to the event feed.
+macro_rules! insert_event_query {
+    ($e:expr, $dispatched_at:expr) => {
+        sqlx::query(
+            "INSERT INTO events (id, tenant_id, type, severity, source, title, message, data, created_at, \
+             dispatched_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+        )
+        .bind(&$e.id)
+        .bind(&$e.tenant_id)
+        .bind(&$e.kind)
+        .bind(&$e.severity)
+        .bind(&$e.source)
+        .bind(&$e.title)
+        .bind(&$e.message)
+        .bind(&$e.data)
+        .bind($e.created_at)
+        .bind($dispatched_at)
+    };
+}
+pub(crate) use insert_event_query;
+
 const RULE_COLUMNS: &str =
     "id, tenant_id, name, enabled, match_json, methods_json, throttle_secs, system_key, created_at, updated_at";
 
@@ -123,24 +145,31 @@ impl Store {
         Ok(row.0 > 0)
     }
 
+    /// Records an event that is dispatched now, by its caller (`POST /events`).
     pub async fn insert_event(&self, e: &EventRow) -> Result<()> {
-        on_pool!(self, |p| sqlx::query(
-            "INSERT INTO events (id, tenant_id, type, severity, source, title, message, data, created_at) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
-        )
-        .bind(&e.id)
-        .bind(&e.tenant_id)
-        .bind(&e.kind)
-        .bind(&e.severity)
-        .bind(&e.source)
-        .bind(&e.title)
-        .bind(&e.message)
-        .bind(&e.data)
-        .bind(e.created_at)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
+        on_pool!(self, |p| insert_event_query!(e, Some(e.created_at))
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
+    }
+
+    /// Takes up to `limit` events written but not yet dispatched (account
+    /// events), oldest first, marking them dispatched: on several nodes each
+    /// event is taken by one.
+    pub async fn take_pending_events(&self, now: i64, limit: i64) -> Result<Vec<EventRow>> {
+        let mut rows: Vec<EventRow> = on_pool!(self, |p| sqlx::query_as(
+            "UPDATE events SET dispatched_at = $1 WHERE id IN \
+             (SELECT id FROM events WHERE dispatched_at IS NULL ORDER BY created_at LIMIT $2) \
+             AND dispatched_at IS NULL \
+             RETURNING id, tenant_id, type, severity, source, title, message, data, created_at"
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(p)
+        .await)?;
+        rows.sort_by_key(|r| r.created_at);
+        Ok(rows)
     }
 
     /// The throttle gate of a rule. Inside the window the event is counted

@@ -2,7 +2,6 @@
 
 use super::{Store, on_pool};
 use crate::error::Result;
-use crate::templates::TemplateSource;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TemplateRow {
@@ -13,16 +12,6 @@ pub struct TemplateRow {
     pub text: String,
     pub html: Option<String>,
     pub updated_at: i64,
-}
-
-impl TemplateRow {
-    pub fn source(&self) -> TemplateSource {
-        TemplateSource {
-            subject: self.subject.clone(),
-            text: self.text.clone(),
-            html: self.html.clone(),
-        }
-    }
 }
 
 impl Store {

@@ -52,4 +52,13 @@ impl Store {
             .map(|r| r.rows_affected()))?;
         Ok(n > 0)
     }
+
+    /// The tenant's name, for display names and templates (its id if it has none).
+    pub async fn tenant_name(&self, id: &str) -> Result<String> {
+        Ok(self
+            .get_tenant(id)
+            .await?
+            .map(|t| t.name)
+            .unwrap_or_else(|| id.to_string()))
+    }
 }

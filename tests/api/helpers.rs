@@ -154,10 +154,10 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         env: &env,
     })
     .expect("config");
-    let app = herald::app::App::open(config).await.expect("open app");
+    let app = herald::services::Services::open(config).await.expect("open app");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
-        herald::app::serve_on(app, listener, async move {
+        herald::startup::serve_on(app, listener, async move {
             let _ = rx.await;
         })
         .await

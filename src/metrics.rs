@@ -1,0 +1,116 @@
+//! Counters for `/metrics` (Prometheus text); the queue depth comes from the
+//! database at scrape time.
+
+use crate::status::MessageStatus;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Counters for `/metrics`; queue depth comes from the database at scrape time.
+#[derive(Default)]
+pub struct Metrics {
+    accepted: AtomicU64,
+    tests_ok: AtomicU64,
+    tests_failed: AtomicU64,
+    attempts: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Attempts per account and outcome.
+    per_account: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>>,
+    /// Send latency histogram: counts per upper bound in seconds.
+    latency_buckets: [AtomicU64; LATENCY_BOUNDS.len()],
+    latency_count: AtomicU64,
+    latency_sum_ms: AtomicU64,
+}
+
+/// Upper bounds of the send latency histogram, in seconds.
+pub const LATENCY_BOUNDS: [f64; 8] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+impl Metrics {
+    pub fn record_accepted(&self) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn record_test(&self, ok: bool) {
+        if ok { &self.tests_ok } else { &self.tests_failed }.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn record_attempt(&self, class: &str) {
+        *self
+            .attempts
+            .lock()
+            .expect("metrics lock")
+            .entry(class.to_string())
+            .or_default() += 1;
+    }
+
+    pub fn record_account(&self, account: &str, outcome: &str) {
+        *self
+            .per_account
+            .lock()
+            .expect("metrics lock")
+            .entry((account.to_string(), outcome.to_string()))
+            .or_default() += 1;
+    }
+
+    pub fn observe_send(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (i, bound) in LATENCY_BOUNDS.iter().enumerate() {
+            if secs <= *bound {
+                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_ms.fetch_add(d.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self, queue: &[(String, i64)]) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP herald_messages Messages in the store by status.\n# TYPE herald_messages gauge\n");
+        for s in MessageStatus::ALL.iter().map(|s| s.as_str()) {
+            let n = queue.iter().find(|(st, _)| st == s).map(|(_, n)| *n).unwrap_or(0);
+            out.push_str(&format!("herald_messages{{status=\"{s}\"}} {n}\n"));
+        }
+        out.push_str("# HELP herald_messages_accepted_total Messages accepted by this process.\n# TYPE herald_messages_accepted_total counter\n");
+        out.push_str(&format!(
+            "herald_messages_accepted_total {}\n",
+            self.accepted.load(Ordering::Relaxed)
+        ));
+        out.push_str("# HELP herald_delivery_attempts_total Delivery attempts by outcome class.\n# TYPE herald_delivery_attempts_total counter\n");
+        for (class, n) in self.attempts.lock().expect("metrics lock").iter() {
+            out.push_str(&format!("herald_delivery_attempts_total{{class=\"{class}\"}} {n}\n"));
+        }
+        out.push_str("# HELP herald_account_attempts_total Delivery attempts per account and outcome (this process).\n# TYPE herald_account_attempts_total counter\n");
+        for ((account, outcome), n) in self.per_account.lock().expect("metrics lock").iter() {
+            out.push_str(&format!(
+                "herald_account_attempts_total{{account=\"{account}\",outcome=\"{outcome}\"}} {n}\n"
+            ));
+        }
+        out.push_str(
+            "# HELP herald_test_emails_total Test emails by result.\n# TYPE herald_test_emails_total counter\n",
+        );
+        out.push_str(&format!(
+            "herald_test_emails_total{{ok=\"true\"}} {}\n",
+            self.tests_ok.load(Ordering::Relaxed)
+        ));
+        out.push_str(&format!(
+            "herald_test_emails_total{{ok=\"false\"}} {}\n",
+            self.tests_failed.load(Ordering::Relaxed)
+        ));
+        out.push_str(
+            "# HELP herald_send_seconds Time to deliver one message over SMTP.\n# TYPE herald_send_seconds histogram\n",
+        );
+        for (i, bound) in LATENCY_BOUNDS.iter().enumerate() {
+            out.push_str(&format!(
+                "herald_send_seconds_bucket{{le=\"{bound}\"}} {}\n",
+                self.latency_buckets[i].load(Ordering::Relaxed)
+            ));
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        out.push_str(&format!("herald_send_seconds_bucket{{le=\"+Inf\"}} {count}\n"));
+        out.push_str(&format!(
+            "herald_send_seconds_sum {}\n",
+            self.latency_sum_ms.load(Ordering::Relaxed) as f64 / 1000.0
+        ));
+        out.push_str(&format!("herald_send_seconds_count {count}\n"));
+        out
+    }
+}

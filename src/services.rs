@@ -1,0 +1,145 @@
+//! The services, built once from the configuration and wired together. The
+//! edges (`api`, `cli`) reach each service through this struct: axum
+//! extracts the one a handler needs (`State<Accounts>` …) through `FromRef`.
+
+use crate::accounts::Accounts;
+use crate::config::Config;
+use crate::delivery::Worker;
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::oauth::Authorizations;
+use crate::oauth::tokens::Tokens;
+use crate::outbox::Outbox;
+use crate::rules::Rules;
+use crate::secrets::Keyring;
+use crate::settings::SettingsBook;
+use crate::store::{PLATFORM, Store};
+use crate::templates::Templates;
+use crate::tenants::Tenants;
+use crate::testmail::TestMail;
+use anyhow::Context;
+use axum::extract::FromRef;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// The services, wired once. Handlers extract the one they need
+/// (`State<Accounts>` …) through `FromRef`; the CLI calls the same services.
+#[derive(Clone)]
+pub struct Services {
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    pub accounts: Accounts,
+    pub outbox: Outbox,
+    pub rules: Rules,
+    pub templates: Templates,
+    pub tenants: Tenants,
+    pub settings: SettingsBook,
+    pub authorizations: Authorizations,
+    pub test_mail: TestMail,
+    pub worker: Worker,
+    /// Closed at shutdown; the services hold clones of it.
+    store: Store,
+}
+
+/// Lets axum extract each service from the wiring (`State<Accounts>` …).
+macro_rules! extract {
+    ($($field:ident: $ty:ty),+ $(,)?) => {
+        $(impl FromRef<Services> for $ty {
+            fn from_ref(s: &Services) -> $ty {
+                s.$field.clone()
+            }
+        })+
+    };
+}
+
+extract!(
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    accounts: Accounts,
+    outbox: Outbox,
+    rules: Rules,
+    templates: Templates,
+    tenants: Tenants,
+    settings: SettingsBook,
+    authorizations: Authorizations,
+    test_mail: TestMail,
+    worker: Worker,
+);
+
+impl Services {
+    /// Opens the data directory and the database, creating both on first use,
+    /// and builds the services.
+    pub async fn open(config: Config) -> anyhow::Result<Services> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "creating the data directory {} (HERALD_DATA_DIR)",
+                config.data_dir.display()
+            )
+        })?;
+        let keys = Keyring::load_or_create(&config.data_dir, config.secret_key.as_deref())?;
+        let store = Store::connect(&config.database_url).await?;
+        restrict_database_files(&config.database_url);
+        let config = Arc::new(config);
+        let metrics = Arc::new(Metrics::default());
+        // Wakes the delivery worker when a message is queued or released.
+        let wake = Arc::new(Notify::new());
+        // Wakes the rules' event feed when an account event was written.
+        let events = Arc::new(Notify::new());
+        let http = crate::oauth::http_client();
+
+        let health = Health::new(store.clone(), events.clone());
+        let tokens = Tokens::new(store.clone(), keys.clone(), http.clone(), health.clone());
+        let connector = crate::connect::Connector::new(keys.clone(), tokens, health.clone());
+        let templates = Templates::new(store.clone());
+        let outbox = Outbox::new(store.clone(), metrics.clone(), wake.clone(), templates.clone());
+        let rules = Rules::new(store.clone(), outbox.clone(), templates.clone(), events);
+        let accounts = Accounts::new(store.clone(), keys.clone(), config.redirect_uri(), health.clone());
+        let app = Services {
+            tenants: Tenants::new(store.clone(), rules.clone(), config.admin_token.clone()),
+            settings: SettingsBook::new(store.clone(), config.public_url.clone()),
+            authorizations: Authorizations::new(
+                store.clone(),
+                keys.clone(),
+                http,
+                config.redirect_uri(),
+                health.clone(),
+                wake.clone(),
+            ),
+            test_mail: TestMail::new(
+                accounts.clone(),
+                templates.clone(),
+                connector.clone(),
+                health.clone(),
+                metrics.clone(),
+            ),
+            worker: Worker::new(store.clone(), config.clone(), connector, health, metrics.clone(), wake),
+            accounts,
+            outbox,
+            rules,
+            templates,
+            metrics,
+            config,
+            store,
+        };
+        app.rules.ensure_system_rules(PLATFORM).await?;
+        Ok(app)
+    }
+
+    /// Closes the database: the last step of a command or of `serve`.
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+}
+
+/// The SQLite file holds message contents and sealed secrets: owner only.
+/// (SQLite gives its -wal and -shm files the database file's mode.)
+fn restrict_database_files(url: &str) {
+    #[cfg(unix)]
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        use std::os::unix::fs::PermissionsExt;
+        let path = path.split('?').next().unwrap_or(path);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::set_permissions(format!("{path}{suffix}"), std::fs::Permissions::from_mode(0o600));
+        }
+    }
+}
