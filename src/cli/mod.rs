@@ -539,12 +539,9 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let app = App::open(config).await?;
     let tenant_owned = cli.tenant.clone().unwrap_or_else(|| PLATFORM.to_string());
     let tenant = tenant_owned.as_str();
-    if app.store.get_tenant(tenant).await?.is_none() {
-        anyhow::bail!("--tenant {tenant}: no such tenant (see `herald tenant list`)");
-    }
+    let app = open(config, tenant).await?;
     let code = match cli.command {
         Command::Serve { .. } => {
             crate::app::serve(app.clone()).await?;
@@ -651,12 +648,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             };
             let (view, _) = app.accept_message(tenant, input, args.idempotency_key).await?;
             if !args.queue_only {
-                // Deliver now, under a lease like the worker's, so a running server cannot send it too.
-                let now = crate::now_ms();
-                let lease = now + 10 * 60 * 1000;
-                if let Some(row) = app.store.claim_message(&view.id, now, lease).await? {
-                    app.deliver(&row, lease, &crate::delivery::Lookups::new(&app)).await?;
-                }
+                deliver_now(&app, &view.id).await?;
             }
             let view = app.get_message(tenant, &view.id).await?;
             print(json, &view, |v| {
@@ -864,11 +856,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 .await?;
             // Deliver what it created now, as `send` does.
             for id in &out.messages {
-                let now = crate::now_ms();
-                let lease = now + 10 * 60 * 1000;
-                if let Some(row) = app.store.claim_message(id, now, lease).await? {
-                    app.deliver(&row, lease, &crate::delivery::Lookups::new(&app)).await?;
-                }
+                deliver_now(&app, id).await?;
             }
             print(json, &out, |o| {
                 format!(
@@ -890,8 +878,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
         Command::Capture => {
-            let rows = app.store.list_captured(tenant, 50).await?;
-            let list: Vec<_> = rows.iter().map(|r| serde_json::json!({"id": r.id, "message": r.message_id, "to": serde_json::from_str::<serde_json::Value>(&r.rcpt_to).unwrap_or_default(), "subject": r.subject, "at": crate::rfc3339(r.at)})).collect();
+            let list = captured(&app, tenant).await?;
             print(json, &list, |l| {
                 if l.is_empty() {
                     "The capture mailbox is empty.".into()
@@ -912,8 +899,53 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
     };
-    app.store.close().await;
+    close(&app).await;
     Ok(code)
+}
+
+// store access: to move behind a service
+
+/// Opens the app on the data directory, for a tenant that must exist.
+async fn open(config: Config, tenant: &str) -> anyhow::Result<App> {
+    let app = App::open(config).await?;
+    if app.store.get_tenant(tenant).await?.is_none() {
+        anyhow::bail!("--tenant {tenant}: no such tenant (see `herald tenant list`)");
+    }
+    Ok(app)
+}
+
+/// Closes the database after a command that succeeded.
+async fn close(app: &App) {
+    app.store.close().await;
+}
+
+/// Delivers a queued message now, under a lease like the worker's, so a
+/// running server cannot send it too. Should become one call to the delivery
+/// service.
+async fn deliver_now(app: &App, id: &str) -> anyhow::Result<()> {
+    let now = crate::now_ms();
+    let lease = now + 10 * 60 * 1000;
+    if let Some(row) = app.store.claim_message(id, now, lease).await? {
+        app.deliver(&row, lease, &crate::delivery::Lookups::new(app)).await?;
+    }
+    Ok(())
+}
+
+/// The capture mailbox's last 50 messages: id, message, to, subject, at.
+async fn captured(app: &App, tenant: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+    let rows = app.store.list_captured(tenant, 50).await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id,
+                "message": r.message_id,
+                "to": serde_json::from_str::<serde_json::Value>(&r.rcpt_to).unwrap_or_default(),
+                "subject": r.subject,
+                "at": crate::rfc3339(r.at),
+            })
+        })
+        .collect())
 }
 
 /// The loopback flow of command-line tools: a listener on 127.0.0.1 receives
