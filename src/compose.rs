@@ -79,6 +79,9 @@ pub struct Content {
     /// After a partial delivery: only these recipients are tried again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_only: Option<Vec<EmailAddress>>,
+    /// How it goes out; messages stored before channels existed are email.
+    #[serde(default)]
+    pub channel: crate::status::Channel,
 }
 
 impl Content {

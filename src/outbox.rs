@@ -154,6 +154,7 @@ pub fn check_input(input: &MessageInput) -> Result<Content> {
         locale: locale.expect("checked"),
         from_name: None,
         retry_only: None,
+        channel: crate::status::Channel::Email,
     })
 }
 

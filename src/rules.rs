@@ -567,6 +567,7 @@ impl Rules {
                     locale,
                     from_name: None,
                     retry_only: None,
+                    channel: crate::status::Channel::Email,
                 };
                 let mut route = self
                     .outbox

@@ -1,5 +1,6 @@
-//! The states the store writes as text, as types: parsed once when a row is
-//! read, compared as enums everywhere after, written back as their `as_str`.
+//! The states and kinds the store writes as text, as types: parsed once when
+//! a row is read, compared as enums everywhere after, written back as their
+//! `as_str`.
 
 use serde::{Deserialize, Serialize};
 
@@ -94,5 +95,21 @@ text_enum! {
         Held = "held",
         Failed = "failed",
         Cancelled = "cancelled",
+    }
+}
+
+text_enum! {
+    /// How a message goes out: the worker hands it to this channel's sender.
+    Channel {
+        /// SMTP through the message's account.
+        Email = "email",
+    }
+}
+
+// The enum comes from `text_enum!`, which derives no Default.
+#[allow(clippy::derivable_impls)]
+impl Default for Channel {
+    fn default() -> Channel {
+        Channel::Email
     }
 }
