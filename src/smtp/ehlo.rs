@@ -1,5 +1,5 @@
-//! Opening the conversation: the server's 220 greeting, then EHLO, and what
-//! the server says it supports.
+//! Opening the conversation: the server's 220 greeting, then EHLO (HELO when
+//! the server does not know EHLO), and what the server says it supports.
 
 use super::client::{Client, command, read_reply};
 use super::error::{Failure, Stage};
@@ -57,24 +57,33 @@ pub(crate) async fn greeting<S: AsyncRead + AsyncWrite + Unpin>(client: &mut Cli
     Ok(())
 }
 
-/// Says EHLO and reads the capabilities.
+/// Says EHLO and reads the capabilities. A server that does not recognise
+/// EHLO (500, 502) gets HELO instead (RFC 5321 3.2) and is taken to offer no
+/// extension, so STARTTLS or AUTH, if required, then fail as not offered.
 pub(crate) async fn ehlo<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut Client<S>,
     helo_name: &str,
 ) -> Result<Capabilities, Failure> {
     let r = command(client, Stage::Ehlo, format!("EHLO {helo_name}\r\n")).await?;
+    if r.code == 250 {
+        return Ok(Capabilities::parse(&r.message));
+    }
+    if !matches!(r.code, 500 | 502) {
+        return Err(Failure::refused(Stage::Ehlo, &r));
+    }
+    let r = command(client, Stage::Ehlo, format!("HELO {helo_name}\r\n")).await?;
     if r.code != 250 {
         return Err(Failure::refused(Stage::Ehlo, &r));
     }
-    Ok(Capabilities::parse(&r.message))
+    Ok(Capabilities::default())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::catalog::Security;
-    use crate::smtp::Credentials;
-    use crate::smtp::testing::{open_fails, settings};
+    use crate::smtp::testing::{open_and_quit, open_fails, settings};
+    use crate::smtp::{Condition, Credentials};
 
     #[tokio::test]
     async fn a_refused_greeting_ends_the_session_before_the_client_speaks() {
@@ -89,6 +98,46 @@ mod tests {
         assert_eq!((reply.code, reply.enhanced.as_deref()), (554, Some("5.7.1")));
         assert!(f.is_permanent());
         assert!(heard.bytes.is_empty(), "the client said nothing");
+    }
+
+    /// A server from before ESMTP: EHLO unknown, HELO accepted.
+    const HELO_ONLY: [&str; 5] = [
+        "S: 220 old.test",
+        "C: EHLO herald.test",
+        "S: 500 5.5.1 Command unrecognized",
+        "C: HELO herald.test",
+        "S: 250 old.test",
+    ];
+
+    #[tokio::test]
+    async fn a_server_that_does_not_know_ehlo_gets_helo() {
+        open_and_quit(&HELO_ONLY, &settings(Security::None), &Credentials::None, None).await;
+    }
+
+    #[tokio::test]
+    async fn after_helo_a_required_starttls_is_missing() {
+        let (f, _, _) = open_fails(&HELO_ONLY, &settings(Security::Starttls), &Credentials::None).await;
+        assert_eq!(
+            (f.stage(), f.condition),
+            (Stage::Starttls, Some(Condition::StarttlsMissing))
+        );
+    }
+
+    #[tokio::test]
+    async fn ehlo_refused_otherwise_is_not_retried_as_helo() {
+        let (f, _, heard) = open_fails(
+            &[
+                "S: 220 mx.test",
+                "C: EHLO herald.test",
+                "S: 421 4.3.2 mx.test shutting down",
+            ],
+            &settings(Security::None),
+            &Credentials::None,
+        )
+        .await;
+        assert_eq!((f.stage(), f.reply().map(|r| r.code)), (Stage::Ehlo, Some(421)));
+        assert!(f.is_transient());
+        assert_eq!(heard.bytes, b"EHLO herald.test\r\n");
     }
 
     #[test]
