@@ -1,5 +1,6 @@
-//! The content of a message: DATA, then the content with every leading dot
-//! doubled and the final dot, all in one write, and the server's verdict.
+//! The content of a message: DATA, then the content made safe for the wire
+//! (every line ended by CRLF, every leading dot doubled) and the final dot,
+//! all in one write, and the server's verdict on it.
 
 use super::client::{Client, command, read_reply, write_all};
 use super::error::{Failure, Reply, Stage};
@@ -37,17 +38,32 @@ pub(crate) async fn send_data<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(Reply::from_response(&r))
 }
 
-/// The DATA payload: the content with every line that starts with a dot
-/// given a second one (RFC 5321 4.5.2), then the terminating `.` line.
+/// The DATA payload (RFC 5321 4.5.2): the content with every line ended by
+/// CRLF, a second dot before each line that starts with one, then the `.`
+/// line. A lone CR or LF becomes CRLF first: a server that takes either as a
+/// line end would otherwise read `<LF>.<LF>` as the end of the message and
+/// what follows as commands (SMTP smuggling).
 fn data_payload(content: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(content.len() + content.len() / 64 + 5);
     let mut line_start = true;
-    for &b in content {
-        if line_start && b == b'.' {
-            out.push(b'.');
+    let mut bytes = content.iter().copied().peekable();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'\r' | b'\n' => {
+                if b == b'\r' {
+                    bytes.next_if_eq(&b'\n');
+                }
+                out.extend_from_slice(b"\r\n");
+                line_start = true;
+            }
+            _ => {
+                if line_start && b == b'.' {
+                    out.push(b'.');
+                }
+                out.push(b);
+                line_start = false;
+            }
         }
-        out.push(b);
-        line_start = b == b'\n';
     }
     if !out.ends_with(b"\r\n") {
         out.extend_from_slice(b"\r\n");
@@ -79,6 +95,15 @@ mod tests {
         ]
     }
 
+    /// True when every CR in `bytes` starts a CRLF and every LF ends one.
+    fn only_crlf(bytes: &[u8]) -> bool {
+        bytes.iter().enumerate().all(|(i, &b)| match b {
+            b'\r' => bytes.get(i + 1) == Some(&b'\n'),
+            b'\n' => i > 0 && bytes[i - 1] == b'\r',
+            _ => true,
+        })
+    }
+
     #[tokio::test]
     async fn content_is_dot_stuffed_and_ends_with_one_dot_line() {
         let content = b"Subject: dots\r\n\r\n.hidden\r\n..two\r\nnot.first\r\n.";
@@ -88,6 +113,21 @@ mod tests {
             heard.contents,
             [&b"Subject: dots\r\n\r\n..hidden\r\n...two\r\nnot.first\r\n..\r\n.\r\n"[..]]
         );
+    }
+
+    #[tokio::test]
+    async fn a_bare_cr_or_lf_in_the_content_never_reaches_the_wire() {
+        let smuggled = b"Subject: x\r\n\r\nhi\r.\rMAIL FROM:<x@evil.test>\r\na\n.\nb\n";
+        let (sent, heard) = send(&script("S: 250 2.0.0 Queued"), &["b@example.com"], smuggled).await;
+        sent.expect("sent");
+        assert_eq!(
+            heard.contents,
+            [&b"Subject: x\r\n\r\nhi\r\n..\r\nMAIL FROM:<x@evil.test>\r\na\r\n..\r\nb\r\n.\r\n"[..]]
+        );
+        assert!(only_crlf(&heard.bytes), "{:?}", String::from_utf8_lossy(&heard.bytes));
+        let ends = heard.bytes.windows(5).filter(|w| w == b"\r\n.\r\n").count();
+        assert_eq!(ends, 1, "the content ends once, at its end");
+        assert!(heard.bytes.ends_with(b"\r\n.\r\n"));
     }
 
     #[tokio::test]
@@ -112,5 +152,16 @@ mod tests {
             "a dot inside a line stays single"
         );
         assert_eq!(data_payload(b""), b"\r\n.\r\n");
+    }
+
+    #[test]
+    fn data_payload_ends_every_lone_cr_and_lf_as_crlf() {
+        assert_eq!(
+            data_payload(b"hi\r.\rMAIL FROM:<x@evil.test>"),
+            b"hi\r\n..\r\nMAIL FROM:<x@evil.test>\r\n.\r\n"
+        );
+        assert_eq!(data_payload(b"a\n.\nb"), b"a\r\n..\r\nb\r\n.\r\n");
+        assert_eq!(data_payload(b"a\n\rb\r\r\n"), b"a\r\n\r\nb\r\n\r\n.\r\n");
+        assert_eq!(data_payload(b"end\r"), b"end\r\n.\r\n");
     }
 }
