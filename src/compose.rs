@@ -1,7 +1,7 @@
 //! Writing a message as MIME (mail-builder): headers encoded as RFC 2047 where
 //! needed, text and HTML as multipart/alternative, a stable Message-ID.
 //! Everything that reaches a header was parsed into a domain type first, so
-//! no line break can get there.
+//! no line break can get there; in the body every line ends with CRLF.
 
 use crate::domain::{EmailAddress, HeaderText};
 use crate::i18n::Locale;
@@ -9,6 +9,7 @@ use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
 use mail_builder::headers::message_id::MessageId;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// What a message says, ready to be written out.
 #[derive(Debug, Clone)]
@@ -47,13 +48,43 @@ pub fn render(d: &Draft<'_>) -> Vec<u8> {
     if !d.cc.is_empty() {
         m = m.cc(address_list(d.cc));
     }
-    match (d.text, d.html) {
+    let (text, html) = (d.text.map(crlf_line_ends), d.html.map(crlf_line_ends));
+    match (text, html) {
         (Some(t), Some(h)) => m = m.text_body(t).html_body(h),
         (None, Some(h)) => m = m.html_body(h),
         (Some(t), None) => m = m.text_body(t),
         (None, None) => m = m.text_body(""),
     }
     m.write_to_vec().expect("writing to a Vec does not fail")
+}
+
+/// `text` with every lone CR and lone LF made a CRLF. mail-builder mends a
+/// lone LF in a 7bit part but writes a lone CR as it is, and a CR alone is
+/// half of what SMTP smuggling needs.
+fn crlf_line_ends(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    // Bytes of `text` up to here are already in `out`; splitting at an ASCII
+    // byte never cuts a UTF-8 sequence.
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => i += 2,
+            b'\r' | b'\n' => {
+                out.push_str(&text[copied..i]);
+                out.push_str("\r\n");
+                i += 1;
+                copied = i;
+            }
+            _ => i += 1,
+        }
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
 }
 
 /// A new Message-ID for a message: random, under the sender's domain.
@@ -119,5 +150,39 @@ mod tests {
         assert!(s.contains("To: <a@example.org>"), "{s}");
         assert!(s.contains("Subject: =?utf-8?"), "non-ASCII subject is encoded: {s}");
         assert!(!s.contains("Bcc"));
+    }
+
+    #[test]
+    fn a_lone_cr_or_lf_in_a_body_becomes_crlf() {
+        assert!(
+            matches!(crlf_line_ends("a\r\nb"), Cow::Borrowed("a\r\nb")),
+            "no copy when nothing to mend"
+        );
+        assert_eq!(
+            crlf_line_ends("\rhi\r.\rx\n.\ny\n\r"),
+            "\r\nhi\r\n.\r\nx\r\n.\r\ny\r\n\r\n"
+        );
+        assert_eq!(crlf_line_ends("é\rü"), "é\r\nü");
+        let from = EmailAddress::parse("noreply@example.com").unwrap();
+        let to = vec![EmailAddress::parse("a@example.org").unwrap()];
+        let subject = HeaderText::parse("s").unwrap();
+        let raw = render(&Draft {
+            from: &from,
+            from_name: None,
+            to: &to,
+            cc: &[],
+            subject: &subject,
+            text: Some("hi\r.\rMAIL FROM:<x@evil.test>"),
+            html: Some("<p>a\r.\rb</p>"),
+            message_id: "abc@example.com",
+        });
+        let lone = raw.iter().enumerate().any(|(i, &b)| match b {
+            b'\r' => raw.get(i + 1) != Some(&b'\n'),
+            b'\n' => i == 0 || raw[i - 1] != b'\r',
+            _ => false,
+        });
+        let s = String::from_utf8_lossy(&raw);
+        assert!(!lone, "{s:?}");
+        assert!(s.contains("hi\r\n.\r\nMAIL FROM:<x@evil.test>"), "{s:?}");
     }
 }

@@ -8,189 +8,37 @@ use crate::i18n::Locale;
 use crate::smtp::Line;
 use serde::{Deserialize, Serialize};
 
-/// Where in the session something failed (or `done`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    Dns,
-    Connect,
-    Tls,
-    Greeting,
-    Ehlo,
-    Starttls,
-    OauthToken,
-    Auth,
-    MailFrom,
-    RcptTo,
-    Data,
-    Done,
-}
+/// The session's failure types, re-exported where callers have always found them.
+pub use crate::smtp::{Condition, Failure, Reply, Stage};
 
-impl Stage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Dns => "dns",
-            Stage::Connect => "connect",
-            Stage::Tls => "tls",
-            Stage::Greeting => "greeting",
-            Stage::Ehlo => "ehlo",
-            Stage::Starttls => "starttls",
-            Stage::OauthToken => "oauth_token",
-            Stage::Auth => "auth",
-            Stage::MailFrom => "mail_from",
-            Stage::RcptTo => "rcpt_to",
-            Stage::Data => "data",
-            Stage::Done => "done",
-        }
+/// The class of a condition Herald detected itself.
+fn condition_class(c: Condition) -> Class {
+    match c {
+        Condition::OauthExpired => Class::Reauthorize,
+        c if c.is_transient() => Class::Transient,
+        _ => Class::Configuration,
     }
 }
 
-/// A failure Herald detected itself, with no reply to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Condition {
-    DnsFailed,
-    ConnectRefused,
-    ConnectTimeout,
-    TlsUntrusted,
-    TlsNotTls,
-    TlsFailed,
-    StarttlsMissing,
-    AuthUnsupported,
-    AuthNotOffered,
-    Timeout,
-    Closed,
-    /// The OAuth2 grant was revoked or expired (invalid_grant and friends).
-    OauthExpired,
-    /// The token endpoint refused the client or scope.
-    OauthConfiguration,
-    /// The token endpoint is down, slow or unreachable.
-    OauthUnavailable,
-}
-
-impl Condition {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Condition::DnsFailed => "dns_failed",
-            Condition::ConnectRefused => "connect_refused",
-            Condition::ConnectTimeout => "connect_timeout",
-            Condition::TlsUntrusted => "tls_untrusted",
-            Condition::TlsNotTls => "tls_not_tls",
-            Condition::TlsFailed => "tls_failed",
-            Condition::StarttlsMissing => "starttls_missing",
-            Condition::AuthUnsupported => "auth_unsupported",
-            Condition::AuthNotOffered => "auth_not_offered",
-            Condition::Timeout => "timeout",
-            Condition::Closed => "closed",
-            Condition::OauthExpired => "oauth_expired",
-            Condition::OauthConfiguration => "oauth_configuration",
-            Condition::OauthUnavailable => "oauth_unavailable",
-        }
+/// The class from the reply code or the condition; a catalog hint may refine it.
+fn base_class(f: &Failure, oauth: bool) -> Class {
+    if let Some(c) = f.condition {
+        return condition_class(c);
     }
-
-    fn class(self) -> Class {
-        match self {
-            Condition::ConnectRefused
-            | Condition::ConnectTimeout
-            | Condition::Timeout
-            | Condition::Closed
-            | Condition::OauthUnavailable => Class::Transient,
-            Condition::OauthExpired => Class::Reauthorize,
-            _ => Class::Configuration,
+    match &f.reply {
+        Some(r) if r.is_transient() => Class::Transient,
+        Some(_) if f.stage == Stage::Auth && oauth => Class::Reauthorize,
+        Some(_) if matches!(f.stage, Stage::Auth | Stage::Greeting | Stage::Ehlo | Stage::Starttls) => {
+            Class::Configuration
         }
-    }
-}
-
-/// A parsed server reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reply {
-    pub code: u16,
-    /// Enhanced status code (RFC 3463) such as `5.7.8`, when the server sent one.
-    pub enhanced: Option<String>,
-    /// The reply text, continuation lines joined with newlines.
-    pub text: String,
-}
-
-impl Reply {
-    pub fn from_response(r: &smtp_proto::Response<String>) -> Reply {
-        let enhanced = (r.esc[0] != 0).then(|| format!("{}.{}.{}", r.esc[0], r.esc[1], r.esc[2]));
-        Reply {
-            code: r.code,
-            enhanced,
-            text: r.message.clone(),
+        Some(r)
+            if r.enhanced.as_deref().is_some_and(|e| {
+                e.starts_with("5.7.0") || e.starts_with("5.7.57") || e.starts_with("5.7.30") || e.starts_with("5.7.139")
+            }) =>
+        {
+            Class::Configuration
         }
-    }
-
-    pub fn is_transient(&self) -> bool {
-        (400..500).contains(&self.code)
-    }
-
-    /// The reply as one line, as people quote it: `535 5.7.8 Bad credentials`.
-    pub fn one_line(&self) -> String {
-        let text = self.text.replace('\n', " ");
-        match &self.enhanced {
-            Some(e) => format!("{} {} {}", self.code, e, text),
-            None => format!("{} {}", self.code, text),
-        }
-    }
-}
-
-/// Why a session failed.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub stage: Stage,
-    pub reply: Option<Reply>,
-    pub condition: Option<Condition>,
-    /// What Herald saw, in English, for logs and the report when there is no reply.
-    pub detail: String,
-}
-
-impl Failure {
-    pub fn reply(stage: Stage, reply: Reply) -> Failure {
-        Failure {
-            stage,
-            detail: reply.one_line(),
-            reply: Some(reply),
-            condition: None,
-        }
-    }
-
-    pub fn condition(stage: Stage, condition: Condition, detail: impl Into<String>) -> Failure {
-        Failure {
-            stage,
-            reply: None,
-            condition: Some(condition),
-            detail: detail.into(),
-        }
-    }
-
-    /// The class from the reply code or the condition; a catalog hint may refine it.
-    pub fn base_class(&self, oauth: bool) -> Class {
-        if let Some(c) = self.condition {
-            return c.class();
-        }
-        match &self.reply {
-            Some(r) if r.is_transient() => Class::Transient,
-            Some(_) if self.stage == Stage::Auth && oauth => Class::Reauthorize,
-            Some(_)
-                if matches!(
-                    self.stage,
-                    Stage::Auth | Stage::Greeting | Stage::Ehlo | Stage::Starttls
-                ) =>
-            {
-                Class::Configuration
-            }
-            Some(r)
-                if r.enhanced.as_deref().is_some_and(|e| {
-                    e.starts_with("5.7.0")
-                        || e.starts_with("5.7.57")
-                        || e.starts_with("5.7.30")
-                        || e.starts_with("5.7.139")
-                }) =>
-            {
-                Class::Configuration
-            }
-            _ => Class::Permanent,
-        }
+        _ => Class::Permanent,
     }
 }
 
@@ -283,7 +131,7 @@ pub struct Diagnosis {
 pub fn diagnose(failure: &Failure, provider: Option<&Provider>, oauth: bool, locale: Locale) -> Diagnosis {
     let catalog = Catalog::get();
     let own = provider.map(|p| p.hints.as_slice()).unwrap_or(&[]);
-    let base = failure.base_class(oauth);
+    let base = base_class(failure, oauth);
     let hit = best_hint(own, failure).or_else(|| best_hint(&catalog.generic_hints, failure));
     match hit {
         Some(h) => Diagnosis {
@@ -407,7 +255,7 @@ mod tests {
     use super::*;
 
     fn reply(stage: Stage, code: u16, enhanced: Option<&str>, text: &str) -> Failure {
-        Failure::reply(
+        Failure::from_reply(
             stage,
             Reply {
                 code,

@@ -1,14 +1,53 @@
-//! The SMTP client session: connect, TLS, greeting, EHLO, STARTTLS, AUTH,
-//! envelope and data, each step a `Stage` so that a failure says where it
-//! happened. The wire protocol is mail-send's `SmtpClient` (reply parsing
-//! with enhanced status codes, the DATA transparency procedure); this module
-//! adds the stages, the recorded and masked transcript, TLS policy and XOAUTH2
-//! the way Google and Microsoft speak it.
+//! The SMTP client session, one file per phase: `dial` opens the stream,
+//! `tls` secures it, `ehlo` greets, `starttls` upgrades, `auth` signs in,
+//! `envelope` and `data` send a message, and `session` ties them together.
+//! Each step that can fail names its `Stage` in a `Failure` (`error`), and
+//! everything that crosses the wire is recorded, masked where it must be,
+//! in the `transcript`. The wire protocol is mail-send's `SmtpClient` (reply
+//! parsing with enhanced status codes); this module adds the stages, the
+//! transcript, TLS policy and XOAUTH2 the way Google and Microsoft speak it.
+//! It depends on nothing above it: `diagnosis` reads its failures, never the
+//! other way round.
 
-mod conn;
-pub mod session;
+mod auth;
+mod client;
+mod data;
+mod dial;
+mod ehlo;
+mod envelope;
+mod error;
+mod session;
+mod starttls;
 pub mod tls;
-pub mod transcript;
+mod transcript;
 
-pub use session::{Credentials, Envelope, SendOutcome, ServerSettings, Session};
+#[cfg(test)]
+mod testing;
+
+pub use auth::Credentials;
+pub use dial::{AsyncReadWrite, BoxStream, DialFuture, Dialer, Direct};
+pub use envelope::Envelope;
+pub use error::{Condition, Failure, Reply, Stage};
+pub use session::{SendOutcome, Session};
 pub use transcript::{Dir, Line, Transcript};
+
+use crate::catalog::Security;
+use std::time::Duration;
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// The server's host name (also the name its certificate must carry).
+    pub host: String,
+    pub port: u16,
+    /// In clear, implicit TLS, or STARTTLS.
+    pub security: Security,
+    /// Extra CA certificates to trust, as PEM.
+    pub ca_pem: Option<String>,
+    /// Accept any certificate: only when the account says so.
+    pub skip_verify: bool,
+    /// The bound on each step: resolving, connecting, each reply.
+    pub timeout: Duration,
+    /// The name Herald gives in EHLO.
+    pub helo_name: String,
+}

@@ -1,12 +1,21 @@
 //! TLS policy: certificates are verified against the Mozilla roots by
 //! default, plus an account's own CA (`tls.ca_pem`) when given; verification
 //! is skipped only when the account says so explicitly (`tls.skip_verify`).
+//! The handshake runs over whatever stream was dialed, for implicit TLS and
+//! for STARTTLS alike.
 
+use super::ServerSettings;
+use super::error::{Condition, Failure, Stage};
+use super::transcript::Transcript;
+use crate::catalog::Security;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -51,7 +60,7 @@ pub fn parse_ca_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
 }
 
 /// The connector for an account's TLS settings.
-pub fn connector(ca_pem: Option<&str>, skip_verify: bool) -> Result<TlsConnector, String> {
+fn connector(ca_pem: Option<&str>, skip_verify: bool) -> Result<TlsConnector, String> {
     static DEFAULT: OnceLock<TlsConnector> = OnceLock::new();
     if skip_verify {
         let config = builder()
@@ -80,7 +89,7 @@ pub fn connector(ca_pem: Option<&str>, skip_verify: bool) -> Result<TlsConnector
     }
 }
 
-pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
+fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     ServerName::try_from(host.to_string()).map_err(|_| format!("'{host}' cannot be used as a TLS server name"))
 }
 
@@ -124,8 +133,56 @@ impl ServerCertVerifier for NoVerification {
     }
 }
 
+/// The connector a session needs: none in clear, else one built from the
+/// account's CA and verification settings (a bad `tls.ca_pem` fails here,
+/// before anything is dialed).
+pub(crate) fn session_connector(settings: &ServerSettings) -> Result<Option<TlsConnector>, Failure> {
+    if settings.security == Security::None {
+        return Ok(None);
+    }
+    connector(settings.ca_pem.as_deref(), settings.skip_verify)
+        .map(Some)
+        .map_err(|m| Failure::condition(Stage::Tls, Condition::TlsFailed, format!("tls.ca_pem {m}")))
+}
+
+/// TLS over `stream` to `host`, within `timeout`; a failure says whether the
+/// certificate was refused or the peer does not speak TLS at all.
+pub(crate) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    connector: &TlsConnector,
+    host: &str,
+    stream: S,
+    timeout: Duration,
+    transcript: &Transcript,
+) -> Result<TlsStream<S>, Failure> {
+    let name = server_name(host).map_err(|m| Failure::condition(Stage::Tls, Condition::TlsFailed, m))?;
+    match tokio::time::timeout(timeout, connector.connect(name, stream)).await {
+        Err(_) => Err(Failure::condition(
+            Stage::Tls,
+            Condition::Timeout,
+            "the TLS handshake timed out",
+        )),
+        Ok(Err(e)) => Err(match classify_handshake_error(&e) {
+            TlsProblem::Untrusted(m) => Failure::condition(Stage::Tls, Condition::TlsUntrusted, m),
+            TlsProblem::NotTls => Failure::condition(
+                Stage::Tls,
+                Condition::TlsNotTls,
+                "the server answered in plain text: this port does not speak implicit TLS",
+            ),
+            TlsProblem::Other(m) => {
+                Failure::condition(Stage::Tls, Condition::TlsFailed, format!("TLS handshake failed: {m}"))
+            }
+        }),
+        Ok(Ok(s)) => {
+            let (_, conn) = s.get_ref();
+            let version = conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default();
+            transcript.note(format!("TLS established ({version})"));
+            Ok(s)
+        }
+    }
+}
+
 /// What went wrong in a handshake, in the terms of the diagnosis.
-pub enum TlsProblem {
+enum TlsProblem {
     /// The certificate is not trusted, expired, or for another host.
     Untrusted(String),
     /// The peer does not speak TLS at all (a plain SMTP port).
@@ -133,7 +190,7 @@ pub enum TlsProblem {
     Other(String),
 }
 
-pub fn classify_handshake_error(err: &std::io::Error) -> TlsProblem {
+fn classify_handshake_error(err: &std::io::Error) -> TlsProblem {
     if let Some(inner) = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
         return match inner {
             rustls::Error::InvalidCertificate(c) => TlsProblem::Untrusted(describe_cert_error(c)),
@@ -154,5 +211,34 @@ fn describe_cert_error(e: &rustls::CertificateError) -> String {
         }
         C::BadSignature => "the server's certificate has a bad signature".into(),
         other => format!("the server's certificate was refused ({other:?})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::catalog::Security;
+    use crate::smtp::testing::{SIGN_IN, Server, open_and_quit, password, serve, settings, tls_acceptor};
+    use crate::smtp::{Condition, Credentials, Session, Stage, Transcript};
+
+    #[tokio::test]
+    async fn implicit_tls_runs_over_the_dialed_stream() {
+        let (acceptor, ca_pem) = tls_acceptor();
+        let mut settings = settings(Security::Tls);
+        settings.ca_pem = Some(ca_pem);
+        let script = [&["TLS", "S: 220 mx.test"][..], &SIGN_IN].concat();
+        open_and_quit(&script, &settings, &password(), Some(acceptor)).await;
+    }
+
+    #[tokio::test]
+    async fn a_certificate_from_an_unknown_authority_is_refused() {
+        let (acceptor, _) = tls_acceptor();
+        let (io, server): (_, Server) = serve(&["TLS", "S: 220 mx.test"], Some(acceptor));
+        let f = match Session::handshake(io, &settings(Security::Tls), &Credentials::None, Transcript::default()).await
+        {
+            Ok(_) => panic!("an untrusted certificate must not be accepted"),
+            Err(f) => f,
+        };
+        assert_eq!((f.stage(), f.condition), (Stage::Tls, Some(Condition::TlsUntrusted)));
+        assert!(server.heard().await.bytes.is_empty());
     }
 }

@@ -12,17 +12,23 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// Who sent a line: the client (Herald) or the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Dir {
+    /// Herald, or a note of its own.
     C,
+    /// The server.
     S,
 }
 
+/// One recorded line, without its line ending.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
+    /// Who sent it.
     pub dir: Dir,
+    /// What was sent.
     pub line: String,
 }
 
-pub const MASK: &str = "********";
+/// What stands in for a credential.
+const MASK: &str = "********";
 const MAX_LINES: usize = 400;
 const MAX_LINE_CHARS: usize = 512;
 
@@ -102,6 +108,7 @@ fn mask_auth_line(text: &str) -> String {
 }
 
 impl Transcript {
+    /// The lines so far, with a last line counting those past the limit.
     pub fn lines(&self) -> Vec<Line> {
         let inner = self.0.lock().expect("transcript lock");
         let mut lines = inner.lines.clone();
@@ -124,27 +131,29 @@ impl Transcript {
     }
 
     /// True once the server closed the connection.
-    pub fn saw_eof(&self) -> bool {
+    pub(crate) fn saw_eof(&self) -> bool {
         self.0.lock().expect("transcript lock").eof
     }
 
     /// Masks client lines until `end_auth`.
-    pub fn begin_auth(&self) {
+    pub(crate) fn begin_auth(&self) {
         self.0.lock().expect("transcript lock").mode = ClientMode::Masked;
     }
 
-    pub fn end_auth(&self) {
+    /// Records client lines in clear again.
+    pub(crate) fn end_auth(&self) {
         self.0.lock().expect("transcript lock").mode = ClientMode::Clear;
     }
 
     /// Counts rather than records client bytes until `end_body`.
-    pub fn begin_body(&self) {
+    pub(crate) fn begin_body(&self) {
         let mut inner = self.0.lock().expect("transcript lock");
         inner.mode = ClientMode::Body;
         inner.body_bytes = 0;
     }
 
-    pub fn end_body(&self) {
+    /// Ends the content: records its size and the final dot.
+    pub(crate) fn end_body(&self) {
         let mut inner = self.0.lock().expect("transcript lock");
         inner.mode = ClientMode::Clear;
         inner.client_partial.clear();
@@ -194,7 +203,7 @@ impl Transcript {
 }
 
 /// Wraps the session's stream and records what passes through it.
-pub struct Recorder<S> {
+pub(crate) struct Recorder<S> {
     pub inner: S,
     pub transcript: Transcript,
 }
