@@ -793,7 +793,8 @@ impl Accounts {
                     oauth_start: Self::oauth_start_status(c.oauth.as_ref()),
                 },
             )
-            .await?;
+            .await?
+            .status;
         if status.as_str() != row.status {
             row.status = status.as_str().into();
             row.status_message = None;

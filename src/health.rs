@@ -170,21 +170,43 @@ pub struct Health {
     store: Store,
     /// Wakes the rules' event feed when an event was written.
     events: Arc<Notify>,
+    /// Wakes the delivery worker when held messages are released.
+    wake: Arc<Notify>,
+}
+
+/// What an observation left: the account's status, and how many of its held
+/// messages it released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observed {
+    pub status: AccountStatus,
+    pub released: u64,
+}
+
+/// Whether an account in `status` sends again, so that the messages held for
+/// it (a person had to act) go back to the queue.
+fn releases_held(status: AccountStatus) -> bool {
+    matches!(status, AccountStatus::Ready | AccountStatus::Unverified)
 }
 
 impl Health {
-    /// `events` is notified after each account event is committed.
-    pub fn new(store: Store, events: Arc<Notify>) -> Health {
-        Health { store, events }
+    /// `events` is notified after each account event is committed, `wake`
+    /// after held messages were released.
+    pub fn new(store: Store, events: Arc<Notify>, wake: Arc<Notify>) -> Health {
+        Health { store, events, wake }
     }
 
     /// Records what happened to `account` (as the caller last read it) and
     /// answers its status now. An event is raised only on entering a status:
-    /// an account already failing does not warn its admins again.
-    pub async fn observe(&self, account: &AccountRow, observation: Observation) -> Result<AccountStatus> {
+    /// an account already failing does not warn its admins again. An account
+    /// that sends again (a test passed, an edit, a delivery, a sign-in)
+    /// releases the messages held while it needed a person.
+    pub async fn observe(&self, account: &AccountRow, observation: Observation) -> Result<Observed> {
         let known = AccountStatus::from_stored(&account.status);
         let Some(t) = decide(known, observation) else {
-            return Ok(known);
+            return Ok(Observed {
+                status: known,
+                released: 0,
+            });
         };
         let event = match t.event {
             Some(kind) => {
@@ -227,7 +249,19 @@ impl Health {
         if event.is_some() {
             self.events.notify_one();
         }
-        Ok(t.status)
+        let released = if releases_held(t.status) {
+            self.store.release_held(&account.id).await?
+        } else {
+            0
+        };
+        if released > 0 {
+            tracing::info!(account = %account.id, released, "held messages released");
+            self.wake.notify_one();
+        }
+        Ok(Observed {
+            status: t.status,
+            released,
+        })
     }
 }
 

@@ -87,7 +87,7 @@ impl Services {
         let events = Arc::new(Notify::new());
         let http = crate::oauth::http_client();
 
-        let health = Health::new(store.clone(), events.clone());
+        let health = Health::new(store.clone(), events.clone(), wake.clone());
         let tokens = Tokens::new(store.clone(), keys.clone(), http.clone(), health.clone());
         let connector = crate::connect::Connector::new(keys.clone(), tokens, health.clone());
         let templates = Templates::new(store.clone());
@@ -103,7 +103,6 @@ impl Services {
                 http,
                 config.redirect_uri(),
                 health.clone(),
-                wake.clone(),
             ),
             test_mail: TestMail::new(
                 accounts.clone(),

@@ -237,13 +237,19 @@ impl Worker {
                 }
             }
         }
-        let age_ms = crate::now_ms() - row.created_at;
+        let now = crate::now_ms();
+        let expires_at = row.created_at + self.config.message_max_age_secs as i64 * 1000;
         let (next_status, next_at) = match final_class {
-            Class::Transient if age_ms < self.config.message_max_age_secs as i64 * 1000 => {
-                (MessageStatus::Deferred, crate::now_ms() + self.backoff_ms(row.attempts))
-            }
+            Class::Transient if now < expires_at => (MessageStatus::Deferred, now + self.backoff_ms(row.attempts)),
+            // The account needs a person (credentials, AUTH, Send-As, a
+            // certificate): held until it sends again (health releases it)
+            // and tried again with backoff; only the maximum age fails it.
+            Class::Configuration if now < expires_at => (
+                MessageStatus::Held,
+                (now + self.backoff_ms(row.attempts)).min(expires_at),
+            ),
             Class::Reauthorize => (MessageStatus::Held, HELD_INDEFINITELY),
-            _ => (MessageStatus::Failed, crate::now_ms()),
+            _ => (MessageStatus::Failed, now),
         };
         let last_error = errors.join(" | ");
         finish
@@ -358,8 +364,16 @@ impl Worker {
                 Ok((Hop::Sent { partial, retry }, attempt))
             }
             Err(failure) => {
-                let report = Report::failure(&failure, provider, oauth, content.locale, transcript.lines(), 0);
-                let class = report.class.unwrap_or(Class::Permanent);
+                let mut report = Report::failure(&failure, provider, oauth, content.locale, transcript.lines(), 0);
+                // For a message, network trouble (refused, timed out, cut) is
+                // for later, whatever the catalog advises the person testing:
+                // a server being restarted must not fail the queue.
+                let class = if failure.condition.is_some_and(|c| c.is_transient()) {
+                    Class::Transient
+                } else {
+                    report.class.unwrap_or(Class::Permanent)
+                };
+                report.class = Some(class);
                 let last_error = format!("{} — {}", report.summary(), report.hint.clone().unwrap_or_default());
                 let attempt = report_attempt(row, Some(&account.id), class_name(class), &report)?;
                 if matches!(class, Class::Configuration) {

@@ -14,9 +14,7 @@ use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
     TokenResponse,
 };
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 
 /// Authorizations: starting the OAuth2 sign-in of an account and completing
 /// it from the provider's redirect.
@@ -28,8 +26,6 @@ pub struct Authorizations {
     /// `HERALD_PUBLIC_URL/oauth2/callback`.
     redirect_uri: String,
     health: Health,
-    /// Wakes the delivery worker when held messages are released.
-    wake: Arc<Notify>,
 }
 
 impl Authorizations {
@@ -40,7 +36,6 @@ impl Authorizations {
         http: reqwest::Client,
         redirect_uri: String,
         health: Health,
-        wake: Arc<Notify>,
     ) -> Authorizations {
         Authorizations {
             store,
@@ -48,7 +43,6 @@ impl Authorizations {
             http,
             redirect_uri,
             health,
-            wake,
         }
     }
 
@@ -188,11 +182,7 @@ impl Authorizations {
                 updated_at: now,
             })
             .await?;
-        self.health.observe(&row, Observation::Authorized).await?;
-        let released = self.store.release_held(&row.id).await?;
-        if released > 0 {
-            self.wake.notify_one();
-        }
+        let released = self.health.observe(&row, Observation::Authorized).await?.released;
         tracing::info!(account = %row.id, released, "account authorized");
         Ok(Authorized {
             account_id: row.id.clone(),

@@ -290,6 +290,20 @@ pub struct PyPeer<'a> {
 }
 
 impl Peer {
+    /// aiosmtpd without TLS or AUTH, on a given port (a server that comes back).
+    pub fn aiosmtpd_on(port: u16) -> Peer {
+        let maildir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("python3");
+        cmd.arg(repo().join("tests/peers/smtp_auth_server.py"))
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--maildir")
+            .arg(maildir.path());
+        start_peer(cmd, maildir)
+    }
+}
+
+impl Peer {
     /// aiosmtpd (tests/peers/smtp_auth_server.py).
     pub fn aiosmtpd(o: PyPeer<'_>) -> Peer {
         let maildir = tempfile::tempdir().unwrap();

@@ -55,6 +55,8 @@ def parse_args(argv=None):
                    help="SIZE limit advertised and enforced (bytes, 0 = none)")
     p.add_argument("--maildir", required=True, help="directory for <n>.json messages")
     p.add_argument("--verbose", action="store_true", help="aiosmtpd's INFO logs to stderr")
+    p.add_argument("--port", type=int, default=0,
+                   help="port to bind on 127.0.0.1 (0: one the OS chooses)")
     a = p.parse_args(argv)
     if a.mode != "plain" and not (a.cert and a.key):
         p.error("--mode %s needs --cert and --key" % a.mode)
@@ -187,7 +189,7 @@ async def serve(a):
         return PeerSMTP(handler, auth_enabled=auth_enabled, **smtp_kw)
 
     server = await loop.create_server(
-        factory, "127.0.0.1", 0, ssl=ctx if a.mode == "tls" else None)
+        factory, "127.0.0.1", a.port, ssl=ctx if a.mode == "tls" else None)
     port = server.sockets[0].getsockname()[1]
     log.info("listening on 127.0.0.1:%d mode=%s auth=%s require_tls=%s",
              port, a.mode, auth_enabled, a.require_tls)
