@@ -8,6 +8,7 @@
 use crate::catalog::{Catalog, Provider, Security, UsernameForm};
 use crate::connect::secret_context;
 use crate::diagnosis::Report;
+use crate::domain::Account;
 use crate::domain::{EmailAddress, HeaderText, Hostname};
 use crate::error::{Error, Problems, Result};
 use crate::health::{Health, Observation};
@@ -124,36 +125,37 @@ pub struct LimitsView {
 }
 
 impl AccountView {
-    pub fn from_row(row: &AccountRow, redirect_uri: String) -> AccountView {
+    /// The account as the API shows it (without its OAuth2 token state).
+    pub fn from_account(row: &Account, redirect_uri: String) -> AccountView {
         AccountView {
             id: row.id.clone(),
             name: row.name.clone(),
             provider: row.provider.clone(),
             host: row.host.clone(),
-            port: row.port as u16,
-            security: Security::parse(&row.security).unwrap_or(Security::Tls),
+            port: row.port,
+            security: row.security,
             auth: AuthView {
-                method: row.auth_method.clone(),
+                method: row.auth_method.as_str().to_string(),
                 username: row.username.clone(),
                 secret_set: row.secret.is_some(),
                 oauth: None,
             },
             from: FromView {
-                address: row.from_address.clone(),
+                address: row.from_address.as_str().to_string(),
                 name: row.from_name.clone(),
             },
             tls: TlsView {
                 ca_pem: row.tls_ca_pem.clone(),
-                skip_verify: row.tls_skip_verify != 0,
+                skip_verify: row.tls_skip_verify,
             },
-            timeout_secs: row.timeout_secs as u64,
+            timeout_secs: row.timeout_secs,
             limits: LimitsView {
-                connections: row.limit_connections.map(|v| v as u32),
-                per_minute: row.limit_per_minute.map(|v| v as u32),
-                per_day: row.limit_per_day.map(|v| v as u32),
+                connections: row.limit_connections,
+                per_minute: row.limit_per_minute,
+                per_day: row.limit_per_day,
             },
             backup_account: row.backup_account.clone(),
-            status: AccountStatus::from_stored(&row.status),
+            status: row.status,
             status_message: row.status_message.clone(),
             redirect_uri,
             last_report: row.last_report.as_deref().and_then(|r| serde_json::from_str(r).ok()),
@@ -213,27 +215,23 @@ impl Draft {
         }
     }
 
-    fn from_row(r: &AccountRow) -> Draft {
+    fn from_account(r: &Account) -> Draft {
         Draft {
             name: Some(r.name.clone()),
             provider: r.provider.clone(),
             host: Some(r.host.clone()),
-            port: Some(r.port as u16),
-            security: Some(r.security.clone()),
-            auth_method: Some(r.auth_method.clone()),
+            port: Some(r.port),
+            security: Some(r.security.as_str().to_string()),
+            auth_method: Some(r.auth_method.as_str().to_string()),
             username: r.username.clone(),
             new_secret: None,
             has_secret: r.secret.is_some(),
-            from_address: Some(r.from_address.clone()),
+            from_address: Some(r.from_address.as_str().to_string()),
             from_name: r.from_name.clone(),
             ca_pem: r.tls_ca_pem.clone(),
-            skip_verify: r.tls_skip_verify != 0,
-            timeout_secs: r.timeout_secs as u64,
-            limits: (
-                r.limit_connections.map(|v| v as u32),
-                r.limit_per_minute.map(|v| v as u32),
-                r.limit_per_day.map(|v| v as u32),
-            ),
+            skip_verify: r.tls_skip_verify,
+            timeout_secs: r.timeout_secs,
+            limits: (r.limit_connections, r.limit_per_minute, r.limit_per_day),
             limits_given: true,
             backup: r.backup_account.clone(),
             oauth_current: crate::oauth::settings_of(r),
@@ -330,9 +328,9 @@ struct Checked {
     host: String,
     port: u16,
     security: Security,
-    auth_method: String,
+    auth_method: AuthMethod,
     username: Option<String>,
-    from_address: String,
+    from_address: EmailAddress,
     from_name: Option<String>,
     ca_pem: Option<String>,
     skip_verify: bool,
@@ -560,9 +558,9 @@ fn check(d: &Draft, creating: bool) -> Result<Checked> {
         host: host.expect("checked"),
         port: port.expect("checked"),
         security: security.expect("checked"),
-        auth_method,
+        auth_method: AuthMethod::parse(&auth_method).expect("checked"),
         username,
-        from_address: from_address.expect("checked").as_str().to_string(),
+        from_address: from_address.expect("checked"),
         from_name,
         ca_pem,
         skip_verify: d.skip_verify,
@@ -622,8 +620,8 @@ impl Accounts {
     }
 
     /// The account as the API shows it, with its OAuth2 token state.
-    pub async fn account_view(&self, row: &AccountRow) -> Result<AccountView> {
-        let mut v = AccountView::from_row(row, self.redirect_uri.clone());
+    pub async fn account_view(&self, row: &Account) -> Result<AccountView> {
+        let mut v = AccountView::from_account(row, self.redirect_uri.clone());
         v.auth.oauth = crate::oauth::oauth_view(&self.store, row).await?;
         Ok(v)
     }
@@ -660,7 +658,7 @@ impl Accounts {
         let secret = draft
             .new_secret
             .as_deref()
-            .filter(|s| !s.is_empty() && c.auth_method == "password")
+            .filter(|s| !s.is_empty() && c.auth_method == AuthMethod::Password)
             .map(|s| self.keys.seal(&secret_context(&id), &Secret::new(s)));
         let oauth_json = c
             .oauth
@@ -668,14 +666,14 @@ impl Accounts {
             .map(|o| serde_json::to_string(o).expect("serializable"));
         let client_secret = c.oauth.as_ref().and_then(|_| self.seal_client_secret(&id, &draft));
         let start_status = Self::oauth_start_status(c.oauth.as_ref());
-        let row = AccountRow {
+        let row = Account {
             id,
             tenant_id: tenant.to_string(),
             name: c.name,
             provider: c.provider,
             host: c.host,
-            port: c.port as i64,
-            security: c.security.as_str().to_string(),
+            port: c.port,
+            security: c.security,
             auth_method: c.auth_method,
             username: c.username,
             secret,
@@ -684,25 +682,25 @@ impl Accounts {
             from_address: c.from_address,
             from_name: c.from_name,
             tls_ca_pem: c.ca_pem,
-            tls_skip_verify: c.skip_verify as i64,
-            timeout_secs: c.timeout_secs as i64,
-            limit_connections: c.limits.0.map(i64::from),
-            limit_per_minute: c.limits.1.map(i64::from),
-            limit_per_day: c.limits.2.map(i64::from),
+            tls_skip_verify: c.skip_verify,
+            timeout_secs: c.timeout_secs,
+            limit_connections: c.limits.0,
+            limit_per_minute: c.limits.1,
+            limit_per_day: c.limits.2,
             backup_account: backup,
-            status: start_status.as_str().into(),
+            status: start_status,
             status_message: None,
             last_report: None,
             created_at: now,
             updated_at: now,
         };
-        self.store.insert_account(&row).await?;
+        self.store.insert_account(&AccountRow::from(&row)).await?;
         tracing::info!(account = %row.id, tenant, provider = %row.provider, host = %row.host, "account created");
         self.account_view(&row).await
     }
 
     /// The tenant's account by id or name.
-    pub async fn find_account(&self, tenant: &str, id_or_name: &str) -> Result<AccountRow> {
+    pub async fn find_account(&self, tenant: &str, id_or_name: &str) -> Result<Account> {
         self.store
             .find_account(tenant, id_or_name)
             .await?
@@ -721,12 +719,12 @@ impl Accounts {
     /// Applies an edit: absent fields keep their values, an absent secret keeps the secret.
     pub async fn edit_account(&self, tenant: &str, id_or_name: &str, input: AccountInput) -> Result<AccountView> {
         let old = self.find_account(tenant, id_or_name).await?;
-        let mut draft = Draft::from_row(&old);
+        let mut draft = Draft::from_account(&old);
         draft.apply(input);
         let c = check(&draft, false)?;
         let backup = resolve_backup(&self.store, tenant, &old.id, draft.backup.as_deref()).await?;
         let secret = match draft.new_secret.as_deref() {
-            _ if c.auth_method != "password" => None,
+            _ if c.auth_method != AuthMethod::Password => None,
             Some(s) if !s.is_empty() => Some(self.keys.seal(&secret_context(&old.id), &Secret::new(s))),
             _ => old.secret.clone(),
         };
@@ -740,25 +738,25 @@ impl Accounts {
                 .seal_client_secret(&old.id, &draft)
                 .or_else(|| old.oauth_client_secret.clone()),
         };
-        let mut row = AccountRow {
+        let mut row = Account {
             oauth: oauth_json,
             oauth_client_secret: client_secret,
             name: c.name,
             provider: c.provider,
             host: c.host,
-            port: c.port as i64,
-            security: c.security.as_str().to_string(),
+            port: c.port,
+            security: c.security,
             auth_method: c.auth_method,
             username: c.username,
             secret,
             from_address: c.from_address,
             from_name: c.from_name,
             tls_ca_pem: c.ca_pem,
-            tls_skip_verify: c.skip_verify as i64,
-            timeout_secs: c.timeout_secs as i64,
-            limit_connections: c.limits.0.map(i64::from),
-            limit_per_minute: c.limits.1.map(i64::from),
-            limit_per_day: c.limits.2.map(i64::from),
+            tls_skip_verify: c.skip_verify,
+            timeout_secs: c.timeout_secs,
+            limit_connections: c.limits.0,
+            limit_per_minute: c.limits.1,
+            limit_per_day: c.limits.2,
             backup_account: backup,
             updated_at: crate::now_ms(),
             ..old.clone()
@@ -778,7 +776,7 @@ impl Accounts {
         let oauth_changed = row.oauth != old.oauth
             || row.oauth_client_secret != old.oauth_client_secret
             || row.auth_method != old.auth_method;
-        self.store.update_account(&row).await?;
+        self.store.update_account(&AccountRow::from(&row)).await?;
         if oauth_changed {
             self.store.delete_tokens(&row.id).await?;
         }
@@ -789,14 +787,14 @@ impl Accounts {
                 Observation::Reconfigured {
                     connection_changed,
                     oauth_changed,
-                    auth_method: AuthMethod::parse(&row.auth_method).unwrap_or(AuthMethod::None),
+                    auth_method: row.auth_method,
                     oauth_start: Self::oauth_start_status(c.oauth.as_ref()),
                 },
             )
             .await?
             .status;
-        if status.as_str() != row.status {
-            row.status = status.as_str().into();
+        if status != row.status {
+            row.status = status;
             row.status_message = None;
         }
         tracing::info!(account = %row.id, tenant, connection_changed, oauth_changed, "account edited");

@@ -3,15 +3,14 @@
 //! one forced refresh and retry when the server rejects a token that was not
 //! fresh. Shared by the test email and the delivery worker.
 
-use crate::catalog::Security;
 use crate::diagnosis::{Condition, Failure, Stage};
+use crate::domain::Account;
 use crate::error::{Error, Result};
 use crate::health::{Health, Observation};
 use crate::oauth::tokens::{TokenProblem, Tokens};
 use crate::secrets::Keyring;
 use crate::smtp::{Credentials, ServerSettings, Session, Transcript};
 use crate::status::AuthMethod;
-use crate::store::accounts::AccountRow;
 use std::time::Duration;
 
 /// The context an account's password is sealed under.
@@ -21,14 +20,14 @@ pub(crate) fn secret_context(account_id: &str) -> String {
 
 /// Identifies how the account connects and signs in: pooled sessions made
 /// under other settings are not reused (a status change does not count).
-pub fn connection_version(row: &AccountRow) -> i64 {
+pub fn connection_version(row: &Account) -> i64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (
         &row.host,
         row.port,
-        &row.security,
-        &row.auth_method,
+        row.security.as_str(),
+        row.auth_method.as_str(),
         &row.username,
         &row.secret,
     )
@@ -38,22 +37,22 @@ pub fn connection_version(row: &AccountRow) -> i64 {
         &row.oauth_client_secret,
         &row.tls_ca_pem,
         row.tls_skip_verify,
-        &row.from_address,
+        row.from_address.as_str(),
     )
         .hash(&mut h);
     h.finish() as i64
 }
 
 /// How to reach and sign in to the account's server.
-pub fn server_settings(row: &AccountRow) -> ServerSettings {
+pub fn server_settings(row: &Account) -> ServerSettings {
     ServerSettings {
         host: row.host.clone(),
-        port: row.port as u16,
-        security: Security::parse(&row.security).unwrap_or(Security::Tls),
+        port: row.port,
+        security: row.security,
         ca_pem: row.tls_ca_pem.clone(),
-        skip_verify: row.tls_skip_verify != 0,
-        timeout: Duration::from_secs(row.timeout_secs.max(1) as u64),
-        helo_name: helo_name(&row.from_address),
+        skip_verify: row.tls_skip_verify,
+        timeout: Duration::from_secs(row.timeout_secs.max(1)),
+        helo_name: helo_name(row.from_address.as_str()),
     }
 }
 
@@ -66,23 +65,23 @@ fn helo_name(from: &str) -> String {
 }
 
 /// The credentials, decrypted for the one session that needs them.
-pub fn credentials(row: &AccountRow, keys: &Keyring) -> Result<Credentials> {
-    match row.auth_method.as_str() {
-        "none" => Ok(Credentials::None),
-        "password" => {
+pub fn credentials(row: &Account, keys: &Keyring) -> Result<Credentials> {
+    match row.auth_method {
+        AuthMethod::None => Ok(Credentials::None),
+        AuthMethod::Password => {
             let sealed = row
                 .secret
                 .as_deref()
                 .ok_or_else(|| Error::field("auth.secret", "no secret is stored: set auth.secret"))?;
             let secret = keys.open(&secret_context(&row.id), sealed)?;
             Ok(Credentials::Password {
-                username: row.username.clone().unwrap_or_else(|| row.from_address.clone()),
+                username: row.login(),
                 secret,
             })
         }
-        other => Err(Error::field(
+        AuthMethod::OAuth2 => Err(Error::field(
             "auth.method",
-            format!("'{other}' is not supported by this build"),
+            "oauth2 signs in with an access token, not a stored secret",
         )),
     }
 }
@@ -111,18 +110,14 @@ impl Connector {
     }
 
     /// A session signed in as the account, recorded into `transcript`.
-    pub async fn open_session(
-        &self,
-        row: &AccountRow,
-        transcript: &Transcript,
-    ) -> std::result::Result<Session, Failure> {
+    pub async fn open_session(&self, row: &Account, transcript: &Transcript) -> std::result::Result<Session, Failure> {
         let settings = server_settings(row);
-        if AuthMethod::parse(&row.auth_method) != Some(AuthMethod::OAuth2) {
+        if row.auth_method != AuthMethod::OAuth2 {
             let credentials = credentials(row, &self.keys)
                 .map_err(|e| Failure::condition(Stage::Auth, Condition::AuthUnsupported, e.to_string()))?;
             return Session::open(&settings, &credentials, transcript.clone()).await;
         }
-        let username = row.username.clone().unwrap_or_else(|| row.from_address.clone());
+        let username = row.login();
         let mut token = self
             .tokens
             .access_token(row, false)

@@ -5,10 +5,10 @@
 //! raises, in one commit. The rules read those events later (their event
 //! feed): nothing here sends a notification.
 
+use crate::domain::Account;
 use crate::error::Result;
 use crate::status::{AccountStatus, AuthMethod};
 use crate::store::Store;
-use crate::store::accounts::AccountRow;
 use crate::store::rules::EventRow;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -200,8 +200,8 @@ impl Health {
     /// an account already failing does not warn its admins again. An account
     /// that sends again (a test passed, an edit, a delivery, a sign-in)
     /// releases the messages held while it needed a person.
-    pub async fn observe(&self, account: &AccountRow, observation: Observation) -> Result<Observed> {
-        let known = AccountStatus::from_stored(&account.status);
+    pub async fn observe(&self, account: &Account, observation: Observation) -> Result<Observed> {
+        let known = account.status;
         let Some(t) = decide(known, observation) else {
             return Ok(Observed {
                 status: known,
@@ -211,11 +211,7 @@ impl Health {
         let event = match t.event {
             Some(kind) => {
                 // The caller's copy may be old: compare with the stored status.
-                let current = self
-                    .store
-                    .account_by_id(&account.id)
-                    .await?
-                    .map(|r| AccountStatus::from_stored(&r.status));
+                let current = self.store.account_by_id(&account.id).await?.map(|r| r.status);
                 (current != Some(t.status)).then(|| EventRow {
                     id: crate::store::new_id(),
                     tenant_id: account.tenant_id.clone(),

@@ -497,7 +497,7 @@ impl Outbox {
         let sender_domain = route
             .account
             .as_ref()
-            .and_then(|a| EmailAddress::parse(&a.from_address).ok())
+            .map(|a| a.from_address.clone())
             .unwrap_or_else(|| EmailAddress::parse(CAPTURE_FROM).expect("valid"));
         let now = crate::now_ms();
         let row = MessageRow {
@@ -665,7 +665,7 @@ impl RouteCache {
 /// The account chosen for a message and how.
 #[derive(Debug, Clone)]
 pub struct Route {
-    pub account: Option<crate::store::accounts::AccountRow>,
+    pub account: Option<crate::domain::Account>,
     pub from_name: Option<String>,
     pub how: String,
 }

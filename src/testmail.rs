@@ -50,7 +50,7 @@ impl TestMail {
         let row = self.accounts.find_account(tenant, id_or_name).await?;
         let to = EmailAddress::parse(to).map_err(|m| Error::field("to", m))?;
         let provider = Catalog::get().provider(&row.provider);
-        let from = EmailAddress::parse(&row.from_address).map_err(|m| Error::field("from.address", m))?;
+        let from = row.from_address.clone();
         let from_name = row.from_name.as_deref().and_then(|n| HeaderText::parse(n).ok());
         // The tenant's own test_email template if it has one; the built-in otherwise.
         let vars =
@@ -84,7 +84,7 @@ impl TestMail {
         }
         .await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
-        let oauth = row.auth_method == crate::status::AuthMethod::OAuth2.as_str();
+        let oauth = row.auth_method == crate::status::AuthMethod::OAuth2;
         let report = match &outcome {
             Ok(sent) => Report::success(Some(&sent.reply), transcript.lines(), elapsed_ms),
             Err(f) => Report::failure(f, provider, oauth, locale, transcript.lines(), elapsed_ms),

@@ -7,13 +7,13 @@ use super::{Finish, HELD_INDEFINITELY, Lookups, Worker, class_name, plain_attemp
 use crate::catalog::{Catalog, Class};
 use crate::compose::{self, Content, Draft};
 use crate::diagnosis::Report;
+use crate::domain::Account;
 use crate::domain::{EmailAddress, HeaderText};
 use crate::error::Result;
 use crate::health::Observation;
 use crate::smtp::{Envelope, Transcript};
-use crate::status::{AccountStatus, AuthMethod, MessageStatus};
+use crate::status::{AuthMethod, MessageStatus};
 use crate::store::PLATFORM;
-use crate::store::accounts::AccountRow;
 use crate::store::messages::{AttemptRow, MessageRow};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -74,7 +74,7 @@ impl Drop for LimitTurn {
 }
 
 impl Worker {
-    fn account_slots(&self, account: &AccountRow) -> Arc<Semaphore> {
+    fn account_slots(&self, account: &Account) -> Arc<Semaphore> {
         let n = account
             .limit_connections
             .map(|n| n.max(1) as usize)
@@ -89,7 +89,7 @@ impl Worker {
     /// limits: a turn, counted against them until this delivery's outcome is
     /// written (sends in flight count with those already recorded, or a burst
     /// would overrun the limit); if not, when it may again.
-    async fn limit_turn(&self, account: &AccountRow) -> Result<std::result::Result<LimitTurn, (i64, String)>> {
+    async fn limit_turn(&self, account: &Account) -> Result<std::result::Result<LimitTurn, (i64, String)>> {
         let turn = LimitTurn::take(&self.limit_turns, &account.id);
         if account.limit_per_minute.is_none() && account.limit_per_day.is_none() {
             return Ok(Ok(turn));
@@ -101,7 +101,7 @@ impl Worker {
         ] {
             let Some(limit) = limit else { continue };
             let (count, oldest) = self.store.sent_since(&account.id, now - window).await?;
-            if count + turn.ahead >= limit {
+            if count + turn.ahead >= i64::from(limit) {
                 let resume = oldest.unwrap_or(now) + window;
                 return Ok(Err((
                     resume,
@@ -139,7 +139,7 @@ impl Worker {
         };
         // An account waiting for a person to sign in holds its messages;
         // re-authorization releases them (oauth::complete_authorization).
-        if AccountStatus::from_stored(&account.status).awaits_authorization() {
+        if account.status.awaits_authorization() {
             let why = crate::health::EXPIRED_MESSAGE;
             finish.attempts.push(plain_attempt(
                 row,
@@ -187,7 +187,7 @@ impl Worker {
         let mut errors = Vec::new();
         let mut final_class = Class::Permanent;
         for (i, hop) in hops.iter().enumerate() {
-            if i > 0 && AccountStatus::from_stored(&hop.status).awaits_authorization() {
+            if i > 0 && hop.status.awaits_authorization() {
                 continue;
             }
             if i > 0 && hop.tenant_id != account.tenant_id && content.from_name.is_none() {
@@ -258,9 +258,8 @@ impl Worker {
     }
 
     /// One attempt through one account, and its entry for the delivery log.
-    async fn send_via(&self, row: &MessageRow, content: &Content, account: &AccountRow) -> Result<(Hop, AttemptRow)> {
-        let from =
-            EmailAddress::parse(&account.from_address).map_err(|m| crate::error::Error::field("from.address", m))?;
+    async fn send_via(&self, row: &MessageRow, content: &Content, account: &Account) -> Result<(Hop, AttemptRow)> {
+        let from = account.from_address.clone();
         let from_name = content
             .from_name
             .clone()
@@ -333,7 +332,7 @@ impl Worker {
         };
         self.metrics.observe_send(started.elapsed());
         let provider = Catalog::get().provider(&account.provider);
-        let oauth = account.auth_method == AuthMethod::OAuth2.as_str();
+        let oauth = account.auth_method == AuthMethod::OAuth2;
         match outcome {
             Ok(sent) => {
                 let mut report = Report::success(Some(&sent.reply), transcript.lines(), 0);

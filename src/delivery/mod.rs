@@ -13,6 +13,7 @@ use crate::compose::Content;
 use crate::config::Config;
 use crate::connect::Connector;
 use crate::diagnosis::Report;
+use crate::domain::Account;
 use crate::error::Result;
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -20,7 +21,6 @@ use crate::pool::SessionPool;
 use crate::status::{Channel, MessageStatus};
 use crate::store::Freshness;
 use crate::store::Store;
-use crate::store::accounts::AccountRow;
 use crate::store::group_commit::Outcome;
 use crate::store::messages::{AttemptRow, MessageRow};
 use crate::store::settings::SettingsRow;
@@ -44,7 +44,7 @@ pub const HELD_INDEFINITELY: i64 = i64::MAX;
 /// process changed an account, setting or tenant (another process's change
 /// shows within the second).
 pub struct Lookups {
-    accounts: Mutex<HashMap<String, Option<AccountRow>>>,
+    accounts: Mutex<HashMap<String, Option<Account>>>,
     settings: Mutex<HashMap<String, SettingsRow>>,
     since: Freshness,
 }
@@ -63,7 +63,7 @@ impl Lookups {
         store.still_fresh(self.since)
     }
 
-    async fn account(&self, store: &Store, id: &str) -> Result<Option<AccountRow>> {
+    async fn account(&self, store: &Store, id: &str) -> Result<Option<Account>> {
         if let Some(a) = self.accounts.lock().expect("lookups").get(id) {
             return Ok(a.clone());
         }

@@ -60,7 +60,7 @@ impl Authorizations {
             .find_account(tenant, id_or_name)
             .await?
             .ok_or_else(|| Error::NotFound(format!("account '{id_or_name}'")))?;
-        let Some(settings) = settings_of(&row).filter(|_| row.auth_method == "oauth2") else {
+        let Some(settings) = settings_of(&row).filter(|_| row.auth_method == crate::status::AuthMethod::OAuth2) else {
             return Err(Error::Conflict(format!(
                 "account '{}' does not sign in with OAuth2 (auth.method is {})",
                 row.name, row.auth_method
@@ -137,7 +137,7 @@ impl Authorizations {
             .find_account(&st.tenant_id, &st.account_id)
             .await?
             .ok_or_else(|| bad("belongs to an account that no longer exists"))?;
-        if fingerprint(&row) != st.fingerprint || row.auth_method != "oauth2" {
+        if fingerprint(&row) != st.fingerprint || row.auth_method != crate::status::AuthMethod::OAuth2 {
             return Err(bad(
                 "was issued before the account's OAuth settings changed: start the authorization again",
             ));

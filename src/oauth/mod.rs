@@ -12,9 +12,9 @@ pub mod tokens;
 pub use authorize::Authorizations;
 
 use crate::catalog::{Catalog, OAuthPreset};
+use crate::domain::Account;
 use crate::error::{Error, Problems, Result};
 use crate::secrets::{Keyring, Secret};
-use crate::store::accounts::AccountRow;
 use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
 };
@@ -261,7 +261,7 @@ pub fn resolve(account_provider: &str, current: Option<&OAuthSettings>, input: &
     })
 }
 
-pub fn settings_of(row: &AccountRow) -> Option<OAuthSettings> {
+pub fn settings_of(row: &Account) -> Option<OAuthSettings> {
     row.oauth.as_deref().and_then(|j| serde_json::from_str(j).ok())
 }
 
@@ -275,7 +275,7 @@ pub fn token_context(account_id: &str, kind: &str) -> String {
 
 /// Identifies the settings a state was issued under: provider, client,
 /// endpoints, scope and the sealed client secret.
-pub fn fingerprint(row: &AccountRow) -> String {
+pub fn fingerprint(row: &Account) -> String {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     h.update(row.oauth.as_deref().unwrap_or("").as_bytes());
@@ -350,7 +350,7 @@ pub struct Authorized {
     pub released_messages: u64,
 }
 
-fn client_secret(row: &AccountRow, keys: &Keyring) -> Result<Option<Secret>> {
+fn client_secret(row: &Account, keys: &Keyring) -> Result<Option<Secret>> {
     match &row.oauth_client_secret {
         Some(sealed) => Ok(Some(keys.open(&client_secret_context(&row.id), sealed)?)),
         None => Ok(None),
@@ -358,8 +358,8 @@ fn client_secret(row: &AccountRow, keys: &Keyring) -> Result<Option<Secret>> {
 }
 
 /// The OAuth view of an account, with token expiry and the warning.
-pub async fn oauth_view(store: &crate::store::Store, row: &AccountRow) -> Result<Option<OAuthView>> {
-    let Some(s) = settings_of(row).filter(|_| row.auth_method == "oauth2") else {
+pub async fn oauth_view(store: &crate::store::Store, row: &Account) -> Result<Option<OAuthView>> {
+    let Some(s) = settings_of(row).filter(|_| row.auth_method == crate::status::AuthMethod::OAuth2) else {
         return Ok(None);
     };
     let tokens = store.get_tokens(&row.id).await?;

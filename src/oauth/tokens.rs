@@ -5,10 +5,10 @@
 //! token is handed out, so a crash cannot lose the only valid refresh token.
 
 use super::{Flow, OAuthSettings, client_secret, settings_of, token_client, token_context};
+use crate::domain::Account;
 use crate::health::{Health, Observation};
 use crate::secrets::{Keyring, Secret};
 use crate::store::Store;
-use crate::store::accounts::AccountRow;
 use oauth2::basic::{BasicErrorResponse, BasicErrorResponseType};
 use oauth2::{RefreshToken, RequestTokenError, Scope, TokenResponse};
 use std::collections::HashMap;
@@ -139,7 +139,7 @@ impl Tokens {
 
     /// A valid access token for the account; `force` refreshes even a token
     /// that looks valid (after the server rejected it).
-    pub async fn access_token(&self, row: &AccountRow, force: bool) -> Result<AccessToken, TokenProblem> {
+    pub async fn access_token(&self, row: &Account, force: bool) -> Result<AccessToken, TokenProblem> {
         let settings =
             settings_of(row).ok_or_else(|| TokenProblem::Configuration("the account has no OAuth settings".into()))?;
         let internal = |e: crate::error::Error| TokenProblem::Unavailable(format!("{e}"));
@@ -236,7 +236,7 @@ impl Tokens {
         }
     }
 
-    fn cached(&self, row: &AccountRow, t: Option<&crate::store::oauth::TokenRow>) -> Option<Secret> {
+    fn cached(&self, row: &Account, t: Option<&crate::store::oauth::TokenRow>) -> Option<Secret> {
         let t = t?;
         let exp = t.access_expires_at?;
         if exp - crate::now_ms() < MARGIN_MS {
@@ -249,7 +249,7 @@ impl Tokens {
 
     async fn request_token(
         &self,
-        row: &AccountRow,
+        row: &Account,
         settings: &OAuthSettings,
         stored: Option<&crate::store::oauth::TokenRow>,
     ) -> Result<Secret, TokenProblem> {
@@ -309,7 +309,7 @@ impl Tokens {
 
     /// Puts what a token failure means on the account, where people look;
     /// an endpoint that is down says nothing about the account.
-    pub async fn note_token_problem(&self, row: &AccountRow, problem: &TokenProblem) {
+    pub async fn note_token_problem(&self, row: &Account, problem: &TokenProblem) {
         let observation = match problem {
             TokenProblem::Expired(detail) => {
                 tracing::warn!(account = %row.id, detail, "authorization expired");

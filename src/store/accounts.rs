@@ -2,7 +2,10 @@
 //! sees them in clear.
 
 use super::{Store, on_pool};
+use crate::catalog::Security;
+use crate::domain::{Account, EmailAddress};
 use crate::error::{Error, Result};
+use crate::status::{AccountStatus, AuthMethod};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AccountRow {
@@ -32,6 +35,83 @@ pub struct AccountRow {
     pub last_report: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// A stored row as the domain's `Account`; a row whose security, sign-in
+/// method or sender does not parse was not written by Herald, and says so.
+impl TryFrom<AccountRow> for Account {
+    type Error = String;
+
+    fn try_from(r: AccountRow) -> std::result::Result<Account, String> {
+        let bad = |what: &str, value: &str| format!("account {}: stored {what} '{value}' is not valid", r.id);
+        Ok(Account {
+            port: u16::try_from(r.port).map_err(|_| bad("port", &r.port.to_string()))?,
+            security: Security::parse(&r.security).ok_or_else(|| bad("security", &r.security))?,
+            auth_method: AuthMethod::parse(&r.auth_method).ok_or_else(|| bad("auth method", &r.auth_method))?,
+            from_address: EmailAddress::parse(&r.from_address).map_err(|_| bad("sender", &r.from_address))?,
+            status: AccountStatus::from_stored(&r.status),
+            tls_skip_verify: r.tls_skip_verify != 0,
+            timeout_secs: r.timeout_secs.max(1) as u64,
+            limit_connections: r.limit_connections.map(|v| v.clamp(0, u32::MAX as i64) as u32),
+            limit_per_minute: r.limit_per_minute.map(|v| v.clamp(0, u32::MAX as i64) as u32),
+            limit_per_day: r.limit_per_day.map(|v| v.clamp(0, u32::MAX as i64) as u32),
+            id: r.id,
+            tenant_id: r.tenant_id,
+            name: r.name,
+            provider: r.provider,
+            host: r.host,
+            username: r.username,
+            secret: r.secret,
+            oauth: r.oauth,
+            oauth_client_secret: r.oauth_client_secret,
+            from_name: r.from_name,
+            tls_ca_pem: r.tls_ca_pem,
+            backup_account: r.backup_account,
+            status_message: r.status_message,
+            last_report: r.last_report,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// The row an account is written back as.
+impl From<&Account> for AccountRow {
+    fn from(a: &Account) -> AccountRow {
+        AccountRow {
+            id: a.id.clone(),
+            tenant_id: a.tenant_id.clone(),
+            name: a.name.clone(),
+            provider: a.provider.clone(),
+            host: a.host.clone(),
+            port: a.port.into(),
+            security: a.security.as_str().to_string(),
+            auth_method: a.auth_method.as_str().to_string(),
+            username: a.username.clone(),
+            secret: a.secret.clone(),
+            oauth: a.oauth.clone(),
+            oauth_client_secret: a.oauth_client_secret.clone(),
+            from_address: a.from_address.as_str().to_string(),
+            from_name: a.from_name.clone(),
+            tls_ca_pem: a.tls_ca_pem.clone(),
+            tls_skip_verify: a.tls_skip_verify.into(),
+            timeout_secs: a.timeout_secs as i64,
+            limit_connections: a.limit_connections.map(i64::from),
+            limit_per_minute: a.limit_per_minute.map(i64::from),
+            limit_per_day: a.limit_per_day.map(i64::from),
+            backup_account: a.backup_account.clone(),
+            status: a.status.as_str().to_string(),
+            status_message: a.status_message.clone(),
+            last_report: a.last_report.clone(),
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+/// A row read back, as an `Account`.
+fn parse(row: AccountRow) -> Result<Account> {
+    Account::try_from(row).map_err(|e| Error::Internal(anyhow::anyhow!(e)))
 }
 
 const COLUMNS: &str = "id, tenant_id, name, provider, host, port, security, auth_method, username, secret, oauth, \
@@ -137,7 +217,7 @@ impl Store {
     }
 
     /// Finds an account of the tenant by id or by name.
-    pub async fn find_account(&self, tenant_id: &str, id_or_name: &str) -> Result<Option<AccountRow>> {
+    pub async fn find_account(&self, tenant_id: &str, id_or_name: &str) -> Result<Option<Account>> {
         let sql = format!("SELECT {COLUMNS} FROM accounts WHERE tenant_id = $1 AND (id = $2 OR name = $2)");
         let row = on_pool!(self, |p| sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(
             sql.as_str()
@@ -146,22 +226,24 @@ impl Store {
         .bind(id_or_name)
         .fetch_optional(p)
         .await)?;
-        Ok(row)
+        row.map(parse).transpose()
     }
 
     /// An account by id whatever its tenant: only for routes Herald itself
     /// resolved (a tenant's message sent through the platform's account).
-    pub async fn account_by_id(&self, id: &str) -> Result<Option<AccountRow>> {
+    pub async fn account_by_id(&self, id: &str) -> Result<Option<Account>> {
         let sql = format!("SELECT {COLUMNS} FROM accounts WHERE id = $1");
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, AccountRow>(
-            sqlx::AssertSqlSafe(sql.as_str())
-        )
+        let row = on_pool!(self, |p| sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
         .bind(id)
         .fetch_optional(p)
-        .await)?)
+        .await)?;
+        row.map(parse).transpose()
     }
 
-    pub async fn list_accounts(&self, tenant_id: &str) -> Result<Vec<AccountRow>> {
+    /// The tenant's accounts, oldest first.
+    pub async fn list_accounts(&self, tenant_id: &str) -> Result<Vec<Account>> {
         let sql = format!("SELECT {COLUMNS} FROM accounts WHERE tenant_id = $1 ORDER BY created_at");
         let rows = on_pool!(self, |p| sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(
             sql.as_str()
@@ -169,7 +251,7 @@ impl Store {
         .bind(tenant_id)
         .fetch_all(p)
         .await)?;
-        Ok(rows)
+        rows.into_iter().map(parse).collect()
     }
 
     pub async fn delete_account(&self, tenant_id: &str, id: &str) -> Result<bool> {

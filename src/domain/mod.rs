@@ -4,6 +4,10 @@
 //! construction: an address or header text holding CR, LF or NUL cannot be
 //! built, so it can never reach the wire.
 
+mod account;
+
+pub use account::Account;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
