@@ -102,15 +102,6 @@ pub struct Localized {
     pub zh: String,
 }
 
-impl Localized {
-    pub fn get(&self, locale: crate::i18n::Locale) -> &str {
-        match locale {
-            crate::i18n::Locale::En => &self.en,
-            crate::i18n::Locale::ZhCn => &self.zh,
-        }
-    }
-}
-
 /// OAuth2 endpoints of a provider; `{tenant}` in a URL is the directory tenant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// Herald's settings, validated: each names its variable in an error.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `HERALD_LISTEN`: where the HTTP server listens.
@@ -21,6 +22,7 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// `HERALD_RETRY_MIN_SECS` / `HERALD_RETRY_MAX_SECS`: backoff bounds.
     pub retry_min_secs: u64,
+    /// See `retry_min_secs`.
     pub retry_max_secs: u64,
     /// `HERALD_MESSAGE_MAX_AGE_SECS`: a message still undelivered after this fails.
     pub message_max_age_secs: u64,
@@ -55,7 +57,9 @@ struct FileConfig {
 
 /// Where the settings come from; tests pass their own environment.
 pub struct Sources<'a> {
+    /// A `herald.toml` to read, if any.
     pub config_file: Option<&'a Path>,
+    /// The environment: a variable's value by name.
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
 
@@ -72,6 +76,7 @@ impl Config {
         })
     }
 
+    /// The settings from a file and an environment, the environment first.
     pub fn load(src: Sources<'_>) -> anyhow::Result<Config> {
         let file: FileConfig = match src.config_file {
             Some(path) => {

@@ -136,7 +136,7 @@ impl Connector {
             match Session::open(&settings, &credentials, transcript.clone()).await {
                 // The server refused a token we had not just obtained: it may
                 // have been revoked early. Get a new one and try once more.
-                Err(f) if f.stage == Stage::Auth && f.reply.is_some() && !token.fresh => {
+                Err(f) if f.stage() == Stage::Auth && f.reply().is_some() && !token.fresh => {
                     transcript.note("the server refused the access token: requesting a new one");
                     token = self
                         .tokens
@@ -145,7 +145,7 @@ impl Connector {
                         .map_err(|p| token_failure(&p))?;
                 }
                 // Refused with a token that is fresh: the grant no longer lets us send.
-                Err(f) if f.stage == Stage::Auth && f.reply.is_some() => {
+                Err(f) if f.stage() == Stage::Auth && f.reply().is_some() => {
                     if let Err(e) = self.health.observe(row, Observation::FreshTokenRefused).await {
                         tracing::error!(account = %row.id, error = %e, "could not record the account's state");
                     }

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Herald: a self-hosted notification center that sends system email through
 //! whatever mail service the operator, or each tenant, chooses.
 //!
@@ -8,35 +9,38 @@
 //! the engine calls the transports (`smtp`), with `diagnosis` turning any
 //! SMTP failure into a stage, a class and a hint from the `catalog`.
 
-pub mod accounts;
-pub mod api;
-pub mod catalog;
+pub(crate) mod accounts;
+pub(crate) mod api;
+pub(crate) mod catalog;
 pub mod cli;
-pub mod compose;
+pub(crate) mod compose;
 pub mod config;
-pub mod connect;
-pub mod delivery;
-pub mod diagnosis;
-pub mod discovery;
-pub mod domain;
-pub mod error;
-pub mod health;
-pub mod i18n;
-pub mod metrics;
-pub mod oauth;
-pub mod outbox;
-pub mod pool;
-pub mod rules;
-pub mod secrets;
+pub(crate) mod connect;
+pub(crate) mod delivery;
+pub(crate) mod diagnosis;
+pub(crate) mod discovery;
+pub(crate) mod domain;
+pub(crate) mod error;
+pub(crate) mod health;
+pub(crate) mod i18n;
+pub(crate) mod metrics;
+pub(crate) mod oauth;
+pub(crate) mod outbox;
+pub(crate) mod pool;
+pub(crate) mod rules;
+pub(crate) mod secrets;
 pub mod services;
-pub mod settings;
-pub mod smtp;
+pub(crate) mod settings;
+pub(crate) mod smtp;
 pub mod startup;
-pub mod status;
+pub(crate) mod status;
+/// Public for the upgrade test, which reads a migrated database directly;
+/// not an interface.
+#[doc(hidden)]
 pub mod store;
-pub mod templates;
-pub mod tenants;
-pub mod testmail;
+pub(crate) mod templates;
+pub(crate) mod tenants;
+pub(crate) mod testmail;
 
 /// Milliseconds since the Unix epoch: how every timestamp is stored.
 pub fn now_ms() -> i64 {

@@ -26,17 +26,17 @@ use tokio::sync::Notify;
 /// (`State<Accounts>` …) through `FromRef`; the CLI calls the same services.
 #[derive(Clone)]
 pub struct Services {
-    pub config: Arc<Config>,
-    pub metrics: Arc<Metrics>,
-    pub accounts: Accounts,
-    pub outbox: Outbox,
-    pub rules: Rules,
-    pub templates: Templates,
-    pub tenants: Tenants,
-    pub settings: SettingsBook,
-    pub authorizations: Authorizations,
-    pub test_mail: TestMail,
-    pub worker: Worker,
+    pub(crate) config: Arc<Config>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) accounts: Accounts,
+    pub(crate) outbox: Outbox,
+    pub(crate) rules: Rules,
+    pub(crate) templates: Templates,
+    pub(crate) tenants: Tenants,
+    pub(crate) settings: SettingsBook,
+    pub(crate) authorizations: Authorizations,
+    pub(crate) test_mail: TestMail,
+    pub(crate) worker: Worker,
     /// Closed at shutdown; the services hold clones of it.
     store: Store,
 }

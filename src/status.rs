@@ -13,6 +13,8 @@ macro_rules! text_enum {
             $($(#[$vdoc])* #[serde(rename = $text)] $variant),+
         }
 
+        // Not every enum needs every helper.
+        #[allow(dead_code)]
         impl $name {
             /// Every value, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];

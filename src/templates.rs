@@ -98,7 +98,6 @@ struct File {
 
 /// One built-in template: its variables, sample values and both locales.
 pub struct Builtin {
-    pub name: &'static str,
     pub variables: Vec<Variable>,
     pub sample: serde_json::Value,
     en: TemplateSource,
@@ -123,7 +122,6 @@ fn builtins() -> &'static BTreeMap<&'static str, Builtin> {
             .map(|(&name, text)| {
                 let f: File = toml::from_str(text).unwrap_or_else(|e| panic!("templates/{name}.toml: {e}"));
                 let b = Builtin {
-                    name,
                     variables: f.variables,
                     sample: f.sample,
                     en: f.en,

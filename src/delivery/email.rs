@@ -320,7 +320,7 @@ impl Worker {
                 }
                 // A pooled connection the server closed while idle: not the
                 // message's fault, try once more on a new connection.
-                Err(f) if was_reused && f.stage == crate::diagnosis::Stage::MailFrom && f.reply.is_none() => {
+                Err(f) if was_reused && f.stage() == crate::diagnosis::Stage::MailFrom && f.reply().is_none() => {
                     tracing::debug!(account = %account.id, "a pooled connection was gone; reconnecting");
                     continue;
                 }
@@ -367,7 +367,7 @@ impl Worker {
                 // For a message, network trouble (refused, timed out, cut) is
                 // for later, whatever the catalog advises the person testing:
                 // a server being restarted must not fail the queue.
-                let class = if failure.condition.is_some_and(|c| c.is_transient()) {
+                let class = if failure.is_transient() {
                     Class::Transient
                 } else {
                     report.class.unwrap_or(Class::Permanent)

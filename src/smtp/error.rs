@@ -126,11 +126,6 @@ impl Reply {
         (400..500).contains(&self.code)
     }
 
-    /// A 5xx reply: the server refuses for good.
-    pub fn is_permanent(&self) -> bool {
-        (500..600).contains(&self.code)
-    }
-
     /// The reply as one line, as people quote it: `535 5.7.8 Bad credentials`.
     pub fn one_line(&self) -> String {
         let text = self.text.replace('\n', " ");
@@ -202,6 +197,7 @@ impl Failure {
 
     /// True when retrying unchanged will not help: a refusal that is not 4xx,
     /// or a condition that only a change of settings fixes.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn is_permanent(&self) -> bool {
         !self.is_transient()
     }

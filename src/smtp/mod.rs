@@ -25,10 +25,13 @@ mod transcript;
 mod testing;
 
 pub use auth::Credentials;
+// The transport seam: `Session::open_with` takes any `Dialer` (direct TCP
+// today, a proxy next); re-exported for the dialers outside this module.
+#[allow(unused_imports)]
 pub use dial::{AsyncReadWrite, BoxStream, DialFuture, Dialer, Direct};
 pub use envelope::Envelope;
 pub use error::{Condition, Failure, Reply, Stage};
-pub use session::{SendOutcome, Session};
+pub use session::Session;
 pub use transcript::{Dir, Line, Transcript};
 
 use crate::catalog::Security;

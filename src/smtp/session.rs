@@ -26,6 +26,7 @@ pub struct SendOutcome {
     /// The server's acceptance of the content.
     pub reply: Reply,
     /// Recipients the server took.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub accepted: Vec<EmailAddress>,
     /// Recipients it refused, each with its reply.
     pub rejected: Vec<(EmailAddress, Reply)>,
@@ -63,7 +64,9 @@ impl Session {
 
     /// Runs a session over an already open `stream` (implicit TLS, when the
     /// settings ask for it, is still Herald's to do), up to and including
-    /// authentication.
+    /// authentication. The seam for in-memory tests and for dialers that
+    /// hand over a stream they opened (a proxy's tunnel).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub async fn handshake<S>(
         stream: S,
         settings: &ServerSettings,

@@ -5,7 +5,8 @@
 //! message's content up to its final dot, and `TLS` turns TLS on (the
 //! script ends there if the client refuses the handshake).
 
-use super::{Credentials, Envelope, Failure, SendOutcome, ServerSettings, Session, Transcript};
+use super::session::SendOutcome;
+use super::{Credentials, Envelope, Failure, ServerSettings, Session, Transcript};
 use crate::catalog::Security;
 use crate::domain::EmailAddress;
 use crate::secrets::Secret;
