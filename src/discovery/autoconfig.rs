@@ -4,6 +4,10 @@
 use super::Proposal;
 use crate::catalog::{Catalog, Security};
 use crate::domain::{EmailAddress, Hostname};
+use quick_xml::Reader;
+use quick_xml::XmlVersion;
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::{BytesRef, BytesStart, Event};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -459,154 +463,113 @@ fn substitute(text: &str, address: &EmailAddress, what: &str, notes: &mut Vec<St
     out
 }
 
-/// A lexical piece of an XML document; enough for autoconfig files.
+/// A piece of an XML document, as far as autoconfig reading needs one.
 #[derive(Debug, PartialEq)]
 enum Token {
-    Open { name: String, attrs: String, empty: bool },
+    Open {
+        name: String,
+        /// Attribute names and values, as written.
+        attrs: Vec<(String, String)>,
+        empty: bool,
+    },
     Close(String),
     Text(String),
 }
 
-/// Splits XML into tags and text, skipping comments, processing
-/// instructions and declarations. Never fails: a truncated file yields the
-/// tokens before the cut.
+/// The document as a flat list of tags and text (comments, declarations and
+/// processing instructions dropped). Never fails: at a syntax error, a cut-off
+/// file included, it returns the tokens before it. quick-xml is told to let
+/// mismatched end tags and stray `&` pass, so a sloppy but readable file is
+/// read rather than rejected.
 fn xml_tokens(xml: &str) -> Vec<Token> {
+    let mut reader = Reader::from_str(xml);
+    let config = reader.config_mut();
+    config.check_end_names = false;
+    config.allow_unmatched_ends = true;
+    config.allow_dangling_amp = true;
     let mut tokens = Vec::new();
-    let mut rest = xml;
-    while !rest.is_empty() {
-        let Some(lt) = rest.find('<') else {
-            push_text(&mut tokens, rest);
-            break;
-        };
-        push_text(&mut tokens, &rest[..lt]);
-        rest = &rest[lt..];
-        let (skip_to, terminator) = if rest.starts_with("<!--") {
-            (4, "-->")
-        } else if rest.starts_with("<![CDATA[") {
-            let Some(end) = rest[9..].find("]]>") else {
-                break;
-            };
-            tokens.push(Token::Text(rest[9..9 + end].to_string()));
-            rest = &rest[9 + end + 3..];
-            continue;
-        } else if rest.starts_with("<?") {
-            (2, "?>")
-        } else if rest.starts_with("<!") {
-            (2, ">")
-        } else {
-            let Some(end) = tag_end(rest) else { break };
-            let inner = &rest[1..end];
-            rest = &rest[end + 1..];
-            if let Some(name) = inner.strip_prefix('/') {
-                tokens.push(Token::Close(name.trim().to_string()));
-            } else {
-                let empty = inner.ends_with('/');
-                let inner = inner.trim_end_matches('/');
-                let name_end = inner.find(|c: char| c.is_whitespace()).unwrap_or(inner.len());
-                tokens.push(Token::Open {
-                    name: inner[..name_end].to_string(),
-                    attrs: inner[name_end..].to_string(),
-                    empty,
-                });
+    // Text arrives in pieces around each `&…;`; one token per run between tags.
+    let mut text = String::new();
+    let mut blank = true;
+    loop {
+        let event = reader.read_event();
+        match &event {
+            Ok(Event::Text(t)) => {
+                blank &= t.trim().is_empty();
+                text.push_str(t);
+                continue;
             }
-            continue;
-        };
-        match rest[skip_to..].find(terminator) {
-            Some(end) => rest = &rest[skip_to + end + terminator.len()..],
-            None => break,
+            Ok(Event::GeneralRef(r)) => {
+                blank = false;
+                push_reference(&mut text, r);
+                continue;
+            }
+            _ => {}
+        }
+        if !blank {
+            tokens.push(Token::Text(std::mem::take(&mut text)));
+        }
+        text.clear();
+        blank = true;
+        match event {
+            Ok(Event::Start(tag)) => tokens.push(open(&tag, false)),
+            Ok(Event::Empty(tag)) => tokens.push(open(&tag, true)),
+            Ok(Event::End(tag)) => tokens.push(Token::Close(tag.name().0.to_string())),
+            Ok(Event::CData(t)) => tokens.push(Token::Text(t.into_inner().into_owned())),
+            Ok(Event::Eof) => break,
+            Ok(_) => {} // comments, declarations, processing instructions, DOCTYPE
+            // An ill-formed piece is skipped and reading goes on; a syntax
+            // error (a cut-off file) ends the document.
+            Err(quick_xml::Error::IllFormed(e)) => tracing::debug!(error = %e, "autoconfig: XML piece skipped"),
+            Err(e) => {
+                tracing::debug!(error = %e, "autoconfig: XML read stopped");
+                break;
+            }
         }
     }
     tokens
 }
 
-/// Index of the `>` closing the tag at the start of `s`, skipping quoted
-/// attribute values.
-fn tag_end(s: &str) -> Option<usize> {
-    let mut quote = None;
-    for (i, c) in s.char_indices().skip(1) {
-        match (quote, c) {
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), _) if c == q => quote = None,
-            (None, '>') => return Some(i),
-            _ => {}
-        }
-    }
-    None
-}
-
-fn push_text(tokens: &mut Vec<Token>, raw: &str) {
-    if !raw.trim().is_empty() {
-        tokens.push(Token::Text(decode_entities(raw)));
-    }
-}
-
-fn decode_entities(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(at) = rest.find('&') {
-        out.push_str(&rest[..at]);
-        rest = &rest[at..];
-        let decoded = rest.find(';').filter(|&end| end <= 10).and_then(|end| {
-            let c = match &rest[1..end] {
-                "amp" => '&',
-                "lt" => '<',
-                "gt" => '>',
-                "quot" => '"',
-                "apos" => '\'',
-                n if n.starts_with("#x") || n.starts_with("#X") => {
-                    char::from_u32(u32::from_str_radix(&n[2..], 16).ok()?)?
-                }
-                n if n.starts_with('#') => char::from_u32(n[1..].parse().ok()?)?,
-                _ => return None,
+fn open(tag: &BytesStart, empty: bool) -> Token {
+    let attrs = tag
+        .html_attributes()
+        .flatten()
+        .map(|a| {
+            let name = a.key.0.to_string();
+            // An undecodable value (unknown entity) is kept as written.
+            let value = match a.normalized_value(XmlVersion::Implicit1_0) {
+                Ok(v) => v.into_owned(),
+                Err(_) => a.value.into_owned(),
             };
-            Some((c, end))
-        });
-        match decoded {
-            Some((c, end)) => {
-                out.push(c);
-                rest = &rest[end + 1..];
-            }
-            None => {
-                out.push('&'); // a stray ampersand, kept as written
-                rest = &rest[1..];
-            }
-        }
+            (name, value)
+        })
+        .collect();
+    Token::Open {
+        name: tag.name().0.to_string(),
+        attrs,
+        empty,
     }
-    out.push_str(rest);
-    out
 }
 
-/// The value of an attribute in a tag's attribute text, quoted or not.
-fn attribute(attrs: &str, wanted: &str) -> Option<String> {
-    let mut rest = attrs.trim_start();
-    while !rest.is_empty() {
-        let name_end = rest.find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(rest.len());
-        let name = &rest[..name_end];
-        rest = rest[name_end..].trim_start();
-        let Some(after_eq) = rest.strip_prefix('=') else {
-            continue; // an attribute without a value
-        };
-        rest = after_eq.trim_start();
-        let value = match rest.chars().next() {
-            Some(q @ ('"' | '\'')) => {
-                let end = rest[1..].find(q).map(|e| e + 1).unwrap_or(rest.len());
-                let v = &rest[1..end];
-                rest = rest.get(end + 1..).unwrap_or("");
-                v
-            }
-            _ => {
-                let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-                let v = &rest[..end];
-                rest = &rest[end..];
-                v
-            }
-        };
-        if name.eq_ignore_ascii_case(wanted) {
-            return Some(decode_entities(value));
+/// `&amp;`, `&#64;` … decoded; an unknown entity (`&nbsp;`) kept as written.
+fn push_reference(text: &mut String, r: &BytesRef) {
+    match (r.resolve_char_ref(), resolve_predefined_entity(r)) {
+        (Ok(Some(c)), _) => text.push(c),
+        (Ok(None), Some(s)) => text.push_str(s),
+        _ => {
+            text.push('&');
+            text.push_str(r);
+            text.push(';');
         }
-        rest = rest.trim_start();
     }
-    None
+}
+
+/// The value of the attribute `wanted`, whatever its case.
+fn attribute(attrs: &[(String, String)], wanted: &str) -> Option<String> {
+    attrs
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+        .map(|(_, value)| value.clone())
 }
 
 #[cfg(test)]
@@ -710,6 +673,20 @@ mod tests {
                         <port>smtp</port><socketType>SSL</socketType></outgoingServer></emailProvider></clientConfig>";
         let err = parse_autoconfig(bad_port, &who, &mut Vec::new()).unwrap_err();
         assert!(err.contains("\"smtp\" is not a port number"), "{err}");
+    }
+
+    #[test]
+    fn parse_autoconfig_decodes_references_and_tolerates_sloppy_markup() {
+        // Unquoted attribute, character references, a stray `&`, an unknown
+        // entity and an end tag that closes nothing: read, not rejected.
+        let sloppy = "<clientConfig><outgoingServer type=smtp><hostname>smtp&#46;example&#x2E;com</hostname>\
+                      </bogus><port>465</port><socketType>SSL</socketType>\
+                      <username>a & b&nbsp;&amp;c</username></outgoingServer></clientConfig>";
+        let mut notes = Vec::new();
+        let found = parse_autoconfig(sloppy, &addr("pat@example.com"), &mut notes).unwrap();
+        assert_eq!((found[0].host.as_str(), found[0].port), ("smtp.example.com", 465));
+        assert_eq!(found[0].username.as_deref(), Some("a & b&nbsp;&c"));
+        assert!(notes.is_empty(), "{notes:?}");
     }
 
     #[test]
