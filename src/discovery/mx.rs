@@ -3,9 +3,10 @@
 
 use super::Proposal;
 use super::catalog::preset;
-use super::dns::{Resolver, describe_dns_error};
+use super::dns::{self, Resolver};
 use crate::catalog::{Catalog, host_matches};
 use crate::domain::EmailAddress;
+use hickory_resolver::proto::rr::{RData, RecordType};
 use std::time::Duration;
 
 /// Catalog presets for the providers whose MX patterns match these hosts
@@ -44,13 +45,13 @@ fn proposals_from_mx(hosts: &[String], address: &EmailAddress, notes: &mut Vec<S
 }
 
 async fn lookup_mx(resolver: &Resolver, domain: &str, timeout: Duration) -> Result<Vec<String>, String> {
-    let lookup = tokio::time::timeout(timeout, resolver.mx_lookup(format!("{domain}.")))
-        .await
-        .map_err(|_| format!("no answer within {}s", timeout.as_secs_f32()))?
-        .map_err(|e| describe_dns_error(&e))?;
-    let mut records: Vec<(u16, String)> = lookup
+    let answers = dns::lookup(resolver, domain, RecordType::MX, timeout).await?;
+    let mut records: Vec<(u16, String)> = answers
         .iter()
-        .map(|mx| (mx.preference(), mx.exchange().to_ascii()))
+        .filter_map(|data| match data {
+            RData::MX(mx) => Some((mx.preference, mx.exchange.to_ascii())),
+            _ => None, // the CNAME records of an alias
+        })
         .collect();
     records.sort();
     Ok(records.into_iter().map(|(_, host)| host).collect())
@@ -112,5 +113,34 @@ mod tests {
         let found = proposals_from_mx(&["mx.example.com".into()], &addr("lee@example.com"), &mut notes);
         assert!(found.is_empty(), "{found:?}");
         assert_eq!(notes, ["MX mx.example.com matches no catalog provider"]);
+    }
+
+    #[tokio::test]
+    async fn lookup_mx_orders_hosts_by_preference() {
+        use hickory_resolver::proto::rr::rdata::MX;
+        use hickory_resolver::proto::rr::{Name, Record};
+        let mx = |preference, host: &str| {
+            let name = Name::from_ascii("example.com.").unwrap();
+            Record::from_rdata(
+                name,
+                60,
+                RData::MX(MX::new(preference, Name::from_ascii(host).unwrap())),
+            )
+        };
+        let resolver =
+            super::dns::loopback_resolver(vec![mx(20, "backup.example.net."), mx(10, "mx.example.net.")]).await;
+        let hosts = lookup_mx(&resolver, "example.com", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(hosts, ["mx.example.net.", "backup.example.net."]);
+    }
+
+    #[tokio::test]
+    async fn lookup_mx_without_records_says_so() {
+        let resolver = super::dns::loopback_resolver(Vec::new()).await;
+        let err = lookup_mx(&resolver, "example.com", Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert_eq!(err, "no record");
     }
 }

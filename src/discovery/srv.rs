@@ -3,9 +3,10 @@
 
 use super::Proposal;
 use super::catalog::username_for;
-use super::dns::{Resolver, describe_dns_error};
+use super::dns::{self, Resolver};
 use crate::catalog::{Catalog, Security};
 use crate::domain::{EmailAddress, Hostname};
+use hickory_resolver::proto::rr::{RData, RecordType};
 use std::time::Duration;
 
 /// One SRV record, as the resolver returned it.
@@ -72,18 +73,17 @@ fn proposals_from_srv(
 }
 
 async fn lookup_srv(resolver: &Resolver, name: &str, timeout: Duration) -> Result<Vec<SrvRecord>, String> {
-    // Fully qualified, so the search domains of resolv.conf are not tried.
-    let lookup = tokio::time::timeout(timeout, resolver.srv_lookup(format!("{name}.")))
-        .await
-        .map_err(|_| format!("no answer within {}s", timeout.as_secs_f32()))?
-        .map_err(|e| describe_dns_error(&e))?;
-    Ok(lookup
+    let answers = dns::lookup(resolver, name, RecordType::SRV, timeout).await?;
+    Ok(answers
         .iter()
-        .map(|srv| SrvRecord {
-            priority: srv.priority(),
-            weight: srv.weight(),
-            port: srv.port(),
-            target: srv.target().to_ascii(),
+        .filter_map(|data| match data {
+            RData::SRV(srv) => Some(SrvRecord {
+                priority: srv.priority,
+                weight: srv.weight,
+                port: srv.port,
+                target: srv.target.to_ascii(),
+            }),
+            _ => None, // the CNAME records of an alias
         })
         .collect())
 }
@@ -165,6 +165,28 @@ mod tests {
         assert_eq!(
             found[0].detail,
             "_submissions._tcp.example.com SRV 0 50 465 smtp.gmail.com"
+        );
+    }
+
+    #[tokio::test]
+    async fn lookup_srv_reads_the_records() {
+        use hickory_resolver::proto::rr::rdata::SRV;
+        use hickory_resolver::proto::rr::{Name, Record};
+        let name = Name::from_ascii("_submissions._tcp.example.com.").unwrap();
+        let target = Name::from_ascii("smtp.example.com.").unwrap();
+        let record = Record::from_rdata(name, 60, RData::SRV(SRV::new(0, 1, 465, target)));
+        let resolver = super::dns::loopback_resolver(vec![record]).await;
+        let found = lookup_srv(&resolver, "_submissions._tcp.example.com", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(
+            found,
+            [SrvRecord {
+                priority: 0,
+                weight: 1,
+                port: 465,
+                target: "smtp.example.com.".into()
+            }]
         );
     }
 }
