@@ -7,7 +7,7 @@ use crate::domain::{EmailAddress, HeaderText};
 use crate::error::{Error, Problems, Result};
 use crate::i18n::Locale;
 use crate::metrics::Metrics;
-use crate::status::MessageStatus;
+use crate::status::{MessageStatus, RouteKind};
 use crate::store::Store;
 use crate::store::messages::{AttemptRow, MessageFilter, MessageRow};
 use crate::store::{Freshness, PLATFORM};
@@ -389,7 +389,7 @@ impl Outbox {
             return Ok(route);
         }
         let route = self.resolve_route(tenant, requested, None).await?;
-        if !route.how.starts_with("platform_default") && !route.how.starts_with("capture: the tenant sent") {
+        if route.cacheable() {
             self.routes.put(key, since, route.clone());
         }
         Ok(route)
@@ -408,28 +408,25 @@ impl Outbox {
                     format!("no account '{a}' in this tenant: give an id or name from GET /api/v1/accounts"),
                 )
             })?;
-            return Ok(Route {
-                account: Some(account),
-                from_name: None,
-                how: "account: named in the request".into(),
-            });
+            return Ok(Route::new(RouteKind::Account, Some(account), "named in the request"));
         }
         let usable = |id: &Option<String>| id.clone().filter(|id| Some(id.as_str()) != avoid);
         let settings = self.store.get_settings(tenant).await?;
         if let Some(id) = usable(&settings.default_account)
             && let Some(account) = self.store.find_account(tenant, &id).await?
         {
-            return Ok(Route {
-                account: Some(account),
-                from_name: None,
-                how: "tenant_default: the tenant's default account".into(),
-            });
+            return Ok(Route::new(
+                RouteKind::TenantDefault,
+                Some(account),
+                "the tenant's default account",
+            ));
         }
-        let mut why = "capture: no mail account is configured".to_string();
+        let mut why = "no mail account is configured".to_string();
+        let mut capped = false;
         if tenant != PLATFORM {
             let platform = self.store.get_settings(PLATFORM).await?;
             if settings.fallback_to_platform == 0 {
-                why = "capture: the tenant has no default account and may not fall back to the platform sender".into();
+                why = "the tenant has no default account and may not fall back to the platform sender".into();
             } else if let Some(id) = usable(&platform.default_account)
                 && let Some(account) = self.store.find_account(PLATFORM, &id).await?
             {
@@ -440,8 +437,9 @@ impl Outbox {
                     None => 0,
                 };
                 if cap.is_some_and(|c| used >= c) {
+                    capped = true;
                     why = format!(
-                        "capture: the tenant sent {used} messages through the platform sender in 24 h, its cap is {}",
+                        "the tenant sent {used} messages through the platform sender in 24 h, its cap is {}",
                         cap.unwrap_or(0)
                     );
                 } else {
@@ -449,21 +447,21 @@ impl Outbox {
                         Some(n) => n,
                         None => self.store.tenant_name(tenant).await?,
                     };
-                    return Ok(Route {
-                        account: Some(account),
-                        from_name: Some(name),
-                        how: "platform_default: the tenant has no mail account of its own; sent by the platform under the tenant's name".into(),
-                    });
+                    let mut route = Route::new(
+                        RouteKind::PlatformDefault,
+                        Some(account),
+                        "the tenant has no mail account of its own; sent by the platform under the tenant's name",
+                    );
+                    route.from_name = Some(name);
+                    return Ok(route);
                 }
             } else {
-                why = "capture: neither the tenant nor the platform has a default account".into();
+                why = "neither the tenant nor the platform has a default account".into();
             }
         }
-        Ok(Route {
-            account: None,
-            from_name: None,
-            how: why,
-        })
+        let mut route = Route::new(RouteKind::Capture, None, why);
+        route.capped = capped;
+        Ok(route)
     }
 
     /// Commits a checked message on the resolved route; the worker is woken.
@@ -503,7 +501,7 @@ impl Outbox {
         let row = MessageRow {
             id: crate::store::new_id(),
             tenant_id: tenant.to_string(),
-            account_id: route.account.map(|a| a.id),
+            account_id: route.account.as_ref().map(|a| a.id.clone()),
             status: MessageStatus::Queued.as_str().into(),
             message_id: crate::compose::new_message_id(&sender_domain),
             idempotency_key,
@@ -515,7 +513,7 @@ impl Outbox {
             captured: 0,
             created_at: now,
             updated_at: now,
-            route: Some(route.how),
+            route: Some(route.text()),
         };
         Ok(row)
     }
@@ -667,7 +665,34 @@ impl RouteCache {
 pub struct Route {
     pub account: Option<crate::domain::Account>,
     pub from_name: Option<String>,
-    pub how: String,
+    pub kind: RouteKind,
+    /// Why, in words, for the message's `route`.
+    pub reason: String,
+    /// Chosen because a cap was reached: true only at that moment.
+    pub capped: bool,
+}
+
+impl Route {
+    fn new(kind: RouteKind, account: Option<crate::domain::Account>, reason: impl Into<String>) -> Route {
+        Route {
+            account,
+            from_name: None,
+            kind,
+            reason: reason.into(),
+            capped: false,
+        }
+    }
+
+    /// As the message records it: `kind: reason`.
+    pub fn text(&self) -> String {
+        format!("{}: {}", self.kind, self.reason)
+    }
+
+    /// A route that counts against the platform's daily cap, or was chosen
+    /// because it was reached, is resolved anew for every message.
+    fn cacheable(&self) -> bool {
+        self.kind != RouteKind::PlatformDefault && !self.capped
+    }
 }
 
 #[cfg(test)]

@@ -115,3 +115,24 @@ impl Default for Channel {
         Channel::Email
     }
 }
+
+text_enum! {
+    /// Which account a message's route chose, stored as `kind: reason`.
+    RouteKind {
+        /// The account the request named.
+        Account = "account",
+        /// The tenant's default account.
+        TenantDefault = "tenant_default",
+        /// The platform's default account, under the tenant's name.
+        PlatformDefault = "platform_default",
+        /// No account: the capture mailbox.
+        Capture = "capture",
+    }
+}
+
+impl RouteKind {
+    /// The kind of a stored route text (`platform_default: …`).
+    pub fn of(route: &str) -> Option<RouteKind> {
+        RouteKind::parse(route.split(':').next().unwrap_or("").trim())
+    }
+}

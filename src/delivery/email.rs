@@ -12,7 +12,7 @@ use crate::domain::{EmailAddress, HeaderText};
 use crate::error::Result;
 use crate::health::Observation;
 use crate::smtp::{Envelope, Transcript};
-use crate::status::{AuthMethod, MessageStatus};
+use crate::status::{AuthMethod, MessageStatus, RouteKind};
 use crate::store::PLATFORM;
 use crate::store::messages::{AttemptRow, MessageRow};
 use std::collections::HashMap;
@@ -173,7 +173,8 @@ impl Worker {
         // for a revoked authorization: those messages are held for the person
         // who reauthorizes (only an explicit backup account takes them).
         let explicit_hops = hops.len();
-        if row.tenant_id != PLATFORM && !row.route.as_deref().unwrap_or("").starts_with("platform_default") {
+        let route = row.route.as_deref().and_then(RouteKind::of);
+        if row.tenant_id != PLATFORM && route != Some(RouteKind::PlatformDefault) {
             let settings = lookups.settings(&self.store, &row.tenant_id).await?;
             if settings.fallback_to_platform != 0
                 && let Some(p) = lookups.settings(&self.store, PLATFORM).await?.default_account

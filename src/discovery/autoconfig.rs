@@ -1,182 +1,15 @@
-//! Discovery: given an address, propose SMTP settings.
-//!
-//! Sources, in order, stopping at the first that proposes something: the
-//! compiled-in catalog (domain match), Mozilla autoconfig over HTTPS, RFC 6186
-//! / RFC 8314 SRV records, and MX host patterns from the catalog. Every source
-//! that does not answer leaves a human-readable note, so "nothing found" can be
-//! explained. The network steps are thin wrappers around pure functions
-//! (`autoconfig_urls`, `parse_autoconfig`, `proposals_from_srv`,
-//! `proposals_from_mx`) so the logic is tested without a network.
+//! The second source: Mozilla autoconfig (`config-v1.1.xml`) fetched over
+//! HTTPS from the domain, and read into proposals.
 
-use crate::catalog::{Catalog, Provider, Security, UsernameForm, host_matches};
+use super::Proposal;
+use crate::catalog::{Catalog, Security};
 use crate::domain::{EmailAddress, Hostname};
-use serde::Serialize;
+use quick_xml::Reader;
+use quick_xml::XmlVersion;
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::{BytesRef, BytesStart, Event};
 use std::sync::Arc;
 use std::time::Duration;
-
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Only the compiled-in catalog; no DNS or HTTP.
-    pub offline: bool,
-    /// Limit for each HTTP request and each DNS query.
-    pub timeout: Duration,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            offline: false,
-            timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Discovery {
-    pub address: String,
-    pub domain: String,
-    pub proposals: Vec<Proposal>,
-    /// What was tried and did not answer, for the curious.
-    pub notes: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Proposal {
-    pub provider: Option<String>,
-    pub host: String,
-    pub port: u16,
-    pub security: Security,
-    pub username: Option<String>,
-    /// `catalog`, `autoconfig`, `srv` or `mx`.
-    pub source: String,
-    /// The URL, record or MX host the proposal came from.
-    pub detail: String,
-    /// Sign-in methods the source names (autoconfig's `password-cleartext`,
-    /// `OAuth2` …); empty when it says nothing.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub authentication: Vec<String>,
-}
-
-pub async fn discover(address: &EmailAddress, opts: &Options) -> Discovery {
-    let domain = address.domain().trim_end_matches('.').to_ascii_lowercase();
-    let mut notes = Vec::new();
-    let proposals = propose(address, &domain, opts, &mut notes).await;
-    tracing::debug!(%domain, proposals = proposals.len(), ?notes, "discovery finished");
-    Discovery {
-        address: address.as_str().to_string(),
-        domain,
-        proposals,
-        notes,
-    }
-}
-
-async fn propose(address: &EmailAddress, domain: &str, opts: &Options, notes: &mut Vec<String>) -> Vec<Proposal> {
-    let found = proposals_from_catalog(domain, address, notes);
-    if !found.is_empty() {
-        return found;
-    }
-    if opts.offline {
-        notes.push("offline: autoconfig, SRV and MX were not tried".into());
-        return found;
-    }
-    if domain.parse::<std::net::IpAddr>().is_ok() {
-        notes.push(format!(
-            "{domain} is an IP address: there is no autoconfig, SRV or MX to ask"
-        ));
-        return found;
-    }
-
-    // Built only now: offline runs and catalog hits never read resolv.conf.
-    let resolver = build_resolver(opts.timeout);
-    let (mut autoconfig_notes, mut srv_notes, mut mx_notes) = (Vec::new(), Vec::new(), Vec::new());
-    // All sources at once, so an unreachable network costs one timeout, not
-    // one per step; the answer is still the first source, in order, that
-    // proposes something, with the notes of the sources before it.
-    let (autoconfig, srv, mx) = tokio::join!(
-        from_autoconfig(domain, address, opts.timeout, &mut autoconfig_notes),
-        async {
-            match &resolver {
-                Ok(r) => from_srv(r, domain, address, opts.timeout, &mut srv_notes).await,
-                Err(_) => Vec::new(),
-            }
-        },
-        async {
-            match &resolver {
-                Ok(r) => from_mx(r, domain, address, opts.timeout, &mut mx_notes).await,
-                Err(_) => Vec::new(),
-            }
-        },
-    );
-    notes.append(&mut autoconfig_notes);
-    if !autoconfig.is_empty() {
-        return autoconfig;
-    }
-    if let Err(e) = &resolver {
-        notes.push(format!(
-            "DNS: cannot set up the resolver ({e}); SRV and MX were not tried"
-        ));
-        return Vec::new();
-    }
-    notes.append(&mut srv_notes);
-    if !srv.is_empty() {
-        return srv;
-    }
-    notes.append(&mut mx_notes);
-    mx
-}
-
-// ---------------------------------------------------------------- catalog
-
-/// The catalog preset for a provider that lists this domain.
-pub fn proposals_from_catalog(domain: &str, address: &EmailAddress, notes: &mut Vec<String>) -> Vec<Proposal> {
-    let Some(p) = Catalog::get().by_domain(domain) else {
-        notes.push(format!("catalog: no preset lists {domain}"));
-        return Vec::new();
-    };
-    match preset(p, address, "catalog", format!("{domain} is served by {}", p.name.en)) {
-        Some(proposal) => vec![proposal],
-        None => {
-            notes.push(format!(
-                "catalog: {domain} is served by {}, whose preset has no single host; choose it by hand",
-                p.name.en
-            ));
-            Vec::new()
-        }
-    }
-}
-
-/// A provider's default endpoint as a proposal; `None` for region-templated
-/// presets, which have no one host to propose.
-fn preset(p: &Provider, address: &EmailAddress, source: &str, detail: String) -> Option<Proposal> {
-    let (security, port) = p.default_endpoint()?;
-    if p.host.is_empty() {
-        return None;
-    }
-    Some(Proposal {
-        provider: Some(p.id.clone()),
-        host: p.host.clone(),
-        port,
-        security,
-        username: username_for(p, address),
-        source: source.into(),
-        detail,
-        authentication: Vec::new(),
-    })
-}
-
-fn username_for(p: &Provider, address: &EmailAddress) -> Option<String> {
-    match p.username {
-        UsernameForm::Address => Some(address.as_str().to_string()),
-        UsernameForm::Literal => p.username_literal.clone(),
-        UsernameForm::Custom => None,
-    }
-}
-
-fn provider_id_for_host(host: &str) -> Option<String> {
-    Catalog::get().by_host(host).map(|p| p.id.clone())
-}
-
-// ------------------------------------------------------------- autoconfig
 
 /// Largest autoconfig body read; real files are a few KiB.
 const AUTOCONFIG_MAX_BYTES: usize = 256 * 1024;
@@ -185,7 +18,7 @@ const MAX_REDIRECTS: usize = 5;
 /// Where Thunderbird looks, in its order: the `autoconfig.` host (told the
 /// address), then the domain's well-known path. HTTPS only: a plain-HTTP
 /// answer could be forged to send the password elsewhere.
-pub fn autoconfig_urls(domain: &str, address: &EmailAddress) -> Vec<String> {
+fn autoconfig_urls(domain: &str, address: &EmailAddress) -> Vec<String> {
     let mut urls = Vec::new();
     let first = format!("https://autoconfig.{domain}/mail/config-v1.1.xml");
     if let Ok(url) = reqwest::Url::parse_with_params(&first, &[("emailaddress", address.as_str())]) {
@@ -229,13 +62,13 @@ fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
 
 /// The HTTP client for autoconfig: timeout, at most a few redirects, never
 /// to plain HTTP.
-pub fn autoconfig_client(timeout: Duration) -> Result<reqwest::Client, String> {
+fn autoconfig_client(timeout: Duration) -> Result<reqwest::Client, String> {
     client_builder(timeout).build().map_err(|e| error_chain(&e))
 }
 
 /// Fetches one autoconfig URL; the error says why in a sentence fragment
 /// (status, refused redirect, timeout, connection failure).
-pub async fn fetch_autoconfig(url: &str, client: &reqwest::Client) -> Result<String, String> {
+async fn fetch_autoconfig(url: &str, client: &reqwest::Client) -> Result<String, String> {
     let mut response = client.get(url).send().await.map_err(|e| describe_http_error(&e))?;
     let status = response.status();
     if !status.is_success() {
@@ -286,7 +119,8 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-async fn from_autoconfig(
+/// Proposals from the first autoconfig URL that answers with a usable file.
+pub(super) async fn from_autoconfig(
     domain: &str,
     address: &EmailAddress,
     timeout: Duration,
@@ -349,7 +183,7 @@ async fn from_autoconfig(
 /// `notes`. An error means no usable SMTP server (not XML, an HTML page, not
 /// an autoconfig file, or every server unusable). `detail` is left empty for
 /// the caller, which knows where the file came from.
-pub fn parse_autoconfig(xml: &str, address: &EmailAddress, notes: &mut Vec<String>) -> Result<Vec<Proposal>, String> {
+fn parse_autoconfig(xml: &str, address: &EmailAddress, notes: &mut Vec<String>) -> Result<Vec<Proposal>, String> {
     let text = xml.trim_start_matches('\u{feff}').trim_start();
     if !text.starts_with('<') {
         return Err(format!("is not XML: it begins with {:?}", snippet(text)));
@@ -583,6 +417,10 @@ fn server_proposal(
     })
 }
 
+fn provider_id_for_host(host: &str) -> Option<String> {
+    Catalog::get().by_host(host).map(|p| p.id.clone())
+}
+
 /// Replaces autoconfig placeholders. A known name without its closing `%`
 /// (`%EMAILADDRESS`) is read as meant, and noted.
 fn substitute(text: &str, address: &EmailAddress, what: &str, notes: &mut Vec<String>) -> String {
@@ -625,402 +463,126 @@ fn substitute(text: &str, address: &EmailAddress, what: &str, notes: &mut Vec<St
     out
 }
 
-/// A lexical piece of an XML document; enough for autoconfig files.
+/// A piece of an XML document, as far as autoconfig reading needs one.
 #[derive(Debug, PartialEq)]
 enum Token {
-    Open { name: String, attrs: String, empty: bool },
+    Open {
+        name: String,
+        /// Attribute names and values, as written.
+        attrs: Vec<(String, String)>,
+        empty: bool,
+    },
     Close(String),
     Text(String),
 }
 
-/// Splits XML into tags and text, skipping comments, processing
-/// instructions and declarations. Never fails: a truncated file yields the
-/// tokens before the cut.
+/// The document as a flat list of tags and text (comments, declarations and
+/// processing instructions dropped). Never fails: at a syntax error, a cut-off
+/// file included, it returns the tokens before it. quick-xml is told to let
+/// mismatched end tags and stray `&` pass, so a sloppy but readable file is
+/// read rather than rejected.
 fn xml_tokens(xml: &str) -> Vec<Token> {
+    let mut reader = Reader::from_str(xml);
+    let config = reader.config_mut();
+    config.check_end_names = false;
+    config.allow_unmatched_ends = true;
+    config.allow_dangling_amp = true;
     let mut tokens = Vec::new();
-    let mut rest = xml;
-    while !rest.is_empty() {
-        let Some(lt) = rest.find('<') else {
-            push_text(&mut tokens, rest);
-            break;
-        };
-        push_text(&mut tokens, &rest[..lt]);
-        rest = &rest[lt..];
-        let (skip_to, terminator) = if rest.starts_with("<!--") {
-            (4, "-->")
-        } else if rest.starts_with("<![CDATA[") {
-            let Some(end) = rest[9..].find("]]>") else {
-                break;
-            };
-            tokens.push(Token::Text(rest[9..9 + end].to_string()));
-            rest = &rest[9 + end + 3..];
-            continue;
-        } else if rest.starts_with("<?") {
-            (2, "?>")
-        } else if rest.starts_with("<!") {
-            (2, ">")
-        } else {
-            let Some(end) = tag_end(rest) else { break };
-            let inner = &rest[1..end];
-            rest = &rest[end + 1..];
-            if let Some(name) = inner.strip_prefix('/') {
-                tokens.push(Token::Close(name.trim().to_string()));
-            } else {
-                let empty = inner.ends_with('/');
-                let inner = inner.trim_end_matches('/');
-                let name_end = inner.find(|c: char| c.is_whitespace()).unwrap_or(inner.len());
-                tokens.push(Token::Open {
-                    name: inner[..name_end].to_string(),
-                    attrs: inner[name_end..].to_string(),
-                    empty,
-                });
+    // Text arrives in pieces around each `&…;`; one token per run between tags.
+    let mut text = String::new();
+    let mut blank = true;
+    loop {
+        let event = reader.read_event();
+        match &event {
+            Ok(Event::Text(t)) => {
+                blank &= t.trim().is_empty();
+                text.push_str(t);
+                continue;
             }
-            continue;
-        };
-        match rest[skip_to..].find(terminator) {
-            Some(end) => rest = &rest[skip_to + end + terminator.len()..],
-            None => break,
+            Ok(Event::GeneralRef(r)) => {
+                blank = false;
+                push_reference(&mut text, r);
+                continue;
+            }
+            _ => {}
+        }
+        if !blank {
+            tokens.push(Token::Text(std::mem::take(&mut text)));
+        }
+        text.clear();
+        blank = true;
+        match event {
+            Ok(Event::Start(tag)) => tokens.push(open(&tag, false)),
+            Ok(Event::Empty(tag)) => tokens.push(open(&tag, true)),
+            Ok(Event::End(tag)) => tokens.push(Token::Close(tag.name().0.to_string())),
+            Ok(Event::CData(t)) => tokens.push(Token::Text(t.into_inner().into_owned())),
+            Ok(Event::Eof) => break,
+            Ok(_) => {} // comments, declarations, processing instructions, DOCTYPE
+            // An ill-formed piece is skipped and reading goes on; a syntax
+            // error (a cut-off file) ends the document.
+            Err(quick_xml::Error::IllFormed(e)) => tracing::debug!(error = %e, "autoconfig: XML piece skipped"),
+            Err(e) => {
+                tracing::debug!(error = %e, "autoconfig: XML read stopped");
+                break;
+            }
         }
     }
     tokens
 }
 
-/// Index of the `>` closing the tag at the start of `s`, skipping quoted
-/// attribute values.
-fn tag_end(s: &str) -> Option<usize> {
-    let mut quote = None;
-    for (i, c) in s.char_indices().skip(1) {
-        match (quote, c) {
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), _) if c == q => quote = None,
-            (None, '>') => return Some(i),
-            _ => {}
-        }
-    }
-    None
-}
-
-fn push_text(tokens: &mut Vec<Token>, raw: &str) {
-    if !raw.trim().is_empty() {
-        tokens.push(Token::Text(decode_entities(raw)));
-    }
-}
-
-fn decode_entities(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(at) = rest.find('&') {
-        out.push_str(&rest[..at]);
-        rest = &rest[at..];
-        let decoded = rest.find(';').filter(|&end| end <= 10).and_then(|end| {
-            let c = match &rest[1..end] {
-                "amp" => '&',
-                "lt" => '<',
-                "gt" => '>',
-                "quot" => '"',
-                "apos" => '\'',
-                n if n.starts_with("#x") || n.starts_with("#X") => {
-                    char::from_u32(u32::from_str_radix(&n[2..], 16).ok()?)?
-                }
-                n if n.starts_with('#') => char::from_u32(n[1..].parse().ok()?)?,
-                _ => return None,
+fn open(tag: &BytesStart, empty: bool) -> Token {
+    let attrs = tag
+        .html_attributes()
+        .flatten()
+        .map(|a| {
+            let name = a.key.0.to_string();
+            // An undecodable value (unknown entity) is kept as written.
+            let value = match a.normalized_value(XmlVersion::Implicit1_0) {
+                Ok(v) => v.into_owned(),
+                Err(_) => a.value.into_owned(),
             };
-            Some((c, end))
-        });
-        match decoded {
-            Some((c, end)) => {
-                out.push(c);
-                rest = &rest[end + 1..];
-            }
-            None => {
-                out.push('&'); // a stray ampersand, kept as written
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The value of an attribute in a tag's attribute text, quoted or not.
-fn attribute(attrs: &str, wanted: &str) -> Option<String> {
-    let mut rest = attrs.trim_start();
-    while !rest.is_empty() {
-        let name_end = rest.find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(rest.len());
-        let name = &rest[..name_end];
-        rest = rest[name_end..].trim_start();
-        let Some(after_eq) = rest.strip_prefix('=') else {
-            continue; // an attribute without a value
-        };
-        rest = after_eq.trim_start();
-        let value = match rest.chars().next() {
-            Some(q @ ('"' | '\'')) => {
-                let end = rest[1..].find(q).map(|e| e + 1).unwrap_or(rest.len());
-                let v = &rest[1..end];
-                rest = rest.get(end + 1..).unwrap_or("");
-                v
-            }
-            _ => {
-                let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-                let v = &rest[..end];
-                rest = &rest[end..];
-                v
-            }
-        };
-        if name.eq_ignore_ascii_case(wanted) {
-            return Some(decode_entities(value));
-        }
-        rest = rest.trim_start();
-    }
-    None
-}
-
-// -------------------------------------------------------------------- SRV
-
-/// One SRV record, as the resolver returned it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SrvRecord {
-    pub priority: u16,
-    pub weight: u16,
-    pub port: u16,
-    /// Target host; `.` means the service is decidedly not offered (RFC 2782).
-    pub target: String,
-}
-
-/// Proposals from the SRV records of one name (`_submissions._tcp.example.com`
-/// → implicit TLS, `_submission._tcp.example.com` → STARTTLS), lowest
-/// priority first, then highest weight.
-pub fn proposals_from_srv(
-    name: &str,
-    security: Security,
-    records: &[SrvRecord],
-    address: &EmailAddress,
-    notes: &mut Vec<String>,
-) -> Vec<Proposal> {
-    let mut records: Vec<&SrvRecord> = records.iter().collect();
-    records.sort_by(|a, b| a.priority.cmp(&b.priority).then(b.weight.cmp(&a.weight)));
-    let mut proposals = Vec::new();
-    for r in records {
-        let target = r.target.trim_end_matches('.').to_ascii_lowercase();
-        if target.is_empty() {
-            notes.push(format!(
-                "SRV {name}: target \".\": the domain says this service is not offered"
-            ));
-            continue;
-        }
-        if r.port == 0 {
-            notes.push(format!("SRV {name}: {target} has port 0; ignored"));
-            continue;
-        }
-        let host = match Hostname::parse(&target) {
-            Ok(h) => h.as_str().to_string(),
-            Err(e) => {
-                notes.push(format!("SRV {name}: target {e}; ignored"));
-                continue;
-            }
-        };
-        if proposals.iter().any(|p: &Proposal| p.host == host && p.port == r.port) {
-            continue;
-        }
-        let provider = Catalog::get().by_host(&host);
-        proposals.push(Proposal {
-            provider: provider.map(|p| p.id.clone()),
-            username: match provider {
-                Some(p) => username_for(p, address),
-                None => Some(address.as_str().to_string()),
-            },
-            host: host.clone(),
-            port: r.port,
-            security,
-            source: "srv".into(),
-            detail: format!("{name} SRV {} {} {} {host}", r.priority, r.weight, r.port),
-            authentication: Vec::new(),
-        });
-    }
-    proposals
-}
-
-type Resolver = hickory_resolver::TokioResolver;
-
-fn build_resolver(timeout: Duration) -> Result<Resolver, String> {
-    let mut builder = Resolver::builder_tokio().map_err(|e| e.to_string())?;
-    let opts = builder.options_mut();
-    opts.timeout = timeout;
-    opts.attempts = 1;
-    Ok(builder.build())
-}
-
-fn describe_dns_error(e: &hickory_resolver::ResolveError) -> String {
-    if e.is_no_records_found() {
-        "no record".into()
-    } else {
-        e.to_string()
-    }
-}
-
-async fn lookup_srv(resolver: &Resolver, name: &str, timeout: Duration) -> Result<Vec<SrvRecord>, String> {
-    // Fully qualified, so the search domains of resolv.conf are not tried.
-    let lookup = tokio::time::timeout(timeout, resolver.srv_lookup(format!("{name}.")))
-        .await
-        .map_err(|_| format!("no answer within {}s", timeout.as_secs_f32()))?
-        .map_err(|e| describe_dns_error(&e))?;
-    Ok(lookup
-        .iter()
-        .map(|srv| SrvRecord {
-            priority: srv.priority(),
-            weight: srv.weight(),
-            port: srv.port(),
-            target: srv.target().to_ascii(),
+            (name, value)
         })
-        .collect())
-}
-
-async fn from_srv(
-    resolver: &Resolver,
-    domain: &str,
-    address: &EmailAddress,
-    timeout: Duration,
-    notes: &mut Vec<String>,
-) -> Vec<Proposal> {
-    let implicit = format!("_submissions._tcp.{domain}");
-    let starttls = format!("_submission._tcp.{domain}");
-    let (a, b) = tokio::join!(
-        lookup_srv(resolver, &implicit, timeout),
-        lookup_srv(resolver, &starttls, timeout)
-    );
-    let mut proposals = Vec::new();
-    for (name, security, answer) in [(implicit, Security::Tls, a), (starttls, Security::Starttls, b)] {
-        match answer {
-            Ok(records) => proposals.extend(proposals_from_srv(&name, security, &records, address, notes)),
-            Err(e) => notes.push(format!("SRV {name}: {e}")),
-        }
-    }
-    proposals
-}
-
-// --------------------------------------------------------------------- MX
-
-/// Catalog presets for the providers whose MX patterns match these hosts
-/// (best preference first), one proposal per provider.
-pub fn proposals_from_mx(hosts: &[String], address: &EmailAddress, notes: &mut Vec<String>) -> Vec<Proposal> {
-    let catalog = Catalog::get();
-    let mut proposals: Vec<Proposal> = Vec::new();
-    for raw in hosts {
-        let host = raw.trim().trim_end_matches('.').to_ascii_lowercase();
-        if host.is_empty() {
-            notes.push("MX: a null MX (\".\"): the domain receives no mail".into());
-            continue;
-        }
-        let Some(p) = catalog.by_mx(&host) else {
-            notes.push(format!("MX {host} matches no catalog provider"));
-            continue;
-        };
-        if proposals.iter().any(|q| q.provider.as_deref() == Some(p.id.as_str())) {
-            continue;
-        }
-        let pattern = p
-            .mx_patterns
-            .iter()
-            .find(|pat| host_matches(pat, &host))
-            .cloned()
-            .unwrap_or_default();
-        match preset(p, address, "mx", format!("MX {host} matches {pattern}")) {
-            Some(proposal) => proposals.push(proposal),
-            None => notes.push(format!(
-                "MX {host} matches {}, whose preset has no single host; choose it by hand",
-                p.name.en
-            )),
-        }
-    }
-    proposals
-}
-
-async fn lookup_mx(resolver: &Resolver, domain: &str, timeout: Duration) -> Result<Vec<String>, String> {
-    let lookup = tokio::time::timeout(timeout, resolver.mx_lookup(format!("{domain}.")))
-        .await
-        .map_err(|_| format!("no answer within {}s", timeout.as_secs_f32()))?
-        .map_err(|e| describe_dns_error(&e))?;
-    let mut records: Vec<(u16, String)> = lookup
-        .iter()
-        .map(|mx| (mx.preference(), mx.exchange().to_ascii()))
         .collect();
-    records.sort();
-    Ok(records.into_iter().map(|(_, host)| host).collect())
+    Token::Open {
+        name: tag.name().0.to_string(),
+        attrs,
+        empty,
+    }
 }
 
-async fn from_mx(
-    resolver: &Resolver,
-    domain: &str,
-    address: &EmailAddress,
-    timeout: Duration,
-    notes: &mut Vec<String>,
-) -> Vec<Proposal> {
-    match lookup_mx(resolver, domain, timeout).await {
-        Ok(hosts) => proposals_from_mx(&hosts, address, notes),
-        Err(e) => {
-            notes.push(format!("MX {domain}: {e}"));
-            Vec::new()
+/// `&amp;`, `&#64;` … decoded; an unknown entity (`&nbsp;`) kept as written.
+fn push_reference(text: &mut String, r: &BytesRef) {
+    match (r.resolve_char_ref(), resolve_predefined_entity(r)) {
+        (Ok(Some(c)), _) => text.push(c),
+        (Ok(None), Some(s)) => text.push_str(s),
+        _ => {
+            text.push('&');
+            text.push_str(r);
+            text.push(';');
         }
     }
+}
+
+/// The value of the attribute `wanted`, whatever its case.
+fn attribute(attrs: &[(String, String)], wanted: &str) -> Option<String> {
+    attrs
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+        .map(|(_, value)| value.clone())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::discovery::tests::addr;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
-    const YAHOO: &str = include_str!("../tests/fixtures/autoconfig/yahoo.com.xml");
-    const TWO_SMTP: &str = include_str!("../tests/fixtures/autoconfig/two-smtp.xml");
-    const UNTERMINATED: &str = include_str!("../tests/fixtures/autoconfig/unterminated-placeholder.xml");
-    const NOT_XML: &str = include_str!("../tests/fixtures/autoconfig/not-xml.html");
-
-    fn addr(s: &str) -> EmailAddress {
-        EmailAddress::parse(s).unwrap()
-    }
-
-    fn offline() -> Options {
-        Options {
-            offline: true,
-            timeout: Duration::from_secs(1),
-        }
-    }
-
-    #[tokio::test]
-    async fn catalog_matches_qq_domain() {
-        let d = discover(&addr("Alice@QQ.com"), &offline()).await;
-        assert_eq!(d.domain, "qq.com");
-        assert_eq!(d.proposals.len(), 1);
-        let p = &d.proposals[0];
-        assert_eq!(p.provider.as_deref(), Some("qq"));
-        assert_eq!(
-            (p.host.as_str(), p.port, p.security),
-            ("smtp.qq.com", 465, Security::Tls)
-        );
-        assert_eq!(p.username.as_deref(), Some("Alice@QQ.com"));
-        assert_eq!(p.source, "catalog");
-    }
-
-    #[tokio::test]
-    async fn catalog_matches_gmail_domain() {
-        let d = discover(&addr("bob@gmail.com"), &offline()).await;
-        let p = &d.proposals[0];
-        assert_eq!(p.provider.as_deref(), Some("gmail"));
-        assert_eq!(p.host, "smtp.gmail.com");
-        assert_eq!(p.source, "catalog");
-    }
-
-    #[tokio::test]
-    async fn unknown_domain_offline_proposes_nothing_and_says_why() {
-        let d = discover(&addr("carol@example.com"), &offline()).await;
-        assert!(d.proposals.is_empty());
-        assert!(
-            d.notes.iter().any(|n| n.contains("no preset lists example.com")),
-            "{:?}",
-            d.notes
-        );
-        assert!(d.notes.iter().any(|n| n.starts_with("offline")), "{:?}", d.notes);
-    }
+    const YAHOO: &str = include_str!("../../tests/fixtures/autoconfig/yahoo.com.xml");
+    const TWO_SMTP: &str = include_str!("../../tests/fixtures/autoconfig/two-smtp.xml");
+    const UNTERMINATED: &str = include_str!("../../tests/fixtures/autoconfig/unterminated-placeholder.xml");
+    const NOT_XML: &str = include_str!("../../tests/fixtures/autoconfig/not-xml.html");
 
     #[test]
     fn autoconfig_urls_follow_thunderbird_order_and_escape_the_address() {
@@ -1114,6 +676,20 @@ mod tests {
     }
 
     #[test]
+    fn parse_autoconfig_decodes_references_and_tolerates_sloppy_markup() {
+        // Unquoted attribute, character references, a stray `&`, an unknown
+        // entity and an end tag that closes nothing: read, not rejected.
+        let sloppy = "<clientConfig><outgoingServer type=smtp><hostname>smtp&#46;example&#x2E;com</hostname>\
+                      </bogus><port>465</port><socketType>SSL</socketType>\
+                      <username>a & b&nbsp;&amp;c</username></outgoingServer></clientConfig>";
+        let mut notes = Vec::new();
+        let found = parse_autoconfig(sloppy, &addr("pat@example.com"), &mut notes).unwrap();
+        assert_eq!((found[0].host.as_str(), found[0].port), ("smtp.example.com", 465));
+        assert_eq!(found[0].username.as_deref(), Some("a & b&nbsp;&c"));
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
     fn parse_autoconfig_tolerates_a_truncated_file() {
         let cut = "<clientConfig><emailProvider><outgoingServer type=\"smtp\"><hostname>smtp.example.com</hostname>\
                    <port>587</port><socketType>STARTTLS</socketType><username>%EMAILLOCALPART%</userna";
@@ -1121,92 +697,6 @@ mod tests {
         let found = parse_autoconfig(cut, &addr("ivy@example.com"), &mut notes).unwrap();
         assert_eq!((found[0].host.as_str(), found[0].port), ("smtp.example.com", 587));
         assert!(notes.iter().any(|n| n.contains("ends inside")), "{notes:?}");
-    }
-
-    #[test]
-    fn mx_of_office365_tenant_proposes_office365() {
-        let mut notes = Vec::new();
-        let found = proposals_from_mx(
-            &["example-com.mail.protection.outlook.com.".into()],
-            &addr("jo@example.com"),
-            &mut notes,
-        );
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].provider.as_deref(), Some("office365"));
-        assert_eq!(found[0].host, "smtp.office365.com");
-        assert_eq!(found[0].source, "mx");
-        assert_eq!(
-            found[0].detail,
-            "MX example-com.mail.protection.outlook.com matches *.mail.protection.outlook.com"
-        );
-    }
-
-    #[test]
-    fn mx_of_exmail_is_exmail_not_personal_qq() {
-        let hosts = ["mxbiz1.qq.com".to_string(), "mxbiz2.qq.com".to_string()];
-        let found = proposals_from_mx(&hosts, &addr("kim@corp.example"), &mut Vec::new());
-        assert_eq!(found.len(), 1, "one proposal per provider: {found:?}");
-        assert_eq!(found[0].provider.as_deref(), Some("exmail"));
-        assert_eq!(found[0].host, "smtp.exmail.qq.com");
-        assert_eq!(found[0].username.as_deref(), Some("kim@corp.example"));
-    }
-
-    #[test]
-    fn mx_of_unknown_host_proposes_nothing() {
-        let mut notes = Vec::new();
-        let found = proposals_from_mx(&["mx.example.com".into()], &addr("lee@example.com"), &mut notes);
-        assert!(found.is_empty(), "{found:?}");
-        assert_eq!(notes, ["MX mx.example.com matches no catalog provider"]);
-    }
-
-    #[test]
-    fn srv_target_dot_means_not_offered() {
-        let mut notes = Vec::new();
-        let dot = SrvRecord {
-            priority: 0,
-            weight: 0,
-            port: 0,
-            target: ".".into(),
-        };
-        let found = proposals_from_srv(
-            "_submission._tcp.example.com",
-            Security::Starttls,
-            &[dot],
-            &addr("max@example.com"),
-            &mut notes,
-        );
-        assert!(found.is_empty(), "{found:?}");
-        assert!(notes[0].contains("not offered"), "{notes:?}");
-    }
-
-    #[test]
-    fn srv_records_become_proposals_by_priority_then_weight() {
-        let rec = |priority, weight, target: &str| SrvRecord {
-            priority,
-            weight,
-            port: 465,
-            target: target.into(),
-        };
-        let records = [
-            rec(10, 0, "backup.example.com."),
-            rec(0, 5, "light.example.com."),
-            rec(0, 50, "smtp.gmail.com."),
-        ];
-        let found = proposals_from_srv(
-            "_submissions._tcp.example.com",
-            Security::Tls,
-            &records,
-            &addr("ned@example.com"),
-            &mut Vec::new(),
-        );
-        let hosts: Vec<_> = found.iter().map(|p| p.host.as_str()).collect();
-        assert_eq!(hosts, ["smtp.gmail.com", "light.example.com", "backup.example.com"]);
-        assert_eq!(found[0].provider.as_deref(), Some("gmail"));
-        assert!(found.iter().all(|p| p.security == Security::Tls && p.source == "srv"));
-        assert_eq!(
-            found[0].detail,
-            "_submissions._tcp.example.com SRV 0 50 465 smtp.gmail.com"
-        );
     }
 
     /// A loopback server that answers one request with `response` and hands
