@@ -25,20 +25,23 @@ pub struct Draft<'a> {
     pub message_id: &'a str,
 }
 
+/// An address as a header holds it. mail-builder writes an address as it is
+/// given, and a header may only hold a U-label domain where SMTPUTF8 carries
+/// the message: the A-labels do everywhere.
+fn address<'a>(name: Option<&'a str>, a: &'a EmailAddress) -> Address<'a> {
+    Address::new_address(name, a.a_label_form())
+}
+
 fn address_list(list: &[EmailAddress]) -> Address<'_> {
-    Address::new_list(
-        list.iter()
-            .map(|a| Address::new_address(None::<&str>, a.as_str()))
-            .collect(),
-    )
+    Address::new_list(list.iter().map(|a| address(None, a)).collect())
 }
 
 /// The message as bytes with CRLF line endings (dot-stuffing happens on the wire).
 pub fn render(d: &Draft<'_>) -> Vec<u8> {
     let mut m = MessageBuilder::new()
-        .from(Address::new_address(
+        .from(address(
             d.from_name.map(|n| n.as_str()).filter(|n| !n.is_empty()),
-            d.from.as_str(),
+            d.from,
         ))
         .subject(d.subject.as_str())
         .message_id(MessageId::new(d.message_id));
@@ -87,9 +90,10 @@ fn crlf_line_ends(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// A new Message-ID for a message: random, under the sender's domain.
+/// A new Message-ID for a message: random, under the sender's domain (in
+/// A-labels: a Message-ID is ASCII).
 pub fn new_message_id(from: &EmailAddress) -> String {
-    format!("{}@{}", uuid::Uuid::now_v7().simple(), from.domain())
+    format!("{}@{}", uuid::Uuid::now_v7().simple(), from.ascii_domain())
 }
 
 /// What is stored for a message: checked, ready to be written out.
@@ -150,6 +154,38 @@ mod tests {
         assert!(s.contains("To: <a@example.org>"), "{s}");
         assert!(s.contains("Subject: =?utf-8?"), "non-ASCII subject is encoded: {s}");
         assert!(!s.contains("Bcc"));
+    }
+
+    #[test]
+    fn headers_name_internationalised_domains_by_their_a_labels() {
+        let from = EmailAddress::parse("noreply@bücher.example").unwrap();
+        let to = vec![
+            EmailAddress::parse("idn@bücher.example").unwrap(),
+            EmailAddress::parse("\"john doe\"@example.com").unwrap(),
+        ];
+        let cc = vec![EmailAddress::parse("用户@例子.公司").unwrap()];
+        let subject = HeaderText::parse("s").unwrap();
+        let message_id = new_message_id(&from);
+        assert!(message_id.ends_with("@xn--bcher-kva.example"), "{message_id}");
+        let raw = render(&Draft {
+            from: &from,
+            from_name: None,
+            to: &to,
+            cc: &cc,
+            subject: &subject,
+            text: Some("x"),
+            html: None,
+            message_id: &message_id,
+        });
+        let s = String::from_utf8(raw).unwrap();
+        assert!(s.contains("From: <noreply@xn--bcher-kva.example>\r\n"), "{s}");
+        assert!(
+            s.contains("To: <idn@xn--bcher-kva.example>, <\"john doe\"@example.com>\r\n"),
+            "{s}"
+        );
+        // A non-ASCII local part has no ASCII form: it stays UTF-8 (RFC 6532).
+        assert!(s.contains("Cc: <用户@xn--fsqu00a.xn--55qx5d>\r\n"), "{s}");
+        assert!(!s.contains("bücher"), "{s}");
     }
 
     #[test]

@@ -65,9 +65,9 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for 
 
 /// Starts `script` on one end of a duplex and returns the other end, for
 /// the client; `tls` serves the `TLS` steps.
-pub(crate) fn serve(script: &[&str], tls: Option<TlsAcceptor>) -> (DuplexStream, Server) {
+pub(crate) fn serve(script: &[impl AsRef<str>], tls: Option<TlsAcceptor>) -> (DuplexStream, Server) {
     let (client, server) = tokio::io::duplex(64 * 1024);
-    let script: Vec<String> = script.iter().map(|s| s.to_string()).collect();
+    let script: Vec<String> = script.iter().map(|s| s.as_ref().to_string()).collect();
     let task = tokio::spawn(async move {
         let mut stream: Box<dyn Stream> = Box::new(server);
         let mut heard = Heard {
@@ -189,7 +189,21 @@ pub(crate) async fn open_and_quit(
 
 /// Sends `content` from a@example.com to `to` over `script` (greeting and
 /// EHLO included), in clear and without AUTH, then hangs up.
-pub(crate) async fn send(script: &[&str], to: &[&str], content: &[u8]) -> (Result<SendOutcome, Failure>, Heard) {
+pub(crate) async fn send(
+    script: &[impl AsRef<str>],
+    to: &[&str],
+    content: &[u8],
+) -> (Result<SendOutcome, Failure>, Heard) {
+    send_from(script, "a@example.com", to, content).await
+}
+
+/// `send`, from `from`.
+pub(crate) async fn send_from(
+    script: &[impl AsRef<str>],
+    from: &str,
+    to: &[&str],
+    content: &[u8],
+) -> (Result<SendOutcome, Failure>, Heard) {
     let (io, server) = serve(script, None);
     let mut session =
         match Session::handshake(io, &settings(Security::None), &Credentials::None, Transcript::default()).await {
@@ -197,7 +211,7 @@ pub(crate) async fn send(script: &[&str], to: &[&str], content: &[u8]) -> (Resul
             Err(f) => panic!("the session failed at {}: {}", f.stage.as_str(), f.detail),
         };
     let envelope = Envelope {
-        from: EmailAddress::parse("a@example.com").expect("an address"),
+        from: EmailAddress::parse(from).expect("an address"),
         to: to.iter().map(|t| EmailAddress::parse(t).expect("an address")).collect(),
     };
     let sent = session.send(&envelope, content).await;

@@ -281,6 +281,10 @@ fn start_peer(mut cmd: Command, maildir: tempfile::TempDir) -> Peer {
     Peer { port, maildir, child }
 }
 
+/// Where `aiosmtpd_wire` records the client's lines: a dot file in the
+/// peer's maildir, which is not a message.
+const WIRE: &str = ".wire";
+
 /// Options for the aiosmtpd peer.
 pub struct PyPeer<'a> {
     pub mode: &'a str,
@@ -306,7 +310,20 @@ impl Peer {
 impl Peer {
     /// aiosmtpd (tests/peers/smtp_auth_server.py).
     pub fn aiosmtpd(o: PyPeer<'_>) -> Peer {
+        Peer::aiosmtpd_with(o, tempfile::tempdir().unwrap(), &[])
+    }
+
+    /// aiosmtpd that records every line the client sends (`wire()`), with
+    /// more of its options (`--no-smtputf8`).
+    pub fn aiosmtpd_wire(o: PyPeer<'_>, extra: &[&str]) -> Peer {
         let maildir = tempfile::tempdir().unwrap();
+        let wire = maildir.path().join(WIRE);
+        let mut args = vec!["--wire", wire.to_str().expect("a UTF-8 temp path")];
+        args.extend_from_slice(extra);
+        Peer::aiosmtpd_with(o, maildir, &args)
+    }
+
+    fn aiosmtpd_with(o: PyPeer<'_>, maildir: tempfile::TempDir, extra: &[&str]) -> Peer {
         let mut cmd = Command::new("python3");
         cmd.arg(repo().join("tests/peers/smtp_auth_server.py"))
             .arg("--mode")
@@ -322,7 +339,27 @@ impl Peer {
         if o.require_tls {
             cmd.arg("--require-tls");
         }
+        cmd.args(extra);
         start_peer(cmd, maildir)
+    }
+
+    /// The lines the client sent so far, as they reached the peer (CRLF
+    /// removed); only for a peer started with `aiosmtpd_wire`.
+    pub fn wire(&self) -> Vec<String> {
+        let raw = std::fs::read(self.maildir.path().join(WIRE)).unwrap_or_default();
+        String::from_utf8(raw)
+            .expect("the client wrote UTF-8")
+            .split_terminator("\r\n")
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The envelope commands the client sent (MAIL, RCPT), in order.
+    pub fn envelope_lines(&self) -> Vec<String> {
+        self.wire()
+            .into_iter()
+            .filter(|l| l.starts_with("MAIL FROM:") || l.starts_with("RCPT TO:"))
+            .collect()
     }
 
     /// The npm smtp-server with scripted replies (tests/peers/scripted_smtp.js).

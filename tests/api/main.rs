@@ -5,6 +5,7 @@
 mod helpers;
 
 mod accounts;
+mod addresses;
 mod cli;
 mod delivery;
 mod messages;

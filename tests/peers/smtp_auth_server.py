@@ -54,6 +54,10 @@ def parse_args(argv=None):
     p.add_argument("--size", type=int, default=33554432,
                    help="SIZE limit advertised and enforced (bytes, 0 = none)")
     p.add_argument("--maildir", required=True, help="directory for <n>.json messages")
+    p.add_argument("--no-smtputf8", action="store_true",
+                   help="do not offer SMTPUTF8: non-ASCII command lines get aiosmtpd's "
+                        "'500 Error: strict ASCII mode'")
+    p.add_argument("--wire", help="append every line the client sends, as received, to this file")
     p.add_argument("--verbose", action="store_true", help="aiosmtpd's INFO logs to stderr")
     p.add_argument("--port", type=int, default=0,
                    help="port to bind on 127.0.0.1 (0: one the OS chooses)")
@@ -99,6 +103,27 @@ class PeerSMTP(SMTP):
             await self.push("502 5.5.1 Error: command 'AUTH' not implemented")
             return
         await super().smtp_AUTH(arg)
+
+
+class PeerSMTPWire(PeerSMTP):
+    """PeerSMTP that appends each line the client sends to a file, byte for byte."""
+
+    def __init__(self, handler, *, wire, **kw):
+        self._peer_wire = wire
+        super().__init__(handler, **kw)
+
+    def _cb_client_connected(self, reader, writer):
+        super()._cb_client_connected(reader, writer)
+        readuntil = reader.readuntil
+        path = self._peer_wire
+
+        async def recording(*args, **kw):
+            line = await readuntil(*args, **kw)
+            with open(path, "ab") as f:
+                f.write(line)
+            return line
+
+        reader.readuntil = recording
 
 
 class Maildir:
@@ -173,7 +198,7 @@ async def serve(a):
         hostname="localhost",
         ident="Herald test peer (aiosmtpd)",
         data_size_limit=a.size or None,
-        enable_SMTPUTF8=True,
+        enable_SMTPUTF8=not a.no_smtputf8,
         decode_data=False,
         auth_required=a.auth_required,
         # With implicit TLS aiosmtpd does not know the socket is encrypted
@@ -186,6 +211,8 @@ async def serve(a):
     )
 
     def factory():
+        if a.wire:
+            return PeerSMTPWire(handler, wire=a.wire, auth_enabled=auth_enabled, **smtp_kw)
         return PeerSMTP(handler, auth_enabled=auth_enabled, **smtp_kw)
 
     server = await loop.create_server(
