@@ -15,7 +15,7 @@
 //! waits for a group to fill.
 
 use super::messages::{AttemptRow, CapturedRow, MSG_COLUMNS, MessageRow, bind_message, claim_sql, interrupted_attempt};
-use crate::error::{Error, Result};
+use super::{Result, StoreError};
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
@@ -90,7 +90,7 @@ impl GroupCommit {
     /// Commits `write` (with whatever else is waiting) and answers once it is durable.
     pub async fn write(&self, write: Write) -> Result<Answer> {
         let (tx, rx) = oneshot::channel();
-        let gone = || Error::Internal(anyhow::anyhow!("the database writer has stopped"));
+        let gone = || StoreError::Internal(anyhow::anyhow!("the database writer has stopped"));
         self.jobs.send((write, tx)).await.map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
     }
@@ -104,7 +104,9 @@ impl GroupCommit {
     pub async fn done(&self, write: Write) -> Result<bool> {
         match self.write(write).await? {
             Answer::Done(b) => Ok(b),
-            Answer::Claimed(_) => Err(Error::Internal(anyhow::anyhow!("a write was answered with claims"))),
+            Answer::Claimed(_) => Err(StoreError::Internal(anyhow::anyhow!(
+                "a write was answered with claims"
+            ))),
         }
     }
 }
@@ -163,10 +165,9 @@ impl<'a> Plan<'a> {
             if let Write::Messages(rows) = w
                 && let Some(m) = rows.iter().find(|m| !inserted.contains(&m.id))
             {
-                return Err(Error::Conflict(format!(
-                    "message {} was not inserted: its id or idempotency key is taken",
-                    m.id
-                )));
+                return Err(StoreError::Duplicate {
+                    key: format!("the id or idempotency key of message {}", m.id),
+                });
             }
         }
         Ok(())

@@ -3,6 +3,7 @@
 //! flags and millisecond timestamps) and run on either pool.
 
 pub mod accounts;
+mod error;
 pub mod group_commit;
 pub mod messages;
 pub mod oauth;
@@ -12,6 +13,8 @@ mod sqlite_writer;
 pub mod templates;
 pub mod tenants;
 pub mod tokens;
+
+pub use error::{Result, StoreError};
 
 use anyhow::Context;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -163,19 +166,6 @@ pub fn redact_url(url: &str) -> String {
             format!("{}{}:***{}", &url[..s + 3], user, &url[at..])
         }
         _ => url.to_string(),
-    }
-}
-
-/// Maps a unique-constraint violation to a field error (a name taken twice);
-/// any other database error stays what it is.
-pub(crate) fn unique_as_field<T>(
-    r: Result<T, sqlx::Error>,
-    field: &str,
-    message: impl FnOnce() -> String,
-) -> crate::error::Result<T> {
-    match r {
-        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Err(crate::error::Error::field(field, message())),
-        r => r.map_err(crate::error::Error::from),
     }
 }
 
