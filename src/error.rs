@@ -4,7 +4,7 @@
 //! what a taken key means (a name used twice …) each service says itself
 //! (`OnDuplicate`).
 
-use crate::store::StoreError;
+use crate::store::{StoreError, Unavailable};
 use serde::Serialize;
 
 /// A problem with one input field, named as the API names it (`auth.secret`).
@@ -35,6 +35,9 @@ pub enum Error {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
+    /// The database takes no writes now (disk full …): try again later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(Unavailable),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -59,6 +62,7 @@ impl From<StoreError> for Error {
             StoreError::NotFound(what) => Error::NotFound(what),
             // A key the service did not expect to be taken (it maps those it does).
             e @ StoreError::Duplicate { .. } => Error::Conflict(e.to_string()),
+            StoreError::Unavailable(u) => Error::Unavailable(u),
             StoreError::Database(e) => Error::Internal(anyhow::Error::new(e).context("database")),
             StoreError::Internal(e) => Error::Internal(e),
         }

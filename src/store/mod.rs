@@ -14,7 +14,7 @@ pub mod templates;
 pub mod tenants;
 pub mod tokens;
 
-pub use error::{Result, StoreError};
+pub use error::{Result, StoreError, Unavailable};
 
 use anyhow::Context;
 use sqlx::postgres::{PgPool, PgPoolOptions};
