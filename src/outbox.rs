@@ -10,7 +10,7 @@ use crate::metrics::Metrics;
 use crate::status::MessageStatus;
 use crate::store::messages::{AttemptRow, MessageFilter, MessageRow};
 use crate::store::{Freshness, PLATFORM};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Unavailable};
 use crate::templates::Templates;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -216,9 +216,15 @@ impl Outbox {
             .expect("the semaphore is never closed")
     }
 
-    /// Whether the database answers and its writer runs, for `/healthz`.
-    pub async fn healthy(&self) -> bool {
-        self.store.ping().await
+    /// Whether the database takes writes, for `/healthz` and `/metrics`:
+    /// the storage condition that refuses them otherwise.
+    pub async fn storage(&self) -> std::result::Result<(), Unavailable> {
+        self.store.check().await
+    }
+
+    /// Operations each storage condition refused since the start, for `/metrics`.
+    pub fn storage_refusals(&self) -> [(Unavailable, u64); Unavailable::ALL.len()] {
+        self.store.refusals()
     }
 
     /// Accepts a message: once this returns, it is on disk and will be

@@ -45,6 +45,24 @@ pub enum Unavailable {
 }
 
 impl Unavailable {
+    /// Every cause, in the order `/metrics` lists them.
+    pub const ALL: [Unavailable; 4] = [
+        Unavailable::NoSpace,
+        Unavailable::ReadOnly,
+        Unavailable::Io,
+        Unavailable::Unreachable,
+    ];
+
+    /// The label in `/metrics` (`cause="no_space"`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Unavailable::NoSpace => "no_space",
+            Unavailable::ReadOnly => "read_only",
+            Unavailable::Io => "io_error",
+            Unavailable::Unreachable => "unreachable",
+        }
+    }
+
     /// When a client may try again: a full or read-only device waits for an
     /// operator, an I/O error or a lost connection often passes sooner.
     pub fn retry_after_secs(self) -> u64 {

@@ -178,6 +178,9 @@ fn commit(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Answer>> {
         }
         done.single_held.push(held);
     }
+    if plan.probe {
+        tx.prepare_cached(&sql::PROBE.replace('$', "?"))?.execute([now])?;
+    }
     // Claims last: what this group queued or deferred is claimable at once.
     for (now, lease_until, limit) in &plan.claims {
         let mut rows = Vec::new();
