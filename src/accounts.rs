@@ -10,7 +10,7 @@ use crate::connect::secret_context;
 use crate::diagnosis::Report;
 use crate::domain::Account;
 use crate::domain::{EmailAddress, HeaderText, Hostname};
-use crate::error::{Error, Problems, Result};
+use crate::error::{Error, OnDuplicate, Problems, Result};
 use crate::health::{Health, Observation};
 use crate::secrets::{Keyring, Secret};
 use crate::status::{AccountStatus, AuthMethod};
@@ -694,7 +694,18 @@ impl Accounts {
             created_at: now,
             updated_at: now,
         };
-        self.store.insert_account(&AccountRow::from(&row)).await?;
+        self.store
+            .insert_account(&AccountRow::from(&row))
+            .await
+            .on_duplicate(|| {
+                Error::field(
+                    "name",
+                    format!(
+                        "an account named '{}' exists already: choose another name or edit that account",
+                        row.name
+                    ),
+                )
+            })?;
         tracing::info!(account = %row.id, tenant, provider = %row.provider, host = %row.host, "account created");
         self.account_view(&row).await
     }
@@ -776,7 +787,15 @@ impl Accounts {
         let oauth_changed = row.oauth != old.oauth
             || row.oauth_client_secret != old.oauth_client_secret
             || row.auth_method != old.auth_method;
-        self.store.update_account(&AccountRow::from(&row)).await?;
+        self.store
+            .update_account(&AccountRow::from(&row))
+            .await
+            .on_duplicate(|| {
+                Error::field(
+                    "name",
+                    format!("an account named '{}' exists already: choose another name", row.name),
+                )
+            })?;
         if oauth_changed {
             self.store.delete_tokens(&row.id).await?;
         }

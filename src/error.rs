@@ -1,6 +1,10 @@
 //! The one error type of the domain layer. The API renders it as
 //! `application/problem+json`; the CLI prints it with the same field list.
+//! Storage errors come in through `From<StoreError>` for the generic cases;
+//! what a taken key means (a name used twice …) each service says itself
+//! (`OnDuplicate`).
 
+use crate::store::{StoreError, Unavailable};
 use serde::Serialize;
 
 /// A problem with one input field, named as the API names it (`auth.secret`).
@@ -31,6 +35,9 @@ pub enum Error {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
+    /// The database takes no writes now (disk full …): try again later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(Unavailable),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -49,9 +56,32 @@ impl Error {
     }
 }
 
-impl From<sqlx::Error> for Error {
-    fn from(e: sqlx::Error) -> Self {
-        Error::Internal(anyhow::Error::new(e).context("database"))
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => Error::NotFound(what),
+            // A key the service did not expect to be taken (it maps those it does).
+            e @ StoreError::Duplicate { .. } => Error::Conflict(e.to_string()),
+            StoreError::Unavailable(u) => Error::Unavailable(u),
+            StoreError::Database(e) => Error::Internal(anyhow::Error::new(e).context("database")),
+            StoreError::Internal(e) => Error::Internal(e),
+        }
+    }
+}
+
+/// What a taken unique key means to the service that wrote it.
+pub trait OnDuplicate<T> {
+    /// A taken key becomes `error` (e.g. a field error naming the name);
+    /// any other storage error converts as usual.
+    fn on_duplicate(self, error: impl FnOnce() -> Error) -> Result<T>;
+}
+
+impl<T> OnDuplicate<T> for Result<T, StoreError> {
+    fn on_duplicate(self, error: impl FnOnce() -> Error) -> Result<T> {
+        match self {
+            Err(StoreError::Duplicate { .. }) => Err(error()),
+            r => r.map_err(Error::from),
+        }
     }
 }
 

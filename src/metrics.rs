@@ -20,6 +20,16 @@ pub struct Metrics {
     latency_sum_ms: AtomicU64,
 }
 
+/// A storage condition (disk full …) as `/metrics` shows it.
+pub struct StorageCause {
+    /// `no_space`, `read_only`, `io_error`, `unreachable`.
+    pub label: &'static str,
+    /// Operations it refused since the start.
+    pub refused: u64,
+    /// Whether it stands now.
+    pub current: bool,
+}
+
 /// Upper bounds of the send latency histogram, in seconds.
 pub const LATENCY_BOUNDS: [f64; 8] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
@@ -61,13 +71,31 @@ impl Metrics {
         self.latency_sum_ms.fetch_add(d.as_millis() as u64, Ordering::Relaxed);
     }
 
-    /// Prometheus text exposition.
-    pub fn render(&self, queue: &[(String, i64)]) -> String {
+    /// Prometheus text exposition; the queue by status when the database
+    /// could count it.
+    pub fn render(&self, queue: Option<&[(String, i64)]>, storage: &[StorageCause]) -> String {
         let mut out = String::new();
-        out.push_str("# HELP herald_messages Messages in the store by status.\n# TYPE herald_messages gauge\n");
-        for s in MessageStatus::ALL.iter().map(|s| s.as_str()) {
-            let n = queue.iter().find(|(st, _)| st == s).map(|(_, n)| *n).unwrap_or(0);
-            out.push_str(&format!("herald_messages{{status=\"{s}\"}} {n}\n"));
+        if let Some(queue) = queue {
+            out.push_str("# HELP herald_messages Messages in the store by status.\n# TYPE herald_messages gauge\n");
+            for s in MessageStatus::ALL.iter().map(|s| s.as_str()) {
+                let n = queue.iter().find(|(st, _)| st == s).map(|(_, n)| *n).unwrap_or(0);
+                out.push_str(&format!("herald_messages{{status=\"{s}\"}} {n}\n"));
+            }
+        }
+        out.push_str("# HELP herald_storage_errors_total Storage operations refused by a storage condition, by cause.\n# TYPE herald_storage_errors_total counter\n");
+        for c in storage {
+            out.push_str(&format!(
+                "herald_storage_errors_total{{cause=\"{}\"}} {}\n",
+                c.label, c.refused
+            ));
+        }
+        out.push_str("# HELP herald_storage_unavailable 1 for the storage condition that refuses writes now.\n# TYPE herald_storage_unavailable gauge\n");
+        for c in storage {
+            out.push_str(&format!(
+                "herald_storage_unavailable{{cause=\"{}\"}} {}\n",
+                c.label,
+                u8::from(c.current)
+            ));
         }
         out.push_str("# HELP herald_messages_accepted_total Messages accepted by this process.\n# TYPE herald_messages_accepted_total counter\n");
         out.push_str(&format!(

@@ -8,9 +8,9 @@ use crate::error::{Error, Problems, Result};
 use crate::i18n::Locale;
 use crate::metrics::Metrics;
 use crate::status::{MessageStatus, RouteKind};
-use crate::store::Store;
 use crate::store::messages::{AttemptRow, MessageFilter, MessageRow};
 use crate::store::{Freshness, PLATFORM};
+use crate::store::{Store, StoreError, Unavailable};
 use crate::templates::Templates;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -188,7 +188,7 @@ impl Outbox {
 
     /// Messages in the store by status, for `/metrics`.
     pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>> {
-        self.store.message_counts().await
+        Ok(self.store.message_counts().await?)
     }
 
     /// What went to the tenant's capture mailbox, newest first.
@@ -217,9 +217,15 @@ impl Outbox {
             .expect("the semaphore is never closed")
     }
 
-    /// Whether the database answers and its writer runs, for `/healthz`.
-    pub async fn healthy(&self) -> bool {
-        self.store.ping().await
+    /// Whether the database takes writes, for `/healthz` and `/metrics`:
+    /// the storage condition that refuses them otherwise.
+    pub async fn storage(&self) -> std::result::Result<(), Unavailable> {
+        self.store.check().await
+    }
+
+    /// Operations each storage condition refused since the start, for `/metrics`.
+    pub fn storage_refusals(&self) -> [(Unavailable, u64); Unavailable::ALL.len()] {
+        self.store.refusals()
     }
 
     /// Accepts a message: once this returns, it is on disk and will be
@@ -310,13 +316,16 @@ impl Outbox {
         match self.store.insert_messages(rows).await {
             Ok(()) => {}
             // The same batch, sent twice at once: the other one went in.
-            Err(Error::Conflict(_))
+            Err(StoreError::Duplicate { .. })
                 if let Some(keys) = &keys
                     && let Some(first) = self.batch_accepted_before(tenant, keys).await? =>
             {
                 return Ok((first, false));
             }
-            Err(e) => return Err(e),
+            Err(e @ StoreError::Duplicate { .. }) => {
+                return Err(Error::Conflict(format!("the batch was not inserted: {e}")));
+            }
+            Err(e) => return Err(e.into()),
         }
         for _ in 0..accepted {
             self.metrics.record_accepted();

@@ -6,12 +6,12 @@
 
 use crate::compose::Content;
 use crate::domain::{EmailAddress, HeaderText};
-use crate::error::{Error, Problems, Result};
+use crate::error::{Error, OnDuplicate, Problems, Result};
 use crate::i18n::Locale;
 use crate::outbox::Outbox;
 use crate::store::PLATFORM;
-use crate::store::Store;
 use crate::store::rules::{EventRow, RuleRow};
+use crate::store::{Store, StoreError};
 use crate::templates::Templates;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -195,6 +195,14 @@ impl Match {
     }
 }
 
+/// The tenant has a rule of this name already.
+fn name_taken(r: &RuleRow) -> Error {
+    Error::field(
+        "name",
+        format!("a rule named '{}' exists already: choose another name", r.name),
+    )
+}
+
 fn rule_view(r: &RuleRow) -> RuleView {
     RuleView {
         id: r.id.clone(),
@@ -368,7 +376,7 @@ impl Rules {
             created_at: now,
             updated_at: now,
         };
-        self.store.insert_rule(&row).await?;
+        self.store.insert_rule(&row).await.on_duplicate(|| name_taken(&row))?;
         Ok(rule_view(&row))
     }
 
@@ -405,7 +413,7 @@ impl Rules {
             row.throttle_secs = t as i64;
         }
         row.updated_at = crate::now_ms();
-        self.store.update_rule(&row).await?;
+        self.store.update_rule(&row).await.on_duplicate(|| name_taken(&row))?;
         Ok(rule_view(&row))
     }
 
@@ -472,7 +480,7 @@ impl Rules {
             };
             match self.store.insert_rule(&row).await {
                 // Another node, or a rule the tenant named the same way.
-                Err(Error::Invalid(_)) => {}
+                Err(StoreError::Duplicate { .. }) => {}
                 other => other?,
             }
         }

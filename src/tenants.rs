@@ -75,7 +75,7 @@ impl Tenants {
                 return Ok(Some(PLATFORM.to_string()));
             }
         }
-        self.store.tenant_for_token(&crate::secrets::token_hash(token)).await
+        Ok(self.store.tenant_for_token(&crate::secrets::token_hash(token)).await?)
     }
 
     /// On a first start without `HERALD_ADMIN_TOKEN`, creates the platform

@@ -11,15 +11,14 @@ use std::path::Path;
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "foundation",
-        &[
-            "domain", "error", "i18n", "secrets", "catalog", "config", "status", "metrics",
-        ],
+        &["domain", "i18n", "secrets", "catalog", "config", "status", "metrics"],
     ),
     (
         "transports and storage",
         &["smtp", "compose", "diagnosis", "discovery", "store"],
     ),
-    ("engine", &["health", "oauth", "connect", "pool", "delivery"]),
+    // `error` is the services' error: it converts the store's (`StoreError`).
+    ("engine", &["error", "health", "oauth", "connect", "pool", "delivery"]),
     (
         "services",
         &[

@@ -2,33 +2,52 @@
 
 use super::{Caller, Json};
 use crate::error::{Error, Result};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, StorageCause};
 use crate::outbox::Outbox;
 use crate::settings::Settings;
 use crate::settings::SettingsBook;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
-pub async fn healthz(State(outbox): State<Outbox>) -> impl IntoResponse {
-    if outbox.healthy().await {
-        (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"})))
-    } else {
-        (
+/// 200 while the database takes writes; 503 naming the storage condition
+/// (`{"status": "no space left on the data directory's device", "cause": "no_space"}`)
+/// while one stands.
+pub async fn healthz(State(outbox): State<Outbox>) -> Response {
+    match outbox.storage().await {
+        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"}))).into_response(),
+        Err(u) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "database unavailable"})),
+            [(header::RETRY_AFTER, u.retry_after_secs().to_string())],
+            axum::Json(serde_json::json!({"status": u.to_string(), "cause": u.label()})),
         )
+            .into_response(),
     }
 }
 
 pub async fn metrics(State(outbox): State<Outbox>, State(metrics): State<Arc<Metrics>>) -> Result<impl IntoResponse> {
-    let counts = outbox.count_by_status().await?;
+    let current = outbox.storage().await.err();
+    // Without a database to count in, the rest still shows why.
+    let counts = match outbox.count_by_status().await {
+        Ok(counts) => Some(counts),
+        Err(Error::Unavailable(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let storage: Vec<StorageCause> = outbox
+        .storage_refusals()
+        .into_iter()
+        .map(|(u, refused)| StorageCause {
+            label: u.label(),
+            refused,
+            current: current == Some(u),
+        })
+        .collect();
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics.render(&counts),
+        metrics.render(counts.as_deref(), &storage),
     ))
 }
 

@@ -142,7 +142,8 @@ impl Tokens {
     pub async fn access_token(&self, row: &Account, force: bool) -> Result<AccessToken, TokenProblem> {
         let settings =
             settings_of(row).ok_or_else(|| TokenProblem::Configuration("the account has no OAuth settings".into()))?;
-        let internal = |e: crate::error::Error| TokenProblem::Unavailable(format!("{e}"));
+        let internal =
+            |e: crate::store::StoreError| TokenProblem::Unavailable(crate::error::Error::from(e).to_string());
         let seen = self.store.get_tokens(&row.id).await.map_err(internal)?;
         if !force && let Some(t) = self.cached(row, seen.as_ref()) {
             return Ok(AccessToken { token: t, fresh: false });

@@ -1,10 +1,9 @@
 //! Account rows. Secrets are stored sealed (see `secrets`); this layer never
 //! sees them in clear.
 
-use super::{Store, on_pool};
+use super::{Result, Store, StoreError, on_pool};
 use crate::catalog::Security;
 use crate::domain::{Account, EmailAddress};
-use crate::error::{Error, Result};
 use crate::status::{AccountStatus, AuthMethod};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -111,24 +110,21 @@ impl From<&Account> for AccountRow {
 
 /// A row read back, as an `Account`.
 fn parse(row: AccountRow) -> Result<Account> {
-    Account::try_from(row).map_err(|e| Error::Internal(anyhow::anyhow!(e)))
+    Account::try_from(row).map_err(|e| StoreError::Internal(anyhow::anyhow!(e)))
 }
 
 const COLUMNS: &str = "id, tenant_id, name, provider, host, port, security, auth_method, username, secret, oauth, \
     oauth_client_secret, from_address, from_name, tls_ca_pem, tls_skip_verify, timeout_secs, limit_connections, \
     limit_per_minute, limit_per_day, backup_account, status, status_message, last_report, created_at, updated_at";
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
 impl Store {
+    /// Inserts an account; `Duplicate` when the tenant has one of that name.
     pub async fn insert_account(&self, a: &AccountRow) -> Result<()> {
         let _changed = self.changing();
         let sql = format!(
             "INSERT INTO accounts ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26)"
         );
-        let r = on_pool!(self, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+        on_pool!(self, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(&a.id)
             .bind(&a.tenant_id)
             .bind(&a.name)
@@ -157,24 +153,16 @@ impl Store {
             .bind(a.updated_at)
             .execute(p)
             .await
-            .map(|r| r.rows_affected()));
-        match r {
-            Err(e) if is_unique_violation(&e) => Err(Error::field(
-                "name",
-                format!(
-                    "an account named '{}' exists already: choose another name or edit that account",
-                    a.name
-                ),
-            )),
-            r => r.map(|_| ()).map_err(Error::from),
-        }
+            .map(|r| r.rows_affected()))?;
+        Ok(())
     }
 
     /// Writes the account's settings: every column but the identity, the
-    /// creation time and the status (`health` writes that).
+    /// creation time and the status (`health` writes that). `Duplicate` when
+    /// the new name is another account's.
     pub async fn update_account(&self, a: &AccountRow) -> Result<()> {
         let _changed = self.changing();
-        let r = on_pool!(self, |p| sqlx::query(
+        let changed = on_pool!(self, |p| sqlx::query(
             "UPDATE accounts SET name=$3, provider=$4, host=$5, port=$6, security=$7, auth_method=$8, username=$9, \
              secret=$10, oauth=$11, oauth_client_secret=$12, from_address=$13, from_name=$14, tls_ca_pem=$15, \
              tls_skip_verify=$16, timeout_secs=$17, limit_connections=$18, limit_per_minute=$19, limit_per_day=$20, \
@@ -205,15 +193,11 @@ impl Store {
         .bind(a.updated_at)
         .execute(p)
         .await
-        .map(|r| r.rows_affected()));
-        match r {
-            Err(e) if is_unique_violation(&e) => Err(Error::field(
-                "name",
-                format!("an account named '{}' exists already: choose another name", a.name),
-            )),
-            Ok(0) => Err(Error::NotFound(format!("account {}", a.id))),
-            r => r.map(|_| ()).map_err(Error::from),
+        .map(|r| r.rows_affected()))?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("account {}", a.id)));
         }
+        Ok(())
     }
 
     /// Finds an account of the tenant by id or by name.

@@ -15,9 +15,10 @@
 //! waits for a group to fill.
 
 use super::messages::{AttemptRow, CapturedRow, MSG_COLUMNS, MessageRow, bind_message, claim_sql, interrupted_attempt};
-use crate::error::{Error, Result};
+use super::{Condition, Result, StoreError};
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Writes waiting for the writer; senders wait when it is this far behind.
@@ -40,6 +41,9 @@ pub enum Write {
     Outcome(Outcome),
     /// Claims up to `limit` due messages until `lease_until`.
     Claim { now: i64, lease_until: i64, limit: i64 },
+    /// Rewrites the one row of `storage_probe`: whether a write goes through
+    /// again after a storage condition (disk full …). Answers `Done(true)`.
+    Probe,
 }
 
 #[derive(Debug)]
@@ -67,32 +71,44 @@ pub(super) type Job = (Write, oneshot::Sender<Result<Answer>>);
 #[derive(Clone, Debug)]
 pub struct GroupCommit {
     jobs: mpsc::Sender<Job>,
+    /// Told what each write met.
+    condition: Arc<Condition>,
 }
 
 impl GroupCommit {
     /// The SQLite writer: a thread with its own connection to `file`.
-    pub fn sqlite(file: &std::path::Path) -> anyhow::Result<GroupCommit> {
+    pub fn sqlite(file: &std::path::Path, condition: Arc<Condition>) -> anyhow::Result<GroupCommit> {
         let conn = super::sqlite_writer::open(file)?;
         let (jobs, rx) = mpsc::channel(QUEUE);
         std::thread::Builder::new()
             .name("herald-writer".into())
             .spawn(move || super::sqlite_writer::run(conn, rx))?;
-        Ok(GroupCommit { jobs })
+        Ok(GroupCommit { jobs, condition })
     }
 
     /// The PostgreSQL writer: a task on the current runtime.
-    pub fn postgres(pool: PgPool) -> GroupCommit {
+    pub fn postgres(pool: PgPool, condition: Arc<Condition>) -> GroupCommit {
         let (jobs, rx) = mpsc::channel(QUEUE);
         tokio::spawn(run_postgres(pool, rx));
-        GroupCommit { jobs }
+        GroupCommit { jobs, condition }
     }
 
-    /// Commits `write` (with whatever else is waiting) and answers once it is durable.
+    /// Commits `write` (with whatever else is waiting) and answers once it is
+    /// durable. A write that changed rows ends a storage condition; one that
+    /// a condition refused starts it.
     pub async fn write(&self, write: Write) -> Result<Answer> {
         let (tx, rx) = oneshot::channel();
-        let gone = || Error::Internal(anyhow::anyhow!("the database writer has stopped"));
+        let gone = || StoreError::Internal(anyhow::anyhow!("the database writer has stopped"));
         self.jobs.send((write, tx)).await.map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?
+        match rx.await.map_err(|_| gone())? {
+            Ok(answer) => {
+                if answer.wrote() {
+                    self.condition.wrote();
+                }
+                Ok(answer)
+            }
+            Err(e) => Err(self.condition.noted(e)),
+        }
     }
 
     /// Whether the writer still takes writes (it stops only if it failed).
@@ -104,7 +120,20 @@ impl GroupCommit {
     pub async fn done(&self, write: Write) -> Result<bool> {
         match self.write(write).await? {
             Answer::Done(b) => Ok(b),
-            Answer::Claimed(_) => Err(Error::Internal(anyhow::anyhow!("a write was answered with claims"))),
+            Answer::Claimed(_) => Err(StoreError::Internal(anyhow::anyhow!(
+                "a write was answered with claims"
+            ))),
+        }
+    }
+}
+
+impl Answer {
+    /// Whether the write changed rows (a claim of nothing, or an idempotent
+    /// repeat, may commit without writing to the device).
+    fn wrote(&self) -> bool {
+        match self {
+            Answer::Done(done) => *done,
+            Answer::Claimed(rows) => !rows.is_empty(),
         }
     }
 }
@@ -121,6 +150,8 @@ pub(super) struct Plan<'a> {
     /// twice in the group (a stale worker and the new holder).
     pub singles: Vec<&'a Outcome>,
     pub claims: Vec<(i64, i64, i64)>,
+    /// Whether the group holds a probe.
+    pub probe: bool,
 }
 
 impl<'a> Plan<'a> {
@@ -132,6 +163,7 @@ impl<'a> Plan<'a> {
             updates: Vec::new(),
             singles: Vec::new(),
             claims: Vec::new(),
+            probe: false,
         };
         let mut seen = HashSet::new();
         for w in writes {
@@ -151,6 +183,7 @@ impl<'a> Plan<'a> {
                     lease_until,
                     limit,
                 } => plan.claims.push((*now, *lease_until, *limit)),
+                Write::Probe => plan.probe = true,
             }
         }
         plan
@@ -163,10 +196,9 @@ impl<'a> Plan<'a> {
             if let Write::Messages(rows) = w
                 && let Some(m) = rows.iter().find(|m| !inserted.contains(&m.id))
             {
-                return Err(Error::Conflict(format!(
-                    "message {} was not inserted: its id or idempotency key is taken",
-                    m.id
-                )));
+                return Err(StoreError::Duplicate {
+                    key: format!("the id or idempotency key of message {}", m.id),
+                });
             }
         }
         Ok(())
@@ -195,6 +227,7 @@ impl<'a> Plan<'a> {
                     None => done.held.contains(&o.message),
                 }),
                 Write::Claim { .. } => Answer::Claimed(claimed.next().unwrap_or_default()),
+                Write::Probe => Answer::Done(true),
             })
             .collect()
     }
@@ -306,6 +339,8 @@ pub(super) mod sql {
     pub const UPDATE_ONE: &str = "UPDATE messages SET status = $3, last_error = $4, next_attempt_at = $5, \
         lease_until = NULL, captured = $6, updated_at = $7 WHERE id = $1 AND status = 'sending' AND lease_until = $2";
     pub const UPDATE_CONTENT: &str = "UPDATE message_contents SET content = $2 WHERE id = $1";
+    pub const PROBE: &str =
+        "INSERT INTO storage_probe (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at";
     pub const INSERT_CAPTURED: &str = "INSERT INTO captured (id, tenant_id, message_id, mail_from, rcpt_to, subject, \
         raw, at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)";
 }
@@ -414,6 +449,9 @@ async fn commit_postgres(pool: &PgPool, writes: &[&Write]) -> Result<Vec<Answer>
                 .await?;
         }
         done.single_held.push(held);
+    }
+    if plan.probe {
+        sqlx::query(sql::PROBE).bind(now).execute(&mut *tx).await?;
     }
     // Claims last: what this group queued or deferred is claimable at once.
     for (now, lease_until, limit) in &plan.claims {

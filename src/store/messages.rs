@@ -6,9 +6,9 @@
 //! short statement; the send happens outside any transaction, and the result
 //! is written only by the holder of the lease.
 
+use super::Result;
 use super::group_commit::{Answer, Outcome, Write};
 use super::{Store, on_pool};
-use crate::error::Result;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRow {

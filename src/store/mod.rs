@@ -3,6 +3,8 @@
 //! flags and millisecond timestamps) and run on either pool.
 
 pub mod accounts;
+mod condition;
+mod error;
 pub mod group_commit;
 pub mod messages;
 pub mod oauth;
@@ -13,6 +15,9 @@ pub mod templates;
 pub mod tenants;
 pub mod tokens;
 
+pub use condition::Condition;
+pub use error::{Result, StoreError, Unavailable};
+
 use anyhow::Context;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -21,13 +26,15 @@ use std::time::Duration;
 
 /// Runs the same query text against whichever database is configured.
 /// `$pool` is bound to the concrete pool in each arm, so the body is compiled
-/// once per database.
+/// once per database. The body (an async block: `?` stays inside) answers a
+/// `sqlx::Result`, which comes out as a `store::Result` whose storage
+/// condition (disk full …) the store has noted.
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
-        match &$store.pool {
-            $crate::store::Pool::Sqlite($pool) => $body,
-            $crate::store::Pool::Postgres($pool) => $body,
-        }
+        $store.condition.checked(match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => async { $body }.await,
+            $crate::store::Pool::Postgres($pool) => async { $body }.await,
+        })
     };
 }
 pub(crate) use on_pool;
@@ -43,6 +50,8 @@ pub struct Store {
     pub pool: Pool,
     /// Every message and delivery outcome is written through it.
     writer: group_commit::GroupCommit,
+    /// Whether the database takes writes, as the last ones found it.
+    condition: std::sync::Arc<Condition>,
     /// Bumped by every change to accounts, settings or tenants made through
     /// this process: what caches them (`Freshness`) starts over.
     changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -63,6 +72,7 @@ pub const PLATFORM: &str = "platform";
 impl Store {
     /// Opens the database and brings its schema up to date.
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
+        let condition = std::sync::Arc::new(Condition::default());
         let (pool, writer) = if url.starts_with("sqlite:") {
             // WAL with synchronous=FULL: a commit is on disk before we answer 202.
             let opts = SqliteConnectOptions::from_str(url)
@@ -95,7 +105,7 @@ impl Store {
                 .run(&pool)
                 .await
                 .context("migrating the SQLite database")?;
-            let writer = group_commit::GroupCommit::sqlite(&file)
+            let writer = group_commit::GroupCommit::sqlite(&file, condition.clone())
                 .with_context(|| format!("opening the SQLite database {} for writing", file.display()))?;
             (Pool::Sqlite(pool), writer)
         } else {
@@ -109,11 +119,15 @@ impl Store {
                 .run(&pool)
                 .await
                 .context("migrating the PostgreSQL database")?;
-            (Pool::Postgres(pool.clone()), group_commit::GroupCommit::postgres(pool))
+            (
+                Pool::Postgres(pool.clone()),
+                group_commit::GroupCommit::postgres(pool, condition.clone()),
+            )
         };
         Ok(Store {
             pool,
             writer,
+            condition,
             changes: Default::default(),
         })
     }
@@ -145,12 +159,36 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        on_pool!(self, |p| p.close().await)
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
     }
 
-    /// The database answers and the writer (group commit) still runs.
-    pub async fn ping(&self) -> bool {
-        self.writer.running() && on_pool!(self, |p| sqlx::query("SELECT 1").execute(p).await.is_ok())
+    /// Whether the database takes writes. While a storage condition the
+    /// writes met stands (disk full …), a small write checks it again (at
+    /// most once a second) and clears it if it went through; without one,
+    /// the database must answer and the writer (group commit) still run.
+    pub async fn check(&self) -> std::result::Result<(), Unavailable> {
+        if self.condition.current().is_some() && self.condition.probe_due() {
+            // What it met is noted by the writer.
+            let _ = self.writer.write(group_commit::Write::Probe).await;
+        }
+        if let Some(u) = self.condition.current() {
+            return Err(u);
+        }
+        if !self.writer.running() {
+            return Err(Unavailable::Unreachable);
+        }
+        match on_pool!(self, |p| sqlx::query("SELECT 1").execute(p).await.map(|_| ())) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e.unavailable().unwrap_or(Unavailable::Unreachable)),
+        }
+    }
+
+    /// Operations each storage condition refused since the start, for `/metrics`.
+    pub fn refusals(&self) -> [(Unavailable, u64); Unavailable::ALL.len()] {
+        self.condition.refusals()
     }
 }
 
@@ -163,19 +201,6 @@ pub fn redact_url(url: &str) -> String {
             format!("{}{}:***{}", &url[..s + 3], user, &url[at..])
         }
         _ => url.to_string(),
-    }
-}
-
-/// Maps a unique-constraint violation to a field error (a name taken twice);
-/// any other database error stays what it is.
-pub(crate) fn unique_as_field<T>(
-    r: Result<T, sqlx::Error>,
-    field: &str,
-    message: impl FnOnce() -> String,
-) -> crate::error::Result<T> {
-    match r {
-        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Err(crate::error::Error::field(field, message())),
-        r => r.map_err(crate::error::Error::from),
     }
 }
 

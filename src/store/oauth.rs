@@ -1,7 +1,7 @@
 //! OAuth2 rows: the account's tokens (sealed) and pending authorizations.
 
+use super::Result;
 use super::{Store, on_pool};
-use crate::error::Result;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TokenRow {

@@ -1,7 +1,7 @@
 //! Rules, the events they match, and the throttle windows.
 
+use super::Result;
 use super::{Store, on_pool};
-use crate::error::Result;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RuleRow {
@@ -57,9 +57,10 @@ const RULE_COLUMNS: &str =
     "id, tenant_id, name, enabled, match_json, methods_json, throttle_secs, system_key, created_at, updated_at";
 
 impl Store {
+    /// Inserts a rule; `Duplicate` when the tenant has one of that name.
     pub async fn insert_rule(&self, r: &RuleRow) -> Result<()> {
         let sql = format!("INSERT INTO rules ({RULE_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)");
-        let res = on_pool!(self, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+        on_pool!(self, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(&r.id)
             .bind(&r.tenant_id)
             .bind(&r.name)
@@ -72,15 +73,13 @@ impl Store {
             .bind(r.updated_at)
             .execute(p)
             .await
-            .map(|r| r.rows_affected()));
-        super::unique_as_field(res, "name", || {
-            format!("a rule named '{}' exists already: choose another name", r.name)
-        })?;
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
+    /// Writes a rule's settings; `Duplicate` when the new name is another rule's.
     pub async fn update_rule(&self, r: &RuleRow) -> Result<()> {
-        let res = on_pool!(self, |p| sqlx::query(
+        on_pool!(self, |p| sqlx::query(
             "UPDATE rules SET name=$3, enabled=$4, match_json=$5, methods_json=$6, throttle_secs=$7, updated_at=$8 \
              WHERE id=$1 AND tenant_id=$2"
         )
@@ -94,10 +93,7 @@ impl Store {
         .bind(r.updated_at)
         .execute(p)
         .await
-        .map(|r| r.rows_affected()));
-        super::unique_as_field(res, "name", || {
-            format!("a rule named '{}' exists already: choose another name", r.name)
-        })?;
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! Per-tenant settings: the default account, the sender display name, the locale.
 
+use super::Result;
 use super::{Store, on_pool};
-use crate::error::Result;
 
 #[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct SettingsRow {

@@ -3,9 +3,9 @@
 //! start to finish without leaving it. The statements and the plan are the
 //! group commit's; only the driver differs.
 
+use super::Result;
 use super::group_commit::{Answer, Executed, GROUP, Job, Params, Plan, Write, sql, with_contents};
 use super::messages::{AttemptRow, MessageRow, claim_sql, interrupted_attempt};
-use crate::error::{Error, Result};
 use rusqlite::{Connection, ToSql, TransactionBehavior};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -75,10 +75,6 @@ fn settle(conn: &mut Connection, mut jobs: Vec<Job>) {
     }
 }
 
-fn db(e: rusqlite::Error) -> Error {
-    Error::Internal(anyhow::Error::new(e).context("writing to the SQLite database"))
-}
-
 /// Splits `items` into runs of the sizes in `CHUNKS`.
 fn chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
     std::iter::from_fn(move || {
@@ -95,12 +91,10 @@ fn commit(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Answer>> {
     let now = crate::now_ms();
     let mut done = Executed::default();
     // IMMEDIATE: the write lock up front, never a read upgraded mid-way.
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
 
     for chunk in chunks(&plan.new_messages) {
-        let mut stmt = tx.prepare_cached(&sql::insert_messages(p, chunk.len())).map_err(db)?;
+        let mut stmt = tx.prepare_cached(&sql::insert_messages(p, chunk.len()))?;
         let mut args: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 14);
         for m in chunk {
             args.extend([
@@ -120,21 +114,21 @@ fn commit(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Answer>> {
                 &m.route,
             ]);
         }
-        let ids = stmt.query_map(&args[..], |r| r.get::<_, String>(0)).map_err(db)?;
+        let ids = stmt.query_map(&args[..], |r| r.get::<_, String>(0))?;
         for id in ids {
-            done.inserted.insert(id.map_err(db)?);
+            done.inserted.insert(id?);
         }
     }
     plan.check_batches(&done.inserted)?;
     let contents = plan.inserted(&done.inserted);
     for chunk in chunks(&contents) {
-        let mut stmt = tx.prepare_cached(&sql::insert_contents(p, chunk.len())).map_err(db)?;
+        let mut stmt = tx.prepare_cached(&sql::insert_contents(p, chunk.len()))?;
         let args: Vec<&dyn ToSql> = chunk.iter().flat_map(|m| [&m.id as &dyn ToSql, &m.content]).collect();
-        stmt.execute(&args[..]).map_err(db)?;
+        stmt.execute(&args[..])?;
     }
     insert_attempts(&tx, &plan.attempts)?;
     for chunk in chunks(&plan.updates) {
-        let mut stmt = tx.prepare_cached(&sql::update_outcomes(p, chunk.len())).map_err(db)?;
+        let mut stmt = tx.prepare_cached(&sql::update_outcomes(p, chunk.len()))?;
         let mut args: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 6);
         for o in chunk {
             args.extend([
@@ -146,16 +140,15 @@ fn commit(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Answer>> {
                 &now,
             ]);
         }
-        let ids = stmt.query_map(&args[..], |r| r.get::<_, String>(0)).map_err(db)?;
+        let ids = stmt.query_map(&args[..], |r| r.get::<_, String>(0))?;
         for id in ids {
-            done.held.insert(id.map_err(db)?);
+            done.held.insert(id?);
         }
     }
     for o in &plan.singles {
         let captured = i64::from(o.captured.is_some());
         let held = tx
-            .prepare_cached(&sql::UPDATE_ONE.replace('$', "?"))
-            .map_err(db)?
+            .prepare_cached(&sql::UPDATE_ONE.replace('$', "?"))?
             .execute(rusqlite::params![
                 o.message,
                 o.lease_until,
@@ -164,18 +157,14 @@ fn commit(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Answer>> {
                 o.next_attempt_at,
                 captured,
                 now
-            ])
-            .map_err(db)?
+            ])?
             == 1;
         if held && let Some(content) = &o.content {
-            tx.prepare_cached(&sql::UPDATE_CONTENT.replace('$', "?"))
-                .map_err(db)?
-                .execute(rusqlite::params![o.message, content])
-                .map_err(db)?;
+            tx.prepare_cached(&sql::UPDATE_CONTENT.replace('$', "?"))?
+                .execute(rusqlite::params![o.message, content])?;
         }
         if held && let Some(c) = &o.captured {
-            tx.prepare_cached(&sql::INSERT_CAPTURED.replace('$', "?"))
-                .map_err(db)?
+            tx.prepare_cached(&sql::INSERT_CAPTURED.replace('$', "?"))?
                 .execute(rusqlite::params![
                     c.id,
                     c.tenant_id,
@@ -185,21 +174,21 @@ fn commit(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Answer>> {
                     c.subject,
                     c.raw,
                     c.at
-                ])
-                .map_err(db)?;
+                ])?;
         }
         done.single_held.push(held);
+    }
+    if plan.probe {
+        tx.prepare_cached(&sql::PROBE.replace('$', "?"))?.execute([now])?;
     }
     // Claims last: what this group queued or deferred is claimable at once.
     for (now, lease_until, limit) in &plan.claims {
         let mut rows = Vec::new();
         for expired in [false, true] {
             let claimed = {
-                let mut stmt = tx.prepare_cached(&claim_sql(false, expired)).map_err(db)?;
-                let claimed = stmt
-                    .query_map(rusqlite::params![now, lease_until, limit], message_row)
-                    .map_err(db)?;
-                claimed.collect::<rusqlite::Result<Vec<MessageRow>>>().map_err(db)?
+                let mut stmt = tx.prepare_cached(&claim_sql(false, expired))?;
+                let claimed = stmt.query_map(rusqlite::params![now, lease_until, limit], message_row)?;
+                claimed.collect::<rusqlite::Result<Vec<MessageRow>>>()?
             };
             if expired && !claimed.is_empty() {
                 let log: Vec<AttemptRow> = claimed.iter().map(|r| interrupted_attempt(r, *now)).collect();
@@ -209,27 +198,23 @@ fn commit(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Answer>> {
         }
         let mut found: HashMap<String, String> = HashMap::with_capacity(rows.len());
         for chunk in chunks(&rows) {
-            let mut stmt = tx.prepare_cached(&sql::contents_of(p, chunk.len())).map_err(db)?;
+            let mut stmt = tx.prepare_cached(&sql::contents_of(p, chunk.len()))?;
             let args: Vec<&dyn ToSql> = chunk.iter().map(|r| &r.id as &dyn ToSql).collect();
-            let pairs = stmt
-                .query_map(&args[..], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                .map_err(db)?;
+            let pairs = stmt.query_map(&args[..], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
             for pair in pairs {
-                let (id, content) = pair.map_err(db)?;
+                let (id, content) = pair?;
                 found.insert(id, content);
             }
         }
         done.claimed.push(with_contents(rows, found));
     }
-    tx.commit().map_err(db)?;
+    tx.commit()?;
     Ok(plan.answers(done))
 }
 
 fn insert_attempts(tx: &rusqlite::Transaction, attempts: &[&AttemptRow]) -> Result<()> {
     for chunk in chunks(attempts) {
-        let mut stmt = tx
-            .prepare_cached(&sql::insert_attempts(Params::Anonymous, chunk.len()))
-            .map_err(db)?;
+        let mut stmt = tx.prepare_cached(&sql::insert_attempts(Params::Anonymous, chunk.len()))?;
         let mut args: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 11);
         for a in chunk {
             args.extend([
@@ -246,7 +231,7 @@ fn insert_attempts(tx: &rusqlite::Transaction, attempts: &[&AttemptRow]) -> Resu
                 &a.transcript,
             ]);
         }
-        stmt.execute(&args[..]).map_err(db)?;
+        stmt.execute(&args[..])?;
     }
     Ok(())
 }

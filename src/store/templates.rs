@@ -1,7 +1,7 @@
 //! Per-tenant template overrides: one row per (tenant, template, locale).
 
+use super::Result;
 use super::{Store, on_pool};
-use crate::error::Result;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TemplateRow {

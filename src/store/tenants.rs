@@ -1,7 +1,7 @@
 //! Tenants: the platform (`platform`) and the organisations it serves.
 
+use super::Result;
 use super::{Store, on_pool};
-use crate::error::Result;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TenantRow {

@@ -1,8 +1,8 @@
 //! API tokens, stored as SHA-256 hashes. A token belongs to one tenant; the
 //! platform tenant's tokens are the platform admin's.
 
+use super::Result;
 use super::{Store, on_pool};
-use crate::error::Result;
 
 impl Store {
     pub async fn insert_token(&self, token_hash: &str, tenant_id: &str, label: &str) -> Result<()> {

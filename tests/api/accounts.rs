@@ -193,3 +193,55 @@ async fn providers_and_discovery() {
     assert_eq!(r.status(), 422);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_name_taken_twice_is_a_field_error_naming_it() {
+    names_taken_twice(spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn a_name_taken_twice_is_a_field_error_naming_it_on_postgres() {
+    names_taken_twice(spawn_app_pg().await).await;
+}
+
+/// The database's unique keys refuse a second account or rule of a name;
+/// the services say so on the field, whatever the database.
+async fn names_taken_twice(app: TestApp) {
+    fn account(name: &str) -> Value {
+        local_account(name, 2525, "none", None, None)
+    }
+    fn rule(name: &str) -> Value {
+        json!({"name": name, "methods": [{"channel": "email", "to": ["ops@example.com"]}]})
+    }
+    async fn refused(r: reqwest::Response) -> Value {
+        assert_eq!(r.status(), 422);
+        let problem: Value = r.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], "name", "{problem}");
+        problem["errors"][0]["message"].clone()
+    }
+    // The collection, a body of a name, what a new one and a renamed one hear.
+    type Body = fn(&str) -> Value;
+    let cases: [(&str, Body, &str, &str); 2] = [
+        (
+            "/api/v1/accounts",
+            account,
+            "an account named 'a' exists already: choose another name or edit that account",
+            "an account named 'a' exists already: choose another name",
+        ),
+        (
+            "/api/v1/rules",
+            rule,
+            "a rule named 'a' exists already: choose another name",
+            "a rule named 'a' exists already: choose another name",
+        ),
+    ];
+    for (path, body, created, renamed) in cases {
+        assert_eq!(app.post(path, &body("a")).await.status(), 201);
+        let b: Value = app.post(path, &body("b")).await.json().await.unwrap();
+        assert_eq!(refused(app.post(path, &body("a")).await).await, created);
+        let id = b["id"].as_str().unwrap();
+        let rename = app.patch(&format!("{path}/{id}"), &json!({"name": "a"})).await;
+        assert_eq!(refused(rename).await, renamed);
+    }
+    app.stop().await;
+}
