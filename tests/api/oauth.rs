@@ -34,6 +34,16 @@ async fn authorize(app: &TestApp, oauth: &OAuthPeer, id: &str) -> reqwest::Respo
     app.http.get(location).send().await.unwrap()
 }
 
+/// An authorization-code account on `smtp`, authorized; answers its id.
+async fn authorized_account(app: &TestApp, oauth: &OAuthPeer, smtp: &Peer, name: &str) -> String {
+    let acc = app
+        .create_account(oauth_account(name, oauth, smtp, "authorization_code"))
+        .await;
+    let id = acc["id"].as_str().unwrap().to_string();
+    assert_eq!(authorize(app, oauth, &id).await.status(), 200);
+    id
+}
+
 async fn account(app: &TestApp, id: &str) -> Value {
     app.get(&format!("/api/v1/accounts/{id}")).await.json().await.unwrap()
 }
@@ -302,6 +312,43 @@ async fn state_tampering_reuse_and_mix_up_are_refused() {
     assert_eq!(edited["auth"]["oauth"]["authorized"], false);
     let stale = oauth.sign_in(sa2["authorize_url"].as_str().unwrap()).await;
     assert_eq!(app.http.get(&stale).send().await.unwrap().status(), 400);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn masked_client_secret_keeps_the_tokens() {
+    let oauth = OAuthPeer::start();
+    let smtp = oauth.smtp();
+    let app = spawn_app().await;
+    let id = authorized_account(&app, &oauth, &smtp, "masked").await;
+
+    // The form sends back what it was shown: the mask, not a new secret.
+    let r = app
+        .patch(
+            &format!("/api/v1/accounts/{id}"),
+            &json!({"auth": {"method": "oauth2", "oauth": {"client_id": CLIENT_ID, "client_secret": "********"}}}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let edited: Value = r.json().await.unwrap();
+    assert_eq!(edited["status"], "ready", "the tokens are kept: {edited}");
+    assert_eq!(edited["auth"]["oauth"]["authorized"], true);
+    assert_eq!(edited["auth"]["oauth"]["client_secret_set"], true);
+    let report = app.test_email(&id, "someone@example.com", "en").await;
+    assert_eq!(report["ok"], true, "{report}");
+    // Any run of '*' is a mask too.
+    let r = app
+        .patch(
+            &format!("/api/v1/accounts/{id}"),
+            &json!({"auth": {"oauth": {"client_secret": "*"}}}),
+        )
+        .await;
+    assert_eq!(r.json::<Value>().await.unwrap()["auth"]["oauth"]["authorized"], true);
+    assert_eq!(
+        oauth.stats().await["by_grant"]["authorization_code"],
+        1,
+        "no new sign-in"
+    );
     app.stop().await;
 }
 
