@@ -783,7 +783,7 @@ impl Accounts {
             || row.tls_skip_verify != old.tls_skip_verify;
         // Tokens belong to a provider, a client and a scope: any change to
         // those discards them, and a person must authorize again.
-        let oauth_changed = row.oauth != old.oauth
+        let oauth_changed = crate::oauth::settings_of(&row) != crate::oauth::settings_of(&old)
             || row.oauth_client_secret != old.oauth_client_secret
             || row.auth_method != old.auth_method;
         self.store.update_account(&row).await?;

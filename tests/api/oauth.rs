@@ -39,11 +39,15 @@ async fn authorize(app: &TestApp, oauth: &OAuthPeer, id: &str) -> reqwest::Respo
     app.http.get(location).send().await.unwrap()
 }
 
+/// A new authorization-code account on `smtp`, not authorized yet.
+async fn new_account(app: &TestApp, oauth: &OAuthPeer, smtp: &Peer, name: &str) -> Value {
+    app.create_account(oauth_account(name, oauth, smtp, "authorization_code"))
+        .await
+}
+
 /// An authorization-code account on `smtp`, authorized; answers its id.
 async fn authorized_account(app: &TestApp, oauth: &OAuthPeer, smtp: &Peer, name: &str) -> String {
-    let acc = app
-        .create_account(oauth_account(name, oauth, smtp, "authorization_code"))
-        .await;
+    let acc = new_account(app, oauth, smtp, name).await;
     let id = acc["id"].as_str().unwrap().to_string();
     assert_eq!(authorize(app, oauth, &id).await.status(), 200);
     id
@@ -364,6 +368,81 @@ async fn masked_client_secret_keeps_the_tokens() {
     app.stop().await;
 }
 
+/// The redirect with `iss` (RFC 9207) set to another authorization server
+/// is a mix-up attack: refused, nothing stored, the state spent.
+#[tokio::test]
+async fn callback_from_another_issuer_is_refused() {
+    let oauth = OAuthPeer::start();
+    let smtp = oauth.smtp();
+    let app = spawn_app().await;
+    let acc = new_account(&app, &oauth, &smtp, "mix-up").await;
+    let id = acc["id"].as_str().unwrap().to_string();
+    let issuer = oauth.url("");
+    assert_eq!(
+        acc["auth"]["oauth"]["issuer"],
+        issuer.as_str(),
+        "the authorize URL's origin"
+    );
+
+    let redirect_with_iss = |location: &str, iss: &str| {
+        let mut u = reqwest::Url::parse(location).unwrap();
+        let kept: Vec<(String, String)> = u
+            .query_pairs()
+            .filter(|(k, _)| k != "iss")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(kept).append_pair("iss", iss);
+        u.to_string()
+    };
+    let begin = || async {
+        let r = app.post(&format!("/api/v1/accounts/{id}/authorize"), &json!({})).await;
+        let a: Value = r.json().await.unwrap();
+        oauth.sign_in(a["authorize_url"].as_str().unwrap()).await
+    };
+
+    let location = begin().await;
+    let r = app
+        .http
+        .get(redirect_with_iss(&location, "https://attacker.example"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("https://attacker.example") && page.contains("issuer"),
+        "{page}"
+    );
+    let acc = account(&app, &id).await;
+    assert_eq!(acc["status"], "authorization_required");
+    assert_eq!(acc["auth"]["oauth"]["authorized"], false);
+    assert_eq!(
+        oauth.stats().await["by_grant"]["authorization_code"],
+        0,
+        "the code was not redeemed"
+    );
+    // The state is spent: the same redirect with the right issuer is refused too.
+    let r = app
+        .http
+        .get(redirect_with_iss(&location, &issuer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // A new authorization whose redirect names the right issuer completes.
+    let location = begin().await;
+    let r = app
+        .http
+        .get(redirect_with_iss(&location, &issuer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(account(&app, &id).await["status"], "ready");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn client_credentials_flow_sends_without_a_person() {
     let oauth = OAuthPeer::start();
@@ -422,6 +501,7 @@ async fn bad_oauth_settings_name_the_field() {
         .await;
     assert_eq!(g["auth"]["oauth"]["provider"], "google");
     assert_eq!(g["auth"]["oauth"]["scope"], "https://mail.google.com/");
+    assert_eq!(g["auth"]["oauth"]["issuer"], "https://accounts.google.com");
     assert!(
         g["auth"]["oauth"]["token_url"]
             .as_str()
@@ -450,6 +530,10 @@ async fn bad_oauth_settings_name_the_field() {
     assert_eq!(
         m["auth"]["oauth"]["token_url"],
         "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+    );
+    assert_eq!(
+        m["auth"]["oauth"]["issuer"],
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0"
     );
     app.stop().await;
 }
