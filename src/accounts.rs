@@ -277,15 +277,16 @@ impl Draft {
             if a.username.is_some() {
                 self.username = a.username;
             }
-            if a.secret.is_some() {
-                self.new_secret = a.secret;
+            if let Some(s) = a.secret.filter(|s| !is_mask(s)) {
+                self.new_secret = Some(s);
             }
             // OAuth settings without a method mean "sign in with OAuth2".
-            if a.oauth.is_some() {
+            if let Some(mut o) = a.oauth {
                 if a.method.is_none() {
                     self.auth_method = Some("oauth2".into());
                 }
-                self.oauth_input = a.oauth;
+                o.client_secret = o.client_secret.filter(|s| !is_mask(s));
+                self.oauth_input = Some(o);
             }
         }
         if let Some(f) = input.from {
@@ -319,6 +320,13 @@ impl Draft {
             self.backup = Some(b);
         }
     }
+}
+
+/// Whether a secret is the mask Herald shows in its place (`********` in
+/// transcripts) or any other run of `*`: a form that sends back what it was
+/// shown gives no secret, so the stored one stays.
+fn is_mask(secret: &str) -> bool {
+    !secret.is_empty() && secret.bytes().all(|b| b == b'*')
 }
 
 /// Everything checked; what goes into the row.
@@ -784,7 +792,7 @@ impl Accounts {
             || row.tls_skip_verify != old.tls_skip_verify;
         // Tokens belong to a provider, a client and a scope: any change to
         // those discards them, and a person must authorize again.
-        let oauth_changed = row.oauth != old.oauth
+        let oauth_changed = crate::oauth::settings_of(&row) != crate::oauth::settings_of(&old)
             || row.oauth_client_secret != old.oauth_client_secret
             || row.auth_method != old.auth_method;
         self.store
@@ -826,5 +834,19 @@ impl Accounts {
         self.store.delete_account(tenant, &row.id).await?;
         tracing::info!(account = %row.id, tenant, "account deleted");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_mask;
+
+    #[test]
+    fn the_mask_and_any_run_of_stars_are_no_secret() {
+        assert!(is_mask("********"), "the transcript's mask");
+        assert!(is_mask("*"));
+        assert!(!is_mask(""));
+        assert!(!is_mask("pa**word"));
+        assert!(!is_mask(" ******** "));
     }
 }

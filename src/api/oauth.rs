@@ -23,6 +23,8 @@ pub async fn authorize(
 pub struct CallbackQuery {
     pub code: Option<String>,
     pub state: Option<String>,
+    /// The issuer of the response (RFC 9207), when the server names it.
+    pub iss: Option<String>,
     pub error: Option<String>,
     pub error_description: Option<String>,
 }
@@ -58,7 +60,10 @@ pub async fn callback(
             "The redirect carries no code or no state: start the authorization again from Herald.",
         );
     };
-    match authorizations.complete_authorization(state, code).await {
+    match authorizations
+        .complete_authorization(state, code, q.iss.as_deref())
+        .await
+    {
         Ok(done) => {
             let released = if done.released_messages > 0 {
                 format!(" {} held message(s) are being sent now.", done.released_messages)

@@ -189,6 +189,7 @@ fn account_input(args: &AccountArgs) -> anyhow::Result<AccountInput> {
         authorize_url: args.authorize_url.clone(),
         token_url: args.token_url.clone(),
         scope: args.scope.clone(),
+        issuer: None,
     });
     let auth =
         (args.auth.is_some() || args.username.is_some() || secret.is_some() || oauth.is_some()).then(|| AuthInput {

@@ -118,10 +118,12 @@ impl Authorizations {
         })
     }
 
-    /// Completes an authorization from the redirect: checks the state, exchanges
-    /// the code with the PKCE verifier, stores the tokens sealed, marks the
-    /// account ready and releases its held messages. Nothing is stored on failure.
-    pub async fn complete_authorization(&self, state: &str, code: &str) -> Result<Authorized> {
+    /// Completes an authorization from the redirect: checks the state and the
+    /// issuer the redirect names (`iss`, when it names one), exchanges the
+    /// code with the PKCE verifier, stores the tokens sealed, marks the
+    /// account ready and releases its held messages. Nothing is stored on
+    /// failure, and the state is spent either way.
+    pub async fn complete_authorization(&self, state: &str, code: &str, iss: Option<&str>) -> Result<Authorized> {
         let bad = |m: &str| Error::field("state", m.to_string());
         let now = crate::now_ms();
         let st = self
@@ -143,6 +145,24 @@ impl Authorizations {
             ));
         }
         let settings = settings_of(&row).ok_or_else(|| bad("belongs to an account without OAuth settings"))?;
+        // A mix-up: the code came from another authorization server than the
+        // one this authorization was started at. Never send it anywhere.
+        if let Some(iss) = iss
+            && !settings.issued_by(iss)
+        {
+            return Err(Error::field(
+                "iss",
+                format!(
+                    "the redirect names the issuer {iss}, but this account signs in at {}: \
+                     the response came from another authorization server and was refused. \
+                     Start the authorization again",
+                    settings
+                        .issuer
+                        .as_deref()
+                        .unwrap_or("an authorization server without a known issuer")
+                ),
+            ));
+        }
         let verifier = self.keys.open(&token_context(&row.id, "pkce"), &st.verifier)?;
         let secret = client_secret(&row, &self.keys)?;
         let client = token_client(&settings, secret.as_ref(), Some(&st.redirect_uri))?;

@@ -5,6 +5,8 @@
 //! A state is single-use, expires, and is bound to one account and to that
 //! account's OAuth settings as they were when the authorization began: a code
 //! meant for another account or another client cannot complete this one.
+//! A redirect that names its issuer (RFC 9207 `iss`) must name the account's
+//! authorization server, so a response from another server is refused (mix-up).
 
 mod authorize;
 pub mod tokens;
@@ -27,6 +29,16 @@ use std::time::Duration;
 
 /// How long a started authorization may take before its state expires.
 const STATE_TTL_MS: i64 = 15 * 60 * 1000;
+
+/// The issuers Google and Microsoft name in their authorization responses
+/// and discovery documents, for accounts on their preset endpoints.
+const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+const MICROSOFT_ISSUER: &str = "https://login.microsoftonline.com/{tenant}/v2.0";
+/// Microsoft's multi-tenant endpoints answer for the user's own directory:
+/// this stands for any one directory id in the issuer.
+const ANY_TENANT: &str = "{tenantid}";
+/// The directory of personal Microsoft accounts (tenant `consumers`).
+const CONSUMERS_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,6 +65,29 @@ pub struct OAuthSettings {
     /// Extra authorize parameters from the preset (`access_type=offline` …).
     #[serde(default)]
     pub authorize_params: Vec<(String, String)>,
+    /// The authorization server's issuer identifier, checked against the `iss`
+    /// of the redirect (RFC 9207): configured, or the preset's, or the
+    /// authorize URL's origin. Absent in settings stored before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+}
+
+impl OAuthSettings {
+    /// Whether `iss` from an authorization response names this account's
+    /// authorization server: simple string comparison (RFC 9207 §2.4), where
+    /// Microsoft's `{tenantid}` matches one directory id.
+    pub fn issued_by(&self, iss: &str) -> bool {
+        let Some(expected) = self.issuer.as_deref() else {
+            return false;
+        };
+        match expected.split_once(ANY_TENANT) {
+            None => expected == iss,
+            Some((head, tail)) => iss
+                .strip_prefix(head)
+                .and_then(|rest| rest.strip_suffix(tail))
+                .is_some_and(|tenant| !tenant.is_empty() && !tenant.contains('/')),
+        }
+    }
 }
 
 /// The OAuth part of an account input; on an edit, absent fields keep their value.
@@ -67,6 +102,8 @@ pub struct OAuthInput {
     pub authorize_url: Option<String>,
     pub token_url: Option<String>,
     pub scope: Option<String>,
+    /// The issuer identifier; empty derives it again from the endpoints.
+    pub issuer: Option<String>,
 }
 
 /// The OAuth part of an account as shown: no secret, no token.
@@ -80,6 +117,8 @@ pub struct OAuthView {
     pub authorize_url: String,
     pub token_url: String,
     pub scope: String,
+    /// The issuer a redirect's `iss` must name.
+    pub issuer: Option<String>,
     /// True once tokens are stored (or, for client credentials, can be requested).
     pub authorized: bool,
     /// When the cached access token expires.
@@ -126,6 +165,37 @@ fn check_url(p: &mut Problems, field: &str, url: &str) -> Option<String> {
 
 fn is_loopback(u: &reqwest::Url) -> bool {
     matches!(u.host_str(), Some("localhost") | Some("127.0.0.1") | Some("[::1]"))
+}
+
+/// The issuer of a preset's authorization server for this directory tenant.
+fn preset_issuer(oauth_provider: &str, tenant: &str) -> Option<String> {
+    match oauth_provider {
+        "google" => Some(GOOGLE_ISSUER.to_string()),
+        "microsoft" => Some(MICROSOFT_ISSUER.replace(
+            "{tenant}",
+            match tenant {
+                "common" | "organizations" => ANY_TENANT,
+                "consumers" => CONSUMERS_TENANT,
+                t => t,
+            },
+        )),
+        _ => None,
+    }
+}
+
+/// The issuer when none is configured: the preset's while the authorize URL
+/// is the preset's, else the authorize URL's origin (`https://host[:port]`).
+fn default_issuer(preset: Option<&OAuthPreset>, tenant: &str, authorize_url: &str) -> Option<String> {
+    preset
+        .filter(|o| o.authorize_url.replace("{tenant}", tenant) == authorize_url)
+        .and_then(|o| preset_issuer(&o.provider, tenant))
+        .or_else(|| {
+            reqwest::Url::parse(authorize_url)
+                .ok()
+                .map(|u| u.origin())
+                .filter(|o| o.is_tuple())
+                .map(|o| o.ascii_serialization())
+        })
 }
 
 /// Resolves OAuth input over the current settings (if any): presets fill the
@@ -242,6 +312,16 @@ pub fn resolve(account_provider: &str, current: Option<&OAuthSettings>, input: &
             "is required: the scope that grants SMTP sending (e.g. https://mail.google.com/)",
         );
     }
+    // Configured, else kept while the authorization server stays the same,
+    // else derived again.
+    let issuer = match input.issuer.as_deref().map(str::trim) {
+        Some("") => None,
+        Some(i) => check_url(&mut p, "auth.oauth.issuer", i),
+        None => current
+            .filter(|_| !provider_changed && input.tenant_id.is_none() && input.authorize_url.is_none())
+            .and_then(|c| c.issuer.clone()),
+    }
+    .or_else(|| default_issuer(preset, &tenant, &authorize_url));
     if flow == Flow::ClientCredentials && provider == "google" {
         p.add(
             "auth.oauth.flow",
@@ -258,11 +338,22 @@ pub fn resolve(account_provider: &str, current: Option<&OAuthSettings>, input: &
         token_url,
         scope: scope.trim().to_string(),
         authorize_params: preset.map(|o| o.authorize_params.clone()).unwrap_or_default(),
+        issuer,
     })
 }
 
+/// The account's OAuth settings; settings stored before the issuer existed
+/// get the one their endpoints imply.
 pub fn settings_of(row: &Account) -> Option<OAuthSettings> {
-    row.oauth.as_deref().and_then(|j| serde_json::from_str(j).ok())
+    let mut s: OAuthSettings = row.oauth.as_deref().and_then(|j| serde_json::from_str(j).ok())?;
+    if s.issuer.is_none() {
+        let tenant = s.tenant_id.as_deref().unwrap_or("common");
+        let preset = (s.provider != "custom")
+            .then(|| preset(&row.provider, &s.provider))
+            .flatten();
+        s.issuer = default_issuer(preset, tenant, &s.authorize_url);
+    }
+    Some(s)
 }
 
 pub fn client_secret_context(account_id: &str) -> String {
@@ -387,5 +478,77 @@ pub async fn oauth_view(store: &crate::store::Store, row: &Account) -> Result<Op
         authorize_url: s.authorize_url,
         token_url: s.token_url,
         scope: s.scope,
+        issuer: s.issuer,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{OAuthInput, resolve};
+
+    fn issuer_of(account_provider: &str, input: OAuthInput) -> Option<String> {
+        resolve(account_provider, None, &input).expect("valid settings").issuer
+    }
+
+    #[test]
+    fn the_issuer_follows_the_authorization_server() {
+        let google = OAuthInput {
+            client_id: Some("c".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            issuer_of("gmail", google.clone()).as_deref(),
+            Some("https://accounts.google.com")
+        );
+        let microsoft = |tenant: &str| OAuthInput {
+            tenant_id: Some(tenant.into()),
+            ..google.clone()
+        };
+        assert_eq!(
+            issuer_of("office365", microsoft("contoso.onmicrosoft.com")).as_deref(),
+            Some("https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0")
+        );
+        let custom = OAuthInput {
+            provider: Some("custom".into()),
+            authorize_url: Some("https://id.example.com:8443/oauth/authorize?x=1".into()),
+            token_url: Some("https://id.example.com:8443/oauth/token".into()),
+            scope: Some("smtp".into()),
+            ..google.clone()
+        };
+        assert_eq!(
+            issuer_of("custom", custom.clone()).as_deref(),
+            Some("https://id.example.com:8443")
+        );
+        let configured = OAuthInput {
+            issuer: Some("https://id.example.com/realms/mail".into()),
+            ..custom
+        };
+        assert_eq!(
+            issuer_of("custom", configured).as_deref(),
+            Some("https://id.example.com/realms/mail")
+        );
+        // Google's preset client on another authorize URL (a proxy): that server's origin.
+        let proxied = OAuthInput {
+            authorize_url: Some("https://sso.example.org/authorize".into()),
+            ..google
+        };
+        assert_eq!(issuer_of("gmail", proxied).as_deref(), Some("https://sso.example.org"));
+    }
+
+    #[test]
+    fn iss_must_name_the_issuer() {
+        let input = OAuthInput {
+            client_id: Some("c".into()),
+            ..Default::default()
+        };
+        let google = resolve("gmail", None, &input).unwrap();
+        assert!(google.issued_by("https://accounts.google.com"));
+        assert!(!google.issued_by("https://accounts.google.com/"));
+        assert!(!google.issued_by("https://attacker.example"));
+        let common = resolve("office365", None, &input).unwrap();
+        assert!(common.issued_by("https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0"));
+        assert!(!common.issued_by("https://login.microsoftonline.com/v2.0"));
+        assert!(!common.issued_by("https://login.microsoftonline.com/a/b/v2.0"));
+        assert!(!common.issued_by("https://login.example.com/72f988bf/v2.0"));
+    }
 }

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Refresh when the token has less than this left, so it cannot expire mid-session.
+/// Refresh when the token has less than this left, so it cannot expire
+/// mid-session; a token that lives less than three minutes gets a third of
+/// its lifetime instead (see `margin_ms`).
 const MARGIN_MS: i64 = 60_000;
 /// How long one node may hold the refresh lease.
 const LEASE_MS: i64 = 30_000;
@@ -38,6 +40,23 @@ impl TokenProblem {
             TokenProblem::Expired(m) | TokenProblem::Configuration(m) | TokenProblem::Unavailable(m) => m,
         }
     }
+}
+
+/// Which stored access token may be served.
+#[derive(Debug, Clone, Copy)]
+enum Accept {
+    /// One with more than the refresh margin left; any other is refreshed.
+    BeforeMargin,
+    /// One a refresh we waited for just stored: until it expires, however
+    /// short-lived, or every waiter would refresh again in turn.
+    Unexpired,
+}
+
+/// The refresh margin of a token stored at `issued_at` expiring at
+/// `expires_at`: a minute, but at most a third of its lifetime, so a token
+/// that lives 30 s is not stale the moment it arrives.
+fn margin_ms(issued_at: i64, expires_at: i64) -> i64 {
+    MARGIN_MS.min((expires_at - issued_at).max(0) / 3)
 }
 
 /// A usable access token, and whether it was just obtained.
@@ -145,7 +164,7 @@ impl Tokens {
         let internal =
             |e: crate::store::StoreError| TokenProblem::Unavailable(crate::error::Error::from(e).to_string());
         let seen = self.store.get_tokens(&row.id).await.map_err(internal)?;
-        if !force && let Some(t) = self.cached(row, seen.as_ref()) {
+        if !force && let Some(t) = self.cached(row, seen.as_ref(), Accept::BeforeMargin) {
             return Ok(AccessToken { token: t, fresh: false });
         }
         let seen_generation = seen.as_ref().map(|t| t.generation);
@@ -162,7 +181,7 @@ impl Tokens {
         let _guard = lock.lock().await;
         let now_row = self.store.get_tokens(&row.id).await.map_err(internal)?;
         if now_row.as_ref().map(|t| t.generation) != seen_generation
-            && let Some(t) = self.cached(row, now_row.as_ref())
+            && let Some(t) = self.cached(row, now_row.as_ref(), Accept::Unexpired)
         {
             return Ok(AccessToken { token: t, fresh: true });
         }
@@ -205,7 +224,7 @@ impl Tokens {
             // Another node is refreshing: wait for its result.
             let other = self.store.get_tokens(&row.id).await.map_err(internal)?;
             if other.as_ref().map(|t| t.generation) != now_row.as_ref().map(|t| t.generation)
-                && let Some(t) = self.cached(row, other.as_ref())
+                && let Some(t) = self.cached(row, other.as_ref(), Accept::Unexpired)
             {
                 return Ok(AccessToken { token: t, fresh: true });
             }
@@ -221,7 +240,7 @@ impl Tokens {
         // read and our lease: use its token, or at least its (rotated) refresh token.
         let current = self.store.get_tokens(&row.id).await.map_err(internal)?;
         if current.as_ref().map(|t| t.generation) != now_row.as_ref().map(|t| t.generation)
-            && let Some(t) = self.cached(row, current.as_ref())
+            && let Some(t) = self.cached(row, current.as_ref(), Accept::Unexpired)
         {
             let _ = self.store.unlock_refresh(&row.id).await;
             return Ok(AccessToken { token: t, fresh: true });
@@ -237,10 +256,15 @@ impl Tokens {
         }
     }
 
-    fn cached(&self, row: &Account, t: Option<&crate::store::oauth::TokenRow>) -> Option<Secret> {
+    fn cached(&self, row: &Account, t: Option<&crate::store::oauth::TokenRow>, accept: Accept) -> Option<Secret> {
         let t = t?;
         let exp = t.access_expires_at?;
-        if exp - crate::now_ms() < MARGIN_MS {
+        let left = exp - crate::now_ms();
+        let usable = match accept {
+            Accept::BeforeMargin => left > margin_ms(t.updated_at, exp),
+            Accept::Unexpired => left > 0,
+        };
+        if !usable {
             return None;
         }
         self.keys
@@ -322,5 +346,19 @@ impl Tokens {
         if let Err(e) = self.health.observe(row, observation).await {
             tracing::error!(account = %row.id, error = %e, "could not record the account's state");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MARGIN_MS, margin_ms};
+
+    #[test]
+    fn the_margin_scales_with_short_lifetimes() {
+        assert_eq!(margin_ms(0, 3_600_000), MARGIN_MS, "an hour-long token: a minute");
+        assert_eq!(margin_ms(0, 180_000), MARGIN_MS);
+        assert_eq!(margin_ms(0, 30_000), 10_000, "a 30 s token: a third");
+        assert_eq!(margin_ms(5_000, 5_000), 0, "expired as issued");
+        assert_eq!(margin_ms(5_000, 1_000), 0, "a clock that went back");
     }
 }

@@ -105,25 +105,32 @@ async fn bad_input_names_every_field() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn edit_without_secret_keeps_it_and_delete_removes() {
-    let certs = Certs::new();
+/// aiosmtpd with STARTTLS and AUTH for alice, and an account named `name`
+/// that signs in there with `password`.
+async fn account_on_auth_peer(app: &TestApp, certs: &Certs, name: &str, password: &str) -> (Peer, Value) {
     let peer = Peer::aiosmtpd(PyPeer {
         mode: "starttls",
-        certs: Some(&certs),
-        user: Some(("alice", "pw-kept-123")),
+        certs: Some(certs),
+        user: Some(("alice", password)),
         require_tls: true,
     });
-    let app = spawn_app().await;
     let acc = app
         .create_account(local_account(
-            "ops",
+            name,
             peer.port,
             "starttls",
-            Some(("alice", "pw-kept-123")),
+            Some(("alice", password)),
             Some(&certs.ca_pem),
         ))
         .await;
+    (peer, acc)
+}
+
+#[tokio::test]
+async fn edit_without_secret_keeps_it_and_delete_removes() {
+    let certs = Certs::new();
+    let app = spawn_app().await;
+    let (peer, acc) = account_on_auth_peer(&app, &certs, "ops", "pw-kept-123").await;
     let id = acc["id"].as_str().unwrap();
     let r = app
         .patch(
@@ -243,5 +250,54 @@ async fn names_taken_twice(app: TestApp) {
         let rename = app.patch(&format!("{path}/{id}"), &json!({"name": "a"})).await;
         assert_eq!(refused(rename).await, renamed);
     }
+}
+
+/// The console shows a stored secret as the transcript's mask; a form that
+/// sends the mask back unchanged must not replace the secret with it.
+#[tokio::test]
+async fn masked_secret_keeps_the_stored_one() {
+    let certs = Certs::new();
+    let app = spawn_app().await;
+    let (peer, acc) = account_on_auth_peer(&app, &certs, "masked", "pw-kept-456").await;
+    let id = acc["id"].as_str().unwrap();
+    assert_eq!(app.test_email(id, "someone@example.com", "en").await["ok"], true);
+
+    for mask in ["********", "***"] {
+        let r = app
+            .patch(
+                &format!("/api/v1/accounts/{id}"),
+                &json!({"auth": {"method": "password", "username": "alice", "secret": mask}}),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        let edited: Value = r.json().await.unwrap();
+        assert_eq!(edited["auth"]["secret_set"], true);
+        assert_eq!(
+            edited["status"], "ready",
+            "nothing about the connection changed: {edited}"
+        );
+        let report = app.test_email(id, "someone@example.com", "en").await;
+        assert_eq!(
+            report["ok"], true,
+            "the stored secret still signs in after {mask:?}: {report}"
+        );
+    }
+
+    // On create the mask means no secret was given.
+    let r = app
+        .post(
+            "/api/v1/accounts",
+            &local_account(
+                "new",
+                peer.port,
+                "starttls",
+                Some(("alice", "********")),
+                Some(&certs.ca_pem),
+            ),
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["errors"][0]["field"], "auth.secret", "{v}");
     app.stop().await;
 }

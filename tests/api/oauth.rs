@@ -7,6 +7,11 @@ use serde_json::{Value, json};
 const CLIENT_ID: &str = "herald-test";
 const CLIENT_SECRET: &str = "test-secret";
 
+/// Tokens that expire as they are issued: the next send must refresh.
+fn stale_at_once() -> Value {
+    json!({"expires_in": 0})
+}
+
 fn oauth_account(name: &str, oauth: &OAuthPeer, smtp: &Peer, flow: &str) -> Value {
     json!({
         "name": name, "provider": "custom", "host": "127.0.0.1", "port": smtp.port, "security": "none",
@@ -32,6 +37,20 @@ async fn authorize(app: &TestApp, oauth: &OAuthPeer, id: &str) -> reqwest::Respo
     let location = oauth.sign_in(url).await;
     assert!(location.starts_with(&app.url("/oauth2/callback?")), "{location}");
     app.http.get(location).send().await.unwrap()
+}
+
+/// A new authorization-code account on `smtp`, not authorized yet.
+async fn new_account(app: &TestApp, oauth: &OAuthPeer, smtp: &Peer, name: &str) -> Value {
+    app.create_account(oauth_account(name, oauth, smtp, "authorization_code"))
+        .await
+}
+
+/// An authorization-code account on `smtp`, authorized; answers its id.
+async fn authorized_account(app: &TestApp, oauth: &OAuthPeer, smtp: &Peer, name: &str) -> String {
+    let acc = new_account(app, oauth, smtp, name).await;
+    let id = acc["id"].as_str().unwrap().to_string();
+    assert_eq!(authorize(app, oauth, &id).await.status(), 200);
+    id
 }
 
 async fn account(app: &TestApp, id: &str) -> Value {
@@ -72,19 +91,26 @@ async fn authorize_then_test_email_arrives() {
 
 #[tokio::test]
 async fn expiring_token_is_refreshed_once_for_ten_concurrent_sends() {
-    single_flight_scenario(spawn_app().await).await;
+    single_flight_scenario(spawn_app().await, 3600).await;
+}
+
+/// Tokens that live less than a minute (Herald's usual refresh margin): the
+/// margin shrinks with the lifetime, and those who waited for the refresh use
+/// its token instead of refreshing again.
+#[tokio::test]
+async fn short_lived_tokens_are_refreshed_once_for_ten_concurrent_sends() {
+    single_flight_scenario(spawn_app().await, 30).await;
 }
 
 #[tokio::test]
 async fn single_flight_refresh_on_postgres() {
-    single_flight_scenario(spawn_app_pg().await).await;
+    single_flight_scenario(spawn_app_pg().await, 30).await;
 }
 
-async fn single_flight_scenario(app: TestApp) {
+async fn single_flight_scenario(app: TestApp, refreshed_expires_in: u64) {
     let oauth = OAuthPeer::start();
     let smtp = oauth.smtp();
-    // Tokens that live 30 s are inside Herald's refresh margin: stale at once.
-    oauth.config(json!({"expires_in": 30})).await;
+    oauth.config(stale_at_once()).await;
     let acc = app
         .create_account(oauth_account("ms-like", &oauth, &smtp, "authorization_code"))
         .await;
@@ -94,7 +120,7 @@ async fn single_flight_scenario(app: TestApp) {
     assert_eq!(before["by_grant"]["authorization_code"], 1);
     assert_eq!(before["by_grant"]["refresh_token"], 0);
 
-    oauth.config(json!({"expires_in": 3600})).await;
+    oauth.config(json!({"expires_in": refreshed_expires_in})).await;
     let sends = (0..10).map(|i| {
         let app = &app;
         let id = id.clone();
@@ -159,7 +185,7 @@ async fn revoked_grant_scenario_on_postgres() {
 async fn revoked_grant_scenario(app: TestApp) {
     let oauth = OAuthPeer::start();
     let smtp = oauth.smtp();
-    oauth.config(json!({"expires_in": 30})).await;
+    oauth.config(stale_at_once()).await;
     let acc = app
         .create_account(oauth_account("revoked", &oauth, &smtp, "authorization_code"))
         .await;
@@ -215,7 +241,7 @@ async fn revoked_grant_scenario(app: TestApp) {
 async fn token_endpoint_outage_is_transient_and_keeps_the_status() {
     let oauth = OAuthPeer::start();
     let smtp = oauth.smtp();
-    oauth.config(json!({"expires_in": 30})).await;
+    oauth.config(stale_at_once()).await;
     let app = spawn_app().await;
     let acc = app
         .create_account(oauth_account("outage", &oauth, &smtp, "authorization_code"))
@@ -306,6 +332,118 @@ async fn state_tampering_reuse_and_mix_up_are_refused() {
 }
 
 #[tokio::test]
+async fn masked_client_secret_keeps_the_tokens() {
+    let oauth = OAuthPeer::start();
+    let smtp = oauth.smtp();
+    let app = spawn_app().await;
+    let id = authorized_account(&app, &oauth, &smtp, "masked").await;
+
+    // The form sends back what it was shown: the mask, not a new secret.
+    let r = app
+        .patch(
+            &format!("/api/v1/accounts/{id}"),
+            &json!({"auth": {"method": "oauth2", "oauth": {"client_id": CLIENT_ID, "client_secret": "********"}}}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let edited: Value = r.json().await.unwrap();
+    assert_eq!(edited["status"], "ready", "the tokens are kept: {edited}");
+    assert_eq!(edited["auth"]["oauth"]["authorized"], true);
+    assert_eq!(edited["auth"]["oauth"]["client_secret_set"], true);
+    let report = app.test_email(&id, "someone@example.com", "en").await;
+    assert_eq!(report["ok"], true, "{report}");
+    // Any run of '*' is a mask too.
+    let r = app
+        .patch(
+            &format!("/api/v1/accounts/{id}"),
+            &json!({"auth": {"oauth": {"client_secret": "*"}}}),
+        )
+        .await;
+    assert_eq!(r.json::<Value>().await.unwrap()["auth"]["oauth"]["authorized"], true);
+    assert_eq!(
+        oauth.stats().await["by_grant"]["authorization_code"],
+        1,
+        "no new sign-in"
+    );
+    app.stop().await;
+}
+
+/// The redirect with `iss` (RFC 9207) set to another authorization server
+/// is a mix-up attack: refused, nothing stored, the state spent.
+#[tokio::test]
+async fn callback_from_another_issuer_is_refused() {
+    let oauth = OAuthPeer::start();
+    let smtp = oauth.smtp();
+    let app = spawn_app().await;
+    let acc = new_account(&app, &oauth, &smtp, "mix-up").await;
+    let id = acc["id"].as_str().unwrap().to_string();
+    let issuer = oauth.url("");
+    assert_eq!(
+        acc["auth"]["oauth"]["issuer"],
+        issuer.as_str(),
+        "the authorize URL's origin"
+    );
+
+    let redirect_with_iss = |location: &str, iss: &str| {
+        let mut u = reqwest::Url::parse(location).unwrap();
+        let kept: Vec<(String, String)> = u
+            .query_pairs()
+            .filter(|(k, _)| k != "iss")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(kept).append_pair("iss", iss);
+        u.to_string()
+    };
+    let begin = || async {
+        let r = app.post(&format!("/api/v1/accounts/{id}/authorize"), &json!({})).await;
+        let a: Value = r.json().await.unwrap();
+        oauth.sign_in(a["authorize_url"].as_str().unwrap()).await
+    };
+
+    let location = begin().await;
+    let r = app
+        .http
+        .get(redirect_with_iss(&location, "https://attacker.example"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("https://attacker.example") && page.contains("issuer"),
+        "{page}"
+    );
+    let acc = account(&app, &id).await;
+    assert_eq!(acc["status"], "authorization_required");
+    assert_eq!(acc["auth"]["oauth"]["authorized"], false);
+    assert_eq!(
+        oauth.stats().await["by_grant"]["authorization_code"],
+        0,
+        "the code was not redeemed"
+    );
+    // The state is spent: the same redirect with the right issuer is refused too.
+    let r = app
+        .http
+        .get(redirect_with_iss(&location, &issuer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // A new authorization whose redirect names the right issuer completes.
+    let location = begin().await;
+    let r = app
+        .http
+        .get(redirect_with_iss(&location, &issuer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(account(&app, &id).await["status"], "ready");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn client_credentials_flow_sends_without_a_person() {
     let oauth = OAuthPeer::start();
     let smtp = oauth.smtp();
@@ -363,6 +501,7 @@ async fn bad_oauth_settings_name_the_field() {
         .await;
     assert_eq!(g["auth"]["oauth"]["provider"], "google");
     assert_eq!(g["auth"]["oauth"]["scope"], "https://mail.google.com/");
+    assert_eq!(g["auth"]["oauth"]["issuer"], "https://accounts.google.com");
     assert!(
         g["auth"]["oauth"]["token_url"]
             .as_str()
@@ -391,6 +530,10 @@ async fn bad_oauth_settings_name_the_field() {
     assert_eq!(
         m["auth"]["oauth"]["token_url"],
         "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+    );
+    assert_eq!(
+        m["auth"]["oauth"]["issuer"],
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0"
     );
     app.stop().await;
 }
@@ -474,7 +617,7 @@ async fn refresh_token_lifetime_warns_and_tokens_stay_sealed() {
 async fn two_nodes_refresh_once() {
     let oauth = OAuthPeer::start();
     let smtp = oauth.smtp();
-    oauth.config(json!({"expires_in": 30})).await;
+    oauth.config(stale_at_once()).await;
     let url = new_pg_database().await;
     let node1 = spawn_app_with(&[("HERALD_DATABASE_URL", &url)]).await;
     let node2 = spawn_node(&node1, &url).await;
@@ -483,8 +626,9 @@ async fn two_nodes_refresh_once() {
         .await;
     let id = acc["id"].as_str().unwrap().to_string();
     assert_eq!(authorize(&node1, &oauth, &id).await.status(), 200);
+    // Short-lived like the tokens some servers issue: still one refresh.
     oauth
-        .config(json!({"expires_in": 3600, "refresh": "slow", "delay_ms": 300}))
+        .config(json!({"expires_in": 30, "refresh": "slow", "delay_ms": 300}))
         .await;
     let sends = (0..10).map(|i| {
         let node = if i % 2 == 0 { &node1 } else { &node2 };
