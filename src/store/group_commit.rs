@@ -35,9 +35,9 @@ pub enum Write {
     /// A batch of new messages: all or none.
     Messages(Vec<MessageRow>),
     /// What a delivery did: its attempts go to the log and the message takes
-    /// its new state, which only the holder of the lease may write (answers
-    /// `Done(false)` to a stale worker, whose attempts are still logged: they
-    /// happened).
+    /// its new state, both only while the writer holds the lease (answers
+    /// `Done(false)` to a stale worker, whose attempts are dropped: the log
+    /// tells what the holder did, never a late outcome after it).
     Outcome(Outcome),
     /// Claims up to `limit` due messages until `lease_until`.
     Claim { now: i64, lease_until: i64, limit: i64 },
@@ -142,7 +142,6 @@ impl Answer {
 pub(super) struct Plan<'a> {
     pub writes: &'a [&'a Write],
     pub new_messages: Vec<&'a MessageRow>,
-    pub attempts: Vec<&'a AttemptRow>,
     /// Outcomes written by one multi-row UPDATE, which tells which messages
     /// it changed by id.
     pub updates: Vec<&'a Outcome>,
@@ -159,7 +158,6 @@ impl<'a> Plan<'a> {
         let mut plan = Plan {
             writes,
             new_messages: Vec::new(),
-            attempts: Vec::new(),
             updates: Vec::new(),
             singles: Vec::new(),
             claims: Vec::new(),
@@ -171,7 +169,6 @@ impl<'a> Plan<'a> {
                 Write::Message(m) => plan.new_messages.push(m),
                 Write::Messages(rows) => plan.new_messages.extend(rows),
                 Write::Outcome(o) => {
-                    plan.attempts.extend(&o.attempts);
                     if o.captured.is_none() && o.content.is_none() && seen.insert(o.message.as_str()) {
                         plan.updates.push(o);
                     } else {
@@ -212,6 +209,19 @@ impl<'a> Plan<'a> {
             .copied()
             .filter(|m| inserted.contains(&m.id))
             .collect()
+    }
+
+    /// The attempts of the outcomes whose lease held, to be logged: a
+    /// stale worker's attempts are no more written than its outcome is.
+    pub fn held_attempts(&self, done: &Executed) -> Vec<&'a AttemptRow> {
+        let updates = self.updates.iter().filter(|o| done.held.contains(&o.message));
+        let singles = self
+            .singles
+            .iter()
+            .zip(&done.single_held)
+            .filter(|(_, held)| **held)
+            .map(|(o, _)| o);
+        updates.chain(singles).flat_map(|o| &o.attempts).collect()
     }
 
     /// One answer per write, from what the statements reported.
@@ -401,7 +411,6 @@ async fn commit_postgres(pool: &PgPool, writes: &[&Write]) -> Result<Vec<Answer>
         }
         q.execute(&mut *tx).await?;
     }
-    insert_attempts_postgres(&mut tx, &plan.attempts).await?;
     for chunk in plan.updates.chunks(PG_CHUNK) {
         let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql::update_outcomes(p, chunk.len())));
         for o in chunk {
@@ -450,6 +459,7 @@ async fn commit_postgres(pool: &PgPool, writes: &[&Write]) -> Result<Vec<Answer>
         }
         done.single_held.push(held);
     }
+    insert_attempts_postgres(&mut tx, &plan.held_attempts(&done)).await?;
     if plan.probe {
         sqlx::query(sql::PROBE).bind(now).execute(&mut *tx).await?;
     }

@@ -126,7 +126,6 @@ fn commit(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Answer>> {
         let args: Vec<&dyn ToSql> = chunk.iter().flat_map(|m| [&m.id as &dyn ToSql, &m.content]).collect();
         stmt.execute(&args[..])?;
     }
-    insert_attempts(&tx, &plan.attempts)?;
     for chunk in chunks(&plan.updates) {
         let mut stmt = tx.prepare_cached(&sql::update_outcomes(p, chunk.len()))?;
         let mut args: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 6);
@@ -178,6 +177,7 @@ fn commit(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Answer>> {
         }
         done.single_held.push(held);
     }
+    insert_attempts(&tx, &plan.held_attempts(&done))?;
     if plan.probe {
         tx.prepare_cached(&sql::PROBE.replace('$', "?"))?.execute([now])?;
     }

@@ -205,6 +205,8 @@ struct Server {
     child: Child,
     base: String,
     http: reqwest::Client,
+    /// Its log lines so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -234,13 +236,20 @@ impl Server {
             }
         };
         // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.by_ref().map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
         // reqwest needs a rustls provider even for plain HTTP; spawn_app installs it.
         let _ = rustls::crypto::ring::default_provider().install_default();
         Server {
             child,
             base,
             http: reqwest::Client::new(),
+            log,
         }
     }
 
@@ -268,6 +277,27 @@ impl Server {
             .json()
             .await
             .unwrap()
+    }
+
+    /// Sends the process a signal (`STOP`, `CONT`).
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([&format!("-{name}"), &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// Waits until a log line contains `text` (30 s).
+    async fn wait_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.log.lock().unwrap().iter().any(|l| l.contains(text)) {
+            assert!(Instant::now() < deadline, "herald never logged {text:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn kill9(mut self) {
@@ -800,4 +830,63 @@ async fn refused_credentials_hold_the_messages_tell_the_admins_and_an_edit_relea
     let account = wait_json(&app, &acc_path, |a| a["status"] == "ready").await;
     assert_eq!(account["status"], "ready");
     app.stop().await;
+}
+
+/// Two nodes on PostgreSQL: one is paused (SIGSTOP) while the server holds
+/// its DATA reply; the other takes the message over when the lease runs out
+/// and sends it. The paused node, resumed, times out and writes its late
+/// outcome: refused by the lease, and its attempt stays out of the log too.
+#[tokio::test]
+async fn a_stalled_nodes_late_outcome_stays_out_of_the_log() {
+    let peer = Peer::scripted(json!({"holdFirstDataReply": true}));
+    let db = new_pg_database().await;
+    let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let shared = [
+        ("HERALD_DATABASE_URL", db.as_str()),
+        ("HERALD_SECRET_KEY", key),
+        ("HERALD_LEASE_SECS", "3"),
+    ];
+    let data = tempfile::tempdir().unwrap();
+    let stalled = Server::start_with(data.path(), &shared);
+    let mut account = local_account("shared", peer.port, "none", None, None);
+    account["timeout_secs"] = json!(4);
+    assert_eq!(stalled.post("/api/v1/accounts", &account).await.status(), 201);
+    let r = stalled
+        .post(
+            "/api/v1/messages",
+            &json!({"to": ["a@example.com"], "subject": "Late", "text": "x", "account": "shared"}),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    peer.wait_messages(1).await;
+    stalled.signal("STOP");
+
+    let other = spawn_app_with(&shared).await;
+    let sent = other.wait_message(&id, &["sent", "failed"]).await;
+    assert_eq!(sent["status"], "sent", "{sent}");
+    let outcomes = |m: &Value| -> Vec<String> {
+        m["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["outcome"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(outcomes(&sent), ["interrupted", "sent"], "{sent}");
+
+    // Resumed, the stalled node's send times out and it writes its outcome late.
+    stalled.signal("CONT");
+    stalled
+        .wait_log("the lease ran out before the outcome was recorded")
+        .await;
+    let after = other.wait_message(&id, &["sent", "failed"]).await;
+    assert_eq!(after["status"], "sent", "{after}");
+    assert_eq!(
+        outcomes(&after),
+        ["interrupted", "sent"],
+        "no late attempt after the outcome: {after}"
+    );
+    other.stop().await;
+    stalled.kill9();
 }
