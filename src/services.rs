@@ -24,8 +24,14 @@ use tokio::sync::Notify;
 
 /// The services, wired once. Handlers extract the one they need
 /// (`State<Accounts>` …) through `FromRef`; the CLI calls the same services.
+///
+/// A clone is one reference count: axum clones its state into every route of
+/// every connection, and the services by value are kilobytes.
 #[derive(Clone)]
-pub struct Services {
+pub struct Services(Arc<Wired>);
+
+/// The services themselves; `Services` derefs to them.
+pub struct Wired {
     pub(crate) config: Arc<Config>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) accounts: Accounts,
@@ -66,6 +72,14 @@ extract!(
     worker: Worker,
 );
 
+impl std::ops::Deref for Services {
+    type Target = Wired;
+
+    fn deref(&self) -> &Wired {
+        &self.0
+    }
+}
+
 impl Services {
     /// Opens the data directory and the database, creating both on first use,
     /// and builds the services.
@@ -94,7 +108,7 @@ impl Services {
         let outbox = Outbox::new(store.clone(), metrics.clone(), wake.clone(), templates.clone());
         let rules = Rules::new(store.clone(), outbox.clone(), templates.clone(), events);
         let accounts = Accounts::new(store.clone(), keys.clone(), config.redirect_uri(), health.clone());
-        let app = Services {
+        let app = Services(Arc::new(Wired {
             tenants: Tenants::new(store.clone(), rules.clone(), config.admin_token.clone()),
             settings: SettingsBook::new(store.clone(), config.public_url.clone()),
             authorizations: Authorizations::new(
@@ -119,7 +133,7 @@ impl Services {
             metrics,
             config,
             store,
-        };
+        }));
         app.rules.ensure_system_rules(PLATFORM).await?;
         Ok(app)
     }

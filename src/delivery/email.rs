@@ -308,7 +308,9 @@ impl Worker {
                 }
                 None => {
                     let t = Transcript::default();
-                    match self.connector.open_session(account, &t).await {
+                    // Boxed: opening a session (TLS, a token refresh) is a large future,
+                    // and every claimed message waiting for a slot would carry its space.
+                    match Box::pin(self.connector.open_session(account, &t)).await {
                         Ok(s) => (s, t),
                         Err(f) => break (t, Err(f)),
                     }
@@ -357,7 +359,7 @@ impl Worker {
                     ));
                 }
                 let attempt = report_attempt(row, Some(&account.id), "sent", &report)?;
-                self.health.observe(account, Observation::Delivered).await?;
+                Box::pin(self.health.observe(account, Observation::Delivered)).await?;
                 self.metrics.record_attempt("sent");
                 self.metrics.record_account(&account.id, "sent");
                 tracing::info!(message = %row.id, account = %account.id, "message sent");
@@ -378,9 +380,7 @@ impl Worker {
                 let attempt = report_attempt(row, Some(&account.id), class_name(class), &report)?;
                 if matches!(class, Class::Configuration) {
                     let message = last_error.clone();
-                    self.health
-                        .observe(account, Observation::DeliveryRefused { message })
-                        .await?;
+                    Box::pin(self.health.observe(account, Observation::DeliveryRefused { message })).await?;
                 }
                 self.metrics.record_attempt(class_name(class));
                 self.metrics.record_account(&account.id, class_name(class));

@@ -275,7 +275,7 @@ impl Worker {
             attempts: Vec::new(),
         };
         let Some(account_id) = row.account_id.as_deref() else {
-            return self.capture(row, &content, lease_until, lookups).await;
+            return Box::pin(self.capture(row, &content, lease_until, lookups)).await;
         };
         match content.channel {
             Channel::Email => self.deliver_email(row, content, account_id, finish, lookups).await,

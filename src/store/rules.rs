@@ -154,6 +154,16 @@ impl Store {
     /// events), oldest first, marking them dispatched: on several nodes each
     /// event is taken by one.
     pub async fn take_pending_events(&self, now: i64, limit: i64) -> Result<Vec<EventRow>> {
+        // A read first: the feed polls, and a write (even one that changes
+        // nothing) would take the database's write lock from the writer.
+        let pending: Option<i64> = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT 1 FROM events WHERE dispatched_at IS NULL LIMIT 1"
+        )
+        .fetch_optional(p)
+        .await)?;
+        if pending.is_none() {
+            return Ok(Vec::new());
+        }
         let mut rows: Vec<EventRow> = on_pool!(self, |p| sqlx::query_as(
             "UPDATE events SET dispatched_at = $1 WHERE id IN \
              (SELECT id FROM events WHERE dispatched_at IS NULL ORDER BY created_at LIMIT $2) \
