@@ -233,6 +233,20 @@ impl Catalog {
         self.providers.iter().find(|p| p.id == id)
     }
 
+    /// The provider an account uses: its preset, or for `custom` the preset
+    /// whose SMTP host it typed by hand (`smtp.office365.com`), so that the
+    /// hints know the server whichever the user picked.
+    pub fn provider_of(&self, id: &str, host: &str) -> Option<&Provider> {
+        if id != "custom" {
+            return self.provider(id);
+        }
+        let host = host.trim_end_matches('.');
+        self.providers
+            .iter()
+            .find(|p| p.id != "custom" && !p.host.is_empty() && p.host.eq_ignore_ascii_case(host))
+            .or_else(|| self.provider(id))
+    }
+
     /// The provider whose `domains` list this address domain.
     pub fn by_domain(&self, domain: &str) -> Option<&Provider> {
         let domain = domain.to_ascii_lowercase();

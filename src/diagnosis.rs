@@ -125,14 +125,28 @@ pub struct Diagnosis {
     pub hint: String,
 }
 
-/// Picks the hint: the provider's own hints first, then the generic ones,
-/// the first that matches the failure's structure; a sentence built from the
-/// stage and class when nothing in the catalog matches.
+/// Picks the hint: the provider's own hints first; for a server the catalog
+/// does not know, any provider's hint whose reply is distinctive (enhanced
+/// code and text: Office 365's `5.7.139 … SmtpClientAuthentication is
+/// disabled` is Office 365 whatever the preset); then the generic ones; a
+/// sentence built from the stage and class when nothing matches.
 pub fn diagnose(failure: &Failure, provider: Option<&Provider>, oauth: bool, locale: Locale) -> Diagnosis {
     let catalog = Catalog::get();
     let own = provider.map(|p| p.hints.as_slice()).unwrap_or(&[]);
     let base = base_class(failure, oauth);
-    let hit = best_hint(own, failure).or_else(|| best_hint(&catalog.generic_hints, failure));
+    let unknown_server = provider.is_none_or(|p| p.id == "custom");
+    let distinctive = || {
+        let hints: Vec<&Hint> = catalog
+            .providers
+            .iter()
+            .flat_map(|p| &p.hints)
+            .filter(|h| h.enhanced.is_some() && h.contains.is_some())
+            .collect();
+        best_hint_of(&hints, failure)
+    };
+    let hit = best_hint(own, failure)
+        .or_else(|| unknown_server.then(distinctive).flatten())
+        .or_else(|| best_hint(&catalog.generic_hints, failure));
     match hit {
         Some(h) => Diagnosis {
             // A reauthorization need outranks the catalog: it is about this account's grant.
@@ -152,8 +166,14 @@ pub fn diagnose(failure: &Failure, provider: Option<&Provider>, oauth: bool, loc
 
 /// Among the hints that match, the most specific one (most criteria given).
 fn best_hint<'a>(hints: &'a [Hint], f: &Failure) -> Option<&'a Hint> {
+    best_hint_of(&hints.iter().collect::<Vec<_>>(), f)
+}
+
+/// The most specific of `hints` that matches the failure.
+fn best_hint_of<'a>(hints: &[&'a Hint], f: &Failure) -> Option<&'a Hint> {
     hints
         .iter()
+        .copied()
         .enumerate()
         .filter(|(_, h)| hint_matches(h, f))
         .max_by_key(|(i, h)| {
@@ -414,5 +434,15 @@ mod tests {
         assert_eq!(diagnose(&f, None, false, Locale::En).class, Class::Permanent);
         let f = reply(Stage::Auth, 535, Some("5.7.8"), "Bad credentials");
         assert_eq!(diagnose(&f, None, true, Locale::En).class, Class::Reauthorize);
+    }
+
+    #[test]
+    fn a_custom_account_is_known_by_its_host() {
+        let c = Catalog::get();
+        let id = |provider: &str, host: &str| c.provider_of(provider, host).map(|p| p.id.as_str());
+        assert_eq!(id("custom", "smtp.office365.com"), Some("office365"));
+        assert_eq!(id("custom", "SMTP.Office365.com."), Some("office365"));
+        assert_eq!(id("custom", "mail.example.com"), Some("custom"));
+        assert_eq!(id("qq", "smtp.office365.com"), Some("qq"), "a chosen preset stays");
     }
 }

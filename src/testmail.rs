@@ -49,7 +49,7 @@ impl TestMail {
     pub async fn test_account(&self, tenant: &str, id_or_name: &str, to: &str, locale: Locale) -> Result<Report> {
         let row = self.accounts.find_account(tenant, id_or_name).await?;
         let to = EmailAddress::parse(to).map_err(|m| Error::field("to", m))?;
-        let provider = Catalog::get().provider(&row.provider);
+        let provider = Catalog::get().provider_of(&row.provider, &row.host);
         let from = row.from_address.clone();
         let from_name = row.from_name.as_deref().and_then(|n| HeaderText::parse(n).ok());
         // The tenant's own test_email template if it has one; the built-in otherwise.

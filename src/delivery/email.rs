@@ -334,7 +334,7 @@ impl Worker {
             }
         };
         self.metrics.observe_send(started.elapsed());
-        let provider = Catalog::get().provider(&account.provider);
+        let provider = Catalog::get().provider_of(&account.provider, &account.host);
         let oauth = account.auth_method == AuthMethod::OAuth2;
         match outcome {
             Ok(sent) => {

@@ -343,3 +343,20 @@ async fn unknown_recipient_is_permanent_at_rcpt() {
     assert_eq!(r["class"], "permanent");
     app.stop().await;
 }
+
+/// With provider `custom` (what many users pick, typing the host by hand),
+/// a distinctive reply is still recognised across the whole catalog.
+#[tokio::test]
+async fn a_custom_account_gets_the_providers_hint_for_a_distinctive_reply() {
+    let reply = "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. \
+                 Visit https://aka.ms/smtp_auth_disabled for more information.";
+    let custom = telltale("custom", json!({"auth": {"reply": reply}}), "en").await;
+    let preset = telltale("office365", json!({"auth": {"reply": reply}}), "en").await;
+    assert_eq!(custom["stage"], "auth", "{custom}");
+    assert_eq!(custom["class"], "configuration", "{custom}");
+    assert_eq!(
+        custom["hint"], preset["hint"],
+        "the same fix as with the preset: {custom}"
+    );
+    assert!(custom["hint"].as_str().unwrap().contains("SMTP AUTH"), "{custom}");
+}
