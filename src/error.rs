@@ -35,6 +35,9 @@ pub enum Error {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
+    /// The client took too long to send its request.
+    #[error("{0}")]
+    Timeout(String),
     /// The database takes no writes now (disk full …): try again later.
     #[error("the database is unavailable: {0}")]
     Unavailable(Unavailable),

@@ -39,11 +39,7 @@ pub async fn serve_on(
     let feed = tokio::spawn(app.rules.clone().run_event_feed(rx.clone()));
     let router = crate::api::router(app.clone());
     tracing::info!(%addr, data_dir = %app.config.data_dir.display(), "Herald is listening on http://{addr}");
-    let mut rx_http = rx.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        let _ = rx_http.wait_for(|s| *s).await;
-    });
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(accept_loop(listener, router, rx.clone()));
     stop.await;
     tracing::info!("shutting down: finishing in-flight work");
     let _ = tx.send(true);
@@ -52,6 +48,96 @@ pub async fn serve_on(
     let _ = tokio::time::timeout(Duration::from_secs(10), feed).await;
     app.close().await;
     Ok(())
+}
+
+/// Connections at once, in all.
+const MAX_CONNECTIONS: usize = 4096;
+/// Connections at once from one address: a client that opens many and says
+/// little (slowloris) cannot take everyone else's.
+const MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
+/// Time for a request's headers to arrive, and for the next request on an
+/// idle keep-alive connection to begin.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts HTTP connections until `stop`: each bounded in the time its
+/// headers may take (and its idle keep-alive), and in number per address and
+/// in all; the request body's time is bounded by the API's `Json` reader.
+/// At shutdown the requests in flight finish (30 s at most).
+async fn accept_loop(listener: tokio::net::TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use std::collections::HashMap;
+    use std::net::IpAddr;
+    use std::sync::{Arc, Mutex};
+
+    /// One connection counted against its address, until dropped.
+    struct PerAddress(Arc<Mutex<HashMap<IpAddr, usize>>>, IpAddr);
+    impl Drop for PerAddress {
+        fn drop(&mut self) {
+            let mut map = self.0.lock().expect("connection counts");
+            if let Some(n) = map.get_mut(&self.1) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&self.1);
+                }
+            }
+        }
+    }
+
+    let total = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let per_address: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    while !*stop.borrow() {
+        let (stream, peer) = tokio::select! {
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    break;
+                }
+                continue;
+            }
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, most likely: let some close.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = total.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "too many connections: closing a new one");
+            continue;
+        };
+        let counted = {
+            let mut map = per_address.lock().expect("connection counts");
+            let n = map.entry(peer.ip()).or_insert(0);
+            if *n >= MAX_CONNECTIONS_PER_ADDRESS {
+                None
+            } else {
+                *n += 1;
+                Some(PerAddress(per_address.clone(), peer.ip()))
+            }
+        };
+        let Some(counted) = counted else {
+            tracing::debug!(%peer, "too many connections from this address: closing a new one");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+            drop((permit, counted));
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await;
 }
 
 async fn shutdown_signal() {

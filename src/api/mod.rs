@@ -93,6 +93,9 @@ where
     }
 }
 
+/// Time for a request's body to arrive (its headers have their own bound, at start-up).
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A JSON body whose errors name the field that is wrong (`auth.port: invalid type …`).
 pub struct Json<T>(pub T);
 
@@ -100,8 +103,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
+        // A client that sends its body slowly holds a connection: bounded.
+        let bytes = tokio::time::timeout(BODY_TIMEOUT, Bytes::from_request(req, state))
             .await
+            .map_err(|_| {
+                Error::Timeout(format!(
+                    "the request body did not arrive within {} s",
+                    BODY_TIMEOUT.as_secs()
+                ))
+            })?
             .map_err(|e| Error::field("body", format!("could not be read: {e}")))?;
         parse_json(&bytes).map(Json)
     }

@@ -25,6 +25,7 @@ impl IntoResponse for Error {
             Error::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
             Error::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized"),
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
+            Error::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "Request timeout"),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
             Error::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "internal error");

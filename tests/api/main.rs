@@ -11,6 +11,7 @@ mod delivery;
 mod messages;
 mod oauth;
 mod openapi;
+mod slow_clients;
 mod storage;
 mod templates;
 mod tenants;
