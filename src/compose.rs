@@ -124,6 +124,20 @@ impl Content {
     pub fn recipients(&self) -> Vec<EmailAddress> {
         self.to.iter().chain(&self.cc).chain(&self.bcc).cloned().collect()
     }
+
+    /// The message as MIME, from `from` under `from_name`, with its Message-ID.
+    pub fn render(&self, from: &EmailAddress, from_name: Option<&HeaderText>, message_id: &str) -> Vec<u8> {
+        render(&Draft {
+            from,
+            from_name,
+            to: &self.to,
+            cc: &self.cc,
+            subject: &self.subject,
+            text: self.text.as_deref(),
+            html: self.html.as_deref(),
+            message_id,
+        })
+    }
 }
 
 /// The sender address of captured messages when no account is configured.

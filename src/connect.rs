@@ -52,16 +52,18 @@ pub fn server_settings(row: &Account) -> ServerSettings {
         ca_pem: row.tls_ca_pem.clone(),
         skip_verify: row.tls_skip_verify,
         timeout: Duration::from_secs(row.timeout_secs.max(1)),
-        helo_name: helo_name(row.from_address.as_str()),
+        helo_name: helo_name(row.from_address.ascii_domain()),
     }
 }
 
-/// The EHLO name: the sender's domain, a name the server can relate to us.
-fn helo_name(from: &str) -> String {
-    from.rsplit_once('@')
-        .map(|(_, d)| d.to_string())
-        .filter(|d| d.is_ascii() && !d.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+/// The EHLO name: the sender's domain (in A-labels), a name the server can
+/// relate to us.
+fn helo_name(domain: &str) -> String {
+    if domain.is_empty() {
+        "localhost".into()
+    } else {
+        domain.to_string()
+    }
 }
 
 /// The credentials, decrypted for the one session that needs them.

@@ -2,7 +2,7 @@
 //! where the console and `herald capture` show it, and nothing is delivered.
 
 use super::{Lookups, Worker, plain_attempt};
-use crate::compose::{self, CAPTURE_FROM, Content, Draft};
+use crate::compose::{CAPTURE_FROM, Content};
 use crate::domain::{EmailAddress, HeaderText};
 use crate::error::Result;
 use crate::status::MessageStatus;
@@ -22,16 +22,7 @@ impl Worker {
         let settings = lookups.settings(&self.store, &row.tenant_id).await?;
         let from = EmailAddress::parse(CAPTURE_FROM).expect("valid");
         let from_name = settings.from_name.as_deref().and_then(|n| HeaderText::parse(n).ok());
-        let raw = compose::render(&Draft {
-            from: &from,
-            from_name: from_name.as_ref(),
-            to: &content.to,
-            cc: &content.cc,
-            subject: &content.subject,
-            text: content.text.as_deref(),
-            html: content.html.as_deref(),
-            message_id: &row.message_id,
-        });
+        let raw = content.render(&from, from_name.as_ref(), &row.message_id);
         let why = row
             .route
             .as_deref()

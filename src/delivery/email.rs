@@ -5,7 +5,7 @@
 
 use super::{Finish, HELD_INDEFINITELY, Lookups, Worker, class_name, plain_attempt, report_attempt};
 use crate::catalog::{Catalog, Class};
-use crate::compose::{self, Content, Draft};
+use crate::compose::Content;
 use crate::diagnosis::Report;
 use crate::domain::Account;
 use crate::domain::{EmailAddress, HeaderText};
@@ -276,16 +276,7 @@ impl Worker {
         let _send = self.send_slots.acquire().await.expect("never closed");
         // Composed once a slot is ours: the messages waiting for one hold
         // only their row, not a rendered copy.
-        let raw = compose::render(&Draft {
-            from: &envelope.from,
-            from_name: from_name.as_ref(),
-            to: &content.to,
-            cc: &content.cc,
-            subject: &content.subject,
-            text: content.text.as_deref(),
-            html: content.html.as_deref(),
-            message_id: &row.message_id,
-        });
+        let raw = content.render(&envelope.from, from_name.as_ref(), &row.message_id);
         let started = Instant::now();
         let max_idle = account
             .limit_connections
