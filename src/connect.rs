@@ -9,8 +9,9 @@ use crate::error::{Error, Result};
 use crate::health::{Health, Observation};
 use crate::oauth::tokens::{TokenProblem, Tokens};
 use crate::secrets::Keyring;
-use crate::smtp::{Credentials, ServerSettings, Session, Transcript};
+use crate::smtp::{Credentials, Dialer, Direct, ServerSettings, Session, Transcript};
 use crate::status::AuthMethod;
+use crate::store::Store;
 use std::time::Duration;
 
 /// The context an account's password is sealed under.
@@ -40,6 +41,7 @@ pub fn connection_version(row: &Account) -> i64 {
         row.from_address.as_str(),
     )
         .hash(&mut h);
+    (&row.tls_pin_sha256, &row.proxy, &row.proxy_secret).hash(&mut h);
     h.finish() as i64
 }
 
@@ -51,6 +53,10 @@ pub fn server_settings(row: &Account) -> ServerSettings {
         security: row.security,
         ca_pem: row.tls_ca_pem.clone(),
         skip_verify: row.tls_skip_verify,
+        pin_sha256: row
+            .tls_pin_sha256
+            .as_deref()
+            .and_then(|p| crate::smtp::certificate::parse_pin(p).ok()),
         timeout: Duration::from_secs(row.timeout_secs.max(1)),
         helo_name: helo_name(row.from_address.ascii_domain()),
     }
@@ -100,6 +106,7 @@ fn token_failure(p: &TokenProblem) -> Failure {
 /// Opens authenticated sessions for accounts.
 #[derive(Clone)]
 pub struct Connector {
+    store: Store,
     keys: Keyring,
     tokens: Tokens,
     health: Health,
@@ -107,17 +114,45 @@ pub struct Connector {
 
 impl Connector {
     /// Passwords are opened with `keys`; access tokens come from `tokens`.
-    pub fn new(keys: Keyring, tokens: Tokens, health: Health) -> Connector {
-        Connector { keys, tokens, health }
+    pub fn new(store: Store, keys: Keyring, tokens: Tokens, health: Health) -> Connector {
+        Connector {
+            store,
+            keys,
+            tokens,
+            health,
+        }
+    }
+
+    /// How the account's server is reached: through its proxy (its own, else
+    /// the platform default), else directly.
+    async fn dialer(&self, row: &Account, transcript: &Transcript) -> std::result::Result<Box<dyn Dialer>, Failure> {
+        match crate::proxy::route_for(&self.store, &self.keys, row).await {
+            Ok(Some(route)) => {
+                if route.source != "account" {
+                    transcript.note(format!(
+                        "the account has no proxy of its own: the {} applies",
+                        route.source
+                    ));
+                }
+                Ok(Box::new(route.dialer))
+            }
+            Ok(None) => Ok(Box::new(Direct)),
+            Err(e) => Err(Failure::condition(
+                Stage::Proxy,
+                Condition::ProxyUnreachable,
+                format!("the proxy settings could not be read: {e}"),
+            )),
+        }
     }
 
     /// A session signed in as the account, recorded into `transcript`.
     pub async fn open_session(&self, row: &Account, transcript: &Transcript) -> std::result::Result<Session, Failure> {
         let settings = server_settings(row);
+        let dialer = self.dialer(row, transcript).await?;
         if row.auth_method != AuthMethod::OAuth2 {
             let credentials = credentials(row, &self.keys)
                 .map_err(|e| Failure::condition(Stage::Auth, Condition::AuthUnsupported, e.to_string()))?;
-            return Session::open(&settings, &credentials, transcript.clone()).await;
+            return Session::open_with(dialer.as_ref(), &settings, &credentials, transcript.clone()).await;
         }
         let username = row.login();
         let mut token = self
@@ -135,7 +170,7 @@ impl Connector {
                 username: username.clone(),
                 token: token.token.clone(),
             };
-            match Session::open(&settings, &credentials, transcript.clone()).await {
+            match Session::open_with(dialer.as_ref(), &settings, &credentials, transcript.clone()).await {
                 // The server refused a token we had not just obtained: it may
                 // have been revoked early. Get a new one and try once more.
                 Err(f) if f.stage() == Stage::Auth && f.reply().is_some() && !token.fresh => {

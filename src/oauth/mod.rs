@@ -415,14 +415,21 @@ pub fn token_client(s: &OAuthSettings, secret: Option<&Secret>, redirect_uri: Op
 /// HTTP for token endpoints: no redirects (a token endpoint never redirects,
 /// and following one could leak the code), bounded time.
 pub fn http_client() -> reqwest::Client {
+    http_builder().build().expect("the HTTP client builds")
+}
+
+/// The same HTTP client, through the account's proxy (`proxy`).
+pub fn http_client_via(proxy: reqwest::Proxy) -> reqwest::Result<reqwest::Client> {
+    http_builder().proxy(proxy).build()
+}
+
+fn http_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .use_preconfigured_tls(crate::smtp::tls::https_client_config())
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("the HTTP client builds")
 }
 
 /// What `POST /accounts/{id}/authorize` answers.

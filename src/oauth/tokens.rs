@@ -279,6 +279,7 @@ impl Tokens {
         stored: Option<&crate::store::oauth::TokenRow>,
     ) -> Result<Secret, TokenProblem> {
         let secret = client_secret(row, &self.keys).map_err(|e| TokenProblem::Configuration(format!("{e}")))?;
+        let http = self.http_for(row).await?;
         let client =
             token_client(settings, secret.as_ref(), None).map_err(|e| TokenProblem::Configuration(format!("{e}")))?;
         let now = crate::now_ms();
@@ -294,7 +295,7 @@ impl Tokens {
                     .map_err(|e| TokenProblem::Configuration(format!("{e}")))?;
                 client
                     .exchange_refresh_token(&RefreshToken::new(refresh.expose().to_string()))
-                    .request_async(&self.http)
+                    .request_async(&http)
                     .await
             }
             Flow::ClientCredentials => {
@@ -302,7 +303,7 @@ impl Tokens {
                 for s in settings.scope.split_whitespace() {
                     req = req.add_scope(Scope::new(s.to_string()));
                 }
-                req.request_async(&self.http).await
+                req.request_async(&http).await
             }
         };
         let tokens = response.map_err(|e| classify(&e))?;
@@ -330,6 +331,20 @@ impl Tokens {
             .map_err(|e| TokenProblem::Unavailable(format!("{e}")))?;
         tracing::info!(account = %row.id, rotated = rotated.is_some(), "access token refreshed");
         Ok(Secret::new(access))
+    }
+
+    /// The HTTP client for the account's token requests: through the
+    /// account's proxy (its own, else the platform default), like its SMTP.
+    async fn http_for(&self, row: &Account) -> Result<reqwest::Client, TokenProblem> {
+        let route = crate::proxy::route_for(&self.store, &self.keys, row)
+            .await
+            .map_err(|e| TokenProblem::Unavailable(format!("the proxy settings could not be read: {e}")))?;
+        let Some(route) = route else {
+            return Ok(self.http.clone());
+        };
+        let proxy = crate::proxy::reqwest_proxy(&route.dialer)
+            .map_err(|e| TokenProblem::Configuration(format!("the proxy cannot be used: {e}")))?;
+        super::http_client_via(proxy).map_err(|e| TokenProblem::Configuration(format!("the proxy cannot be used: {e}")))
     }
 
     /// Puts what a token failure means on the account, where people look;
