@@ -418,9 +418,11 @@ pub fn http_client() -> reqwest::Client {
     http_builder().build().expect("the HTTP client builds")
 }
 
-/// The same HTTP client, through the account's proxy (`proxy`).
+/// The same HTTP client, through the account's proxy (`proxy`). Header
+/// names go out title-cased (`Proxy-Authorization`): some proxies (pproxy
+/// among them) read them case-sensitively and answer 407 otherwise.
 pub fn http_client_via(proxy: reqwest::Proxy) -> reqwest::Result<reqwest::Client> {
-    http_builder().proxy(proxy).build()
+    http_builder().proxy(proxy).http1_title_case_headers().build()
 }
 
 fn http_builder() -> reqwest::ClientBuilder {

@@ -270,6 +270,8 @@ async fn bad_proxy_settings_name_the_field() {
 #[tokio::test]
 async fn oauth2_token_requests_go_through_the_accounts_proxy() {
     let oauth = OAuthPeer::start();
+    // Tokens expire as issued: every send asks for a new one.
+    oauth.config(json!({"expires_in": 0})).await;
     let smtp = oauth.smtp();
     let app = spawn_app().await;
     let mut body = json!({
@@ -291,16 +293,20 @@ async fn oauth2_token_requests_go_through_the_accounts_proxy() {
     let stats = oauth.stats().await;
     assert_eq!(stats["by_grant"]["client_credentials"].as_u64().unwrap_or(0), 0, "{stats}");
 
-    let proxy = Pproxy::start("http", true).await;
-    let r = app
-        .patch(
-            &format!("/api/v1/accounts/{id}"),
-            &json!({"proxy": proxy_doc("http", proxy.port, Some((USER, PASSWORD)))}),
-        )
-        .await;
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let report = app.test_email(id, "someone@example.com", "en").await;
-    assert_eq!(report["ok"], true, "{report}");
-    assert_eq!(oauth.stats().await["by_grant"]["client_credentials"], 1);
+    // Through each kind of proxy, with its password, the token comes.
+    for (n, kind) in [(1, "http"), (2, "socks5")] {
+        let proxy = Pproxy::start(kind, true).await;
+        let r = app
+            .patch(
+                &format!("/api/v1/accounts/{id}"),
+                &json!({"proxy": proxy_doc(kind, proxy.port, Some((USER, PASSWORD)))}),
+            )
+            .await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        let report = app.test_email(id, "someone@example.com", "en").await;
+        assert_eq!(report["ok"], true, "{kind}: {report}");
+        assert_eq!(oauth.stats().await["by_grant"]["client_credentials"], n, "{kind}");
+        drop(proxy);
+    }
     app.stop().await;
 }
