@@ -7,11 +7,13 @@ use crate::diagnosis::{Condition, Failure, Stage};
 use crate::domain::Account;
 use crate::error::{Error, Result};
 use crate::health::{Health, Observation};
+use crate::netguard::{AllowList, NetPolicy};
 use crate::oauth::tokens::{TokenProblem, Tokens};
 use crate::secrets::Keyring;
 use crate::smtp::{Credentials, Dialer, Direct, ServerSettings, Session, Transcript};
 use crate::status::AuthMethod;
 use crate::store::Store;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The context an account's password is sealed under.
@@ -45,8 +47,9 @@ pub fn connection_version(row: &Account) -> i64 {
     h.finish() as i64
 }
 
-/// How to reach and sign in to the account's server.
-pub fn server_settings(row: &Account) -> ServerSettings {
+/// How to reach and sign in to the account's server; `net` says which
+/// addresses its host may resolve to.
+pub fn server_settings(row: &Account, net: NetPolicy) -> ServerSettings {
     ServerSettings {
         host: row.host.clone(),
         port: row.port,
@@ -59,6 +62,7 @@ pub fn server_settings(row: &Account) -> ServerSettings {
             .and_then(|p| crate::smtp::certificate::parse_pin(p).ok()),
         timeout: Duration::from_secs(row.timeout_secs.max(1)),
         helo_name: helo_name(row.from_address.ascii_domain()),
+        net,
     }
 }
 
@@ -110,29 +114,42 @@ pub struct Connector {
     keys: Keyring,
     tokens: Tokens,
     health: Health,
+    allow: Arc<AllowList>,
 }
 
 impl Connector {
-    /// Passwords are opened with `keys`; access tokens come from `tokens`.
-    pub fn new(store: Store, keys: Keyring, tokens: Tokens, health: Health) -> Connector {
+    /// Passwords are opened with `keys`; access tokens come from `tokens`;
+    /// a tenant's servers (and its own proxy) must be public or on `allow`.
+    pub fn new(store: Store, keys: Keyring, tokens: Tokens, health: Health, allow: Arc<AllowList>) -> Connector {
         Connector {
             store,
             keys,
             tokens,
             health,
+            allow,
+        }
+    }
+
+    /// The platform's accounts may use internal relays; a tenant's may not.
+    pub fn net_policy(&self, row: &Account) -> NetPolicy {
+        if row.tenant_id == crate::store::PLATFORM {
+            NetPolicy::unrestricted()
+        } else {
+            NetPolicy::restricted(self.allow.clone())
         }
     }
 
     /// How the account's server is reached: through its proxy (its own, else
-    /// the platform default), else directly.
+    /// the platform default), else directly. A tenant's own proxy must be on
+    /// an address the tenant may reach; the platform's default proxy is the
+    /// platform admin's choice, wherever it is.
     async fn dialer(&self, row: &Account, transcript: &Transcript) -> std::result::Result<Box<dyn Dialer>, Failure> {
         match crate::proxy::route_for(&self.store, &self.keys, row).await {
-            Ok(Some(route)) => {
-                if route.source != "account" {
-                    transcript.note(format!(
-                        "the account has no proxy of its own: the {} applies",
-                        route.source
-                    ));
+            Ok(Some(mut route)) => {
+                if route.source == crate::proxy::Source::Account {
+                    route.dialer.net = self.net_policy(row);
+                } else {
+                    transcript.note("the account has no proxy of its own: the platform default proxy applies");
                 }
                 Ok(Box::new(route.dialer))
             }
@@ -147,7 +164,7 @@ impl Connector {
 
     /// A session signed in as the account, recorded into `transcript`.
     pub async fn open_session(&self, row: &Account, transcript: &Transcript) -> std::result::Result<Session, Failure> {
-        let settings = server_settings(row);
+        let settings = server_settings(row, self.net_policy(row));
         let dialer = self.dialer(row, transcript).await?;
         if row.auth_method != AuthMethod::OAuth2 {
             let credentials = credentials(row, &self.keys)

@@ -7,6 +7,7 @@
 
 use crate::domain::{Account, Hostname};
 use crate::error::Problems;
+use crate::netguard::NetPolicy;
 use crate::secrets::{Keyring, Secret};
 use crate::smtp::{ProxyDialer, ProxyKind};
 use crate::store::{PLATFORM, Store};
@@ -239,12 +240,20 @@ pub fn settings_secret_context(tenant_id: &str) -> String {
     format!("settings:{tenant_id}:proxy_secret")
 }
 
+/// Whose proxy an account uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The account's own: a tenant's, held to the tenant's network policy.
+    Account,
+    /// The platform's default: the platform admin's choice.
+    Platform,
+}
+
 /// A proxy with its password opened, ready to dial or to hand to reqwest.
 #[derive(Debug, Clone)]
 pub struct Route {
     pub dialer: ProxyDialer,
-    /// Where the settings came from: `account` or `platform default proxy`.
-    pub source: &'static str,
+    pub source: Source,
 }
 
 fn dialer(s: &ProxySettings, password: Option<Secret>) -> Option<ProxyDialer> {
@@ -254,7 +263,8 @@ fn dialer(s: &ProxySettings, password: Option<Secret>) -> Option<ProxyDialer> {
         port: s.port,
         username: s.username.clone(),
         password,
-        policy: None,
+        // Unrestricted until the caller applies the account's policy.
+        net: NetPolicy::unrestricted(),
     })
 }
 
@@ -268,7 +278,7 @@ pub async fn route_for(store: &Store, keys: &Keyring, row: &Account) -> anyhow::
         };
         return Ok(dialer(&own, password).map(|dialer| Route {
             dialer,
-            source: "account",
+            source: Source::Account,
         }));
     }
     let platform = store.get_settings(PLATFORM).await?;
@@ -281,7 +291,7 @@ pub async fn route_for(store: &Store, keys: &Keyring, row: &Account) -> anyhow::
     };
     Ok(dialer(&default, password).map(|dialer| Route {
         dialer,
-        source: "platform default proxy",
+        source: Source::Platform,
     }))
 }
 
@@ -378,7 +388,7 @@ mod tests {
             port: 1080,
             username: Some("a b".into()),
             password: Some(Secret::new("p@ss")),
-            policy: None,
+            net: NetPolicy::unrestricted(),
         };
         assert!(reqwest_proxy(&d).is_ok());
     }

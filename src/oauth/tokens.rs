@@ -121,10 +121,16 @@ pub fn classify<RE: std::error::Error + 'static>(e: &RequestTokenError<RE, Basic
         }
         RequestTokenError::Request(e) => {
             let mut msg = e.to_string();
+            let mut refused = false;
             let mut src = e.source();
             while let Some(s) = src {
                 msg = format!("{msg}: {s}");
+                refused |= s.is::<crate::netguard::Refused>();
                 src = s.source();
+            }
+            if refused {
+                // Waiting will not help: the endpoint's name points inside the platform.
+                return TokenProblem::Configuration(format!("the token endpoint was not called: {msg}"));
             }
             TokenProblem::Unavailable(format!("the token endpoint could not be reached: {msg}"))
         }
@@ -138,7 +144,7 @@ pub struct Tokens {
     store: Store,
     keys: Keyring,
     /// HTTP client for the token endpoints.
-    http: reqwest::Client,
+    http: super::TokenHttp,
     /// One refresh at a time per account in this process.
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     health: Health,
@@ -146,7 +152,7 @@ pub struct Tokens {
 
 impl Tokens {
     /// The token manager over the store; tokens are sealed with `keys`.
-    pub fn new(store: Store, keys: Keyring, http: reqwest::Client, health: Health) -> Tokens {
+    pub fn new(store: Store, keys: Keyring, http: super::TokenHttp, health: Health) -> Tokens {
         Tokens {
             store,
             keys,
@@ -279,7 +285,10 @@ impl Tokens {
         stored: Option<&crate::store::oauth::TokenRow>,
     ) -> Result<Secret, TokenProblem> {
         let secret = client_secret(row, &self.keys).map_err(|e| TokenProblem::Configuration(format!("{e}")))?;
-        let http = self.http_for(row).await?;
+        let http = self
+            .http
+            .for_account_via_proxy(&self.store, &self.keys, row, &settings.token_url)
+            .await?;
         let client =
             token_client(settings, secret.as_ref(), None).map_err(|e| TokenProblem::Configuration(format!("{e}")))?;
         let now = crate::now_ms();
@@ -331,20 +340,6 @@ impl Tokens {
             .map_err(|e| TokenProblem::Unavailable(format!("{e}")))?;
         tracing::info!(account = %row.id, rotated = rotated.is_some(), "access token refreshed");
         Ok(Secret::new(access))
-    }
-
-    /// The HTTP client for the account's token requests: through the
-    /// account's proxy (its own, else the platform default), like its SMTP.
-    async fn http_for(&self, row: &Account) -> Result<reqwest::Client, TokenProblem> {
-        let route = crate::proxy::route_for(&self.store, &self.keys, row)
-            .await
-            .map_err(|e| TokenProblem::Unavailable(format!("the proxy settings could not be read: {e}")))?;
-        let Some(route) = route else {
-            return Ok(self.http.clone());
-        };
-        let proxy = crate::proxy::reqwest_proxy(&route.dialer)
-            .map_err(|e| TokenProblem::Configuration(format!("the proxy cannot be used: {e}")))?;
-        super::http_client_via(proxy).map_err(|e| TokenProblem::Configuration(format!("the proxy cannot be used: {e}")))
     }
 
     /// Puts what a token failure means on the account, where people look;

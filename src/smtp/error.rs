@@ -52,6 +52,8 @@ pub enum Condition {
     DnsFailed,
     ConnectRefused,
     ConnectTimeout,
+    /// The host resolves only to addresses a tenant may not reach (`netguard`).
+    AddressNotAllowed,
     /// The certificate is issued by an authority that is not trusted.
     TlsUntrusted,
     /// The certificate has expired.
@@ -97,6 +99,7 @@ impl Condition {
             Condition::DnsFailed => "dns_failed",
             Condition::ConnectRefused => "connect_refused",
             Condition::ConnectTimeout => "connect_timeout",
+            Condition::AddressNotAllowed => "address_not_allowed",
             Condition::TlsUntrusted => "tls_untrusted",
             Condition::TlsExpired => "tls_expired",
             Condition::TlsNotYetValid => "tls_not_yet_valid",

@@ -35,8 +35,7 @@ pub use certificate::PeerCertificate;
 pub use dial::{AsyncReadWrite, BoxStream, DialFuture, Dialer, Direct};
 pub use envelope::Envelope;
 pub use error::{Condition, Failure, Reply, Stage};
-#[allow(unused_imports)]
-pub use proxy::{AddressPolicy, ProxyDialer, ProxyKind};
+pub use proxy::{ProxyDialer, ProxyKind};
 pub use session::Session;
 pub use transcript::{Dir, Line, Transcript};
 
@@ -61,4 +60,6 @@ pub struct ServerSettings {
     pub timeout: Duration,
     /// The name Herald gives in EHLO.
     pub helo_name: String,
+    /// Which addresses the host may resolve to (a tenant's: public ones).
+    pub net: crate::netguard::NetPolicy,
 }

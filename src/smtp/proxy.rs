@@ -11,6 +11,7 @@ use super::dial::{BoxStream, DialFuture, Dialer};
 use super::error::{Condition, Failure, Stage};
 use super::transcript::Transcript;
 use crate::catalog::Security;
+use crate::netguard::NetPolicy;
 use crate::secrets::Secret;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -48,10 +49,6 @@ impl ProxyKind {
     }
 }
 
-/// Decides whether an address the proxy's name resolved to may be dialed
-/// (the tenant network policy); `Err` says why not.
-pub type AddressPolicy = Arc<dyn Fn(&SocketAddr) -> Result<(), String> + Send + Sync>;
-
 /// A proxy and the credentials to use it.
 #[derive(Clone)]
 pub struct ProxyDialer {
@@ -60,8 +57,9 @@ pub struct ProxyDialer {
     pub port: u16,
     pub username: Option<String>,
     pub password: Option<Secret>,
-    /// Applied to each address of the proxy before it is dialed.
-    pub policy: Option<AddressPolicy>,
+    /// Which addresses the proxy's name may resolve to: a tenant's own
+    /// proxy must be where the tenant may connect (`netguard`).
+    pub net: NetPolicy,
 }
 
 impl std::fmt::Debug for ProxyDialer {
@@ -107,17 +105,15 @@ impl ProxyDialer {
                 ));
             }
         };
+        let addrs = self.net.filter(&self.host, addrs).map_err(|refused| {
+            Failure::condition(
+                Stage::Proxy,
+                Condition::AddressNotAllowed,
+                format!("the proxy: {refused}"),
+            )
+        })?;
         let mut last = None;
         for addr in &addrs {
-            if let Some(policy) = &self.policy
-                && let Err(why) = policy(addr)
-            {
-                last = Some(Self::failure(
-                    Condition::ProxyUnreachable,
-                    format!("the proxy {} resolves to {addr}: {why}", self.host),
-                ));
-                continue;
-            }
             match tokio::time::timeout(settings.timeout, TcpStream::connect(addr)).await {
                 Ok(Ok(s)) => {
                     let _ = s.set_nodelay(true);
@@ -149,6 +145,7 @@ impl ProxyDialer {
     }
 
     async fn tunnel(&self, settings: &ServerSettings) -> Result<BoxStream, Failure> {
+        check_target(settings).await?;
         let tcp = self.connect_proxy(settings).await?;
         let target = format!("{}:{}", settings.host, settings.port);
         let stream: BoxStream = match self.kind {
@@ -293,6 +290,26 @@ impl ProxyDialer {
     }
 }
 
+/// The server, reached through a proxy, is still held to the account's
+/// network policy where Herald can tell: an address, or a name that
+/// resolves here only to addresses the account may not reach. A name only
+/// the proxy can resolve is the proxy's to resolve.
+async fn check_target(settings: &ServerSettings) -> Result<(), Failure> {
+    let refused =
+        |r: crate::netguard::Refused| Failure::condition(Stage::Connect, Condition::AddressNotAllowed, r.to_string());
+    if let Ok(ip) = settings.host.parse::<std::net::IpAddr>() {
+        return settings.net.check(&settings.host, ip).map_err(refused);
+    }
+    let name = format!("{}:{}", settings.host, settings.port);
+    if let Ok(Ok(addrs)) = tokio::time::timeout(settings.timeout, tokio::net::lookup_host(&name)).await {
+        let addrs: Vec<SocketAddr> = addrs.collect();
+        if !addrs.is_empty() {
+            settings.net.filter(&settings.host, addrs).map_err(refused)?;
+        }
+    }
+    Ok(())
+}
+
 /// A stream that counts the bytes it has read.
 struct Counted<S> {
     inner: S,
@@ -428,7 +445,7 @@ mod tests {
             port,
             username: user.map(str::to_string),
             password: user.map(|_| Secret::new("s3cret")),
-            policy: None,
+            net: NetPolicy::unrestricted(),
         }
     }
 
@@ -520,11 +537,33 @@ mod tests {
         assert!(f.is_transient());
 
         let mut d = dialer(ProxyKind::Http, port, None);
-        d.policy = Some(Arc::new(|_: &SocketAddr| Err("loopback is not allowed".to_string())));
-        let f = match d.dial(&settings(Security::None), &Transcript::default()).await {
+        d.net = NetPolicy::restricted(Default::default());
+        let mut s = settings(Security::None);
+        s.host = "mx.example.com".into();
+        let f = match d.dial(&s, &Transcript::default()).await {
             Ok(_) => panic!("the policy refuses"),
             Err(f) => f,
         };
-        assert!(f.detail.contains("loopback is not allowed"), "{}", f.detail);
+        assert_eq!(
+            (f.stage(), f.condition),
+            (Stage::Proxy, Some(Condition::AddressNotAllowed))
+        );
+        assert!(f.detail.contains("loopback"), "{}", f.detail);
+
+        // Through an allowed proxy, the server is still held to the policy.
+        let mut s = settings(Security::None);
+        s.host = "127.0.0.1".into();
+        s.net = NetPolicy::restricted(Default::default());
+        let f = match dialer(ProxyKind::Http, port, None)
+            .dial(&s, &Transcript::default())
+            .await
+        {
+            Ok(_) => panic!("the policy refuses the target"),
+            Err(f) => f,
+        };
+        assert_eq!(
+            (f.stage(), f.condition),
+            (Stage::Connect, Some(Condition::AddressNotAllowed))
+        );
     }
 }

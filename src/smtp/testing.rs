@@ -27,6 +27,7 @@ pub(crate) fn settings(security: Security) -> ServerSettings {
         pin_sha256: None,
         timeout: Duration::from_secs(5),
         helo_name: "herald.test".into(),
+        net: crate::netguard::NetPolicy::unrestricted(),
     }
 }
 

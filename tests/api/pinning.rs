@@ -24,7 +24,17 @@ fn certs_of(cert_pem: &str, key_pem: &str, ca_pem: &str) -> Certs {
 fn openssl_one_step() -> Certs {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
         .arg("-keyout")
         .arg(dir.path().join("key.pem"))
         .arg("-out")
@@ -51,7 +61,9 @@ fn ca() -> (rcgen::CertificateParams, rcgen::KeyPair, String) {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params.distinguished_name.push(rcgen::DnType::CommonName, "Pinning test CA");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Pinning test CA");
     let pem = params.self_signed(&key).unwrap().pem();
     (params, key, pem)
 }
@@ -95,30 +107,49 @@ async fn a_one_step_self_signed_certificate_is_explained_refused_and_accepted_on
     let acc = app.create_account(account("office", &peer, json!({}))).await;
     let id = acc["id"].as_str().unwrap().to_string();
     let report = app.test_email(&id, "to@example.com", "en").await;
-    assert_eq!((report["ok"].clone(), report["stage"].clone()), (json!(false), json!("tls")), "{report}");
+    assert_eq!(
+        (report["ok"].clone(), report["stage"].clone()),
+        (json!(false), json!("tls")),
+        "{report}"
+    );
     let reply = report["reply"].as_str().unwrap();
-    assert!(reply.contains("CA certificate as its own") && reply.contains("self-signed"), "{reply}");
+    assert!(
+        reply.contains("CA certificate as its own") && reply.contains("self-signed"),
+        "{reply}"
+    );
     assert!(reply.contains(&hex), "the fingerprint is in the words: {reply}");
     let cert = &report["certificate"];
     assert_eq!(cert["sha256"], hex, "{cert}");
     assert_eq!(cert["subject"], "CN=localhost");
     assert_eq!(cert["issuer"], "CN=localhost");
     assert_eq!(cert["names"], json!(["localhost"]));
-    assert_eq!((cert["self_signed"].clone(), cert["ca"].clone()), (json!(true), json!(true)));
+    assert_eq!(
+        (cert["self_signed"].clone(), cert["ca"].clone()),
+        (json!(true), json!(true))
+    );
     assert!(cert["not_after"].as_str().unwrap() > cert["not_before"].as_str().unwrap());
     let hint = report["hint"].as_str().unwrap();
-    assert!(hint.contains("tls.pin_sha256") && hint.contains(&hex), "the hint says how to pin it: {hint}");
+    assert!(
+        hint.contains("tls.pin_sha256") && hint.contains(&hex),
+        "the hint says how to pin it: {hint}"
+    );
     let zh = app.test_email(&id, "to@example.com", "zh-CN").await;
     assert!(zh["hint"].as_str().unwrap().contains("固定"), "{zh}");
 
     // Pasted as the CA: still refused (WebPKI takes no CA as a server), and said so.
     let r = app
-        .patch(&format!("/api/v1/accounts/{id}"), &json!({"tls": {"ca_pem": certs.ca_pem}}))
+        .patch(
+            &format!("/api/v1/accounts/{id}"),
+            &json!({"tls": {"ca_pem": certs.ca_pem}}),
+        )
         .await;
     assert_eq!(r.status(), 200);
     let report = app.test_email(&id, "to@example.com", "en").await;
     assert_eq!(report["stage"], "tls", "{report}");
-    assert!(report["reply"].as_str().unwrap().contains("CA certificate as its own"), "{report}");
+    assert!(
+        report["reply"].as_str().unwrap().contains("CA certificate as its own"),
+        "{report}"
+    );
 
     // Pinned, as openssl prints the fingerprint: the test email goes through.
     let r = app
@@ -133,7 +164,9 @@ async fn a_one_step_self_signed_certificate_is_explained_refused_and_accepted_on
     let report = app.test_email(&id, "to@example.com", "en").await;
     assert_eq!(report["ok"], true, "{report}");
     assert!(
-        client_lines(&report).iter().any(|l| l.contains("pinned") && l.contains(&hex)),
+        client_lines(&report)
+            .iter()
+            .any(|l| l.contains("pinned") && l.contains(&hex)),
         "{report}"
     );
     assert_eq!(peer.wait_messages(1).await.len(), 1);
@@ -147,8 +180,14 @@ async fn a_one_step_self_signed_certificate_is_explained_refused_and_accepted_on
     assert_eq!(r.status(), 200);
     let report = app.test_email(&id, "to@example.com", "en").await;
     assert_eq!(report["stage"], "tls", "{report}");
-    assert!(report["reply"].as_str().unwrap().contains("not the one pinned"), "{report}");
-    assert_eq!(report["certificate"]["sha256"], openssl_fingerprint(&other).replace(':', "").to_lowercase());
+    assert!(
+        report["reply"].as_str().unwrap().contains("not the one pinned"),
+        "{report}"
+    );
+    assert_eq!(
+        report["certificate"]["sha256"],
+        openssl_fingerprint(&other).replace(':', "").to_lowercase()
+    );
     assert_eq!(impostor.count(), 0);
     app.stop().await;
 }
@@ -163,7 +202,9 @@ async fn a_self_signed_server_certificate_is_called_self_signed() {
     let certs = certs_of(&cert.pem(), &key.serialize_pem(), "");
     let peer = tls_peer(&certs);
     let acc = app.create_account(account("self-signed", &peer, json!({}))).await;
-    let report = app.test_email(acc["id"].as_str().unwrap(), "to@example.com", "en").await;
+    let report = app
+        .test_email(acc["id"].as_str().unwrap(), "to@example.com", "en")
+        .await;
     assert_eq!(report["stage"], "tls", "{report}");
     assert!(report["reply"].as_str().unwrap().contains("is self-signed"), "{report}");
     assert_eq!(report["certificate"]["self_signed"], true);
@@ -182,7 +223,9 @@ async fn an_expired_certificate_says_when_it_expired() {
     let acc = app
         .create_account(account("expired", &peer, json!({"ca_pem": certs.ca_pem})))
         .await;
-    let report = app.test_email(acc["id"].as_str().unwrap(), "to@example.com", "en").await;
+    let report = app
+        .test_email(acc["id"].as_str().unwrap(), "to@example.com", "en")
+        .await;
     assert_eq!(report["stage"], "tls", "{report}");
     let reply = report["reply"].as_str().unwrap();
     assert!(reply.contains("expired on 2020-01-02"), "{reply}");
@@ -199,7 +242,9 @@ async fn a_certificate_for_another_host_names_the_hosts_it_is_for() {
     let acc = app
         .create_account(account("wrong-host", &peer, json!({"ca_pem": certs.ca_pem})))
         .await;
-    let report = app.test_email(acc["id"].as_str().unwrap(), "to@example.com", "en").await;
+    let report = app
+        .test_email(acc["id"].as_str().unwrap(), "to@example.com", "en")
+        .await;
     assert_eq!(report["stage"], "tls", "{report}");
     let reply = report["reply"].as_str().unwrap();
     assert!(reply.contains("is for mail.example.com, not for localhost"), "{reply}");

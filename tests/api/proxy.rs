@@ -88,9 +88,14 @@ async fn test_emails_reach_the_server_through_http_and_socks5_proxies_with_and_w
         body["proxy"] = proxy_doc(kind, proxy.port, auth.then_some((USER, PASSWORD)));
         let acc = app.create_account(body).await;
         assert_eq!(acc["proxy"]["kind"], kind, "{acc}");
-        assert!(acc["proxy"].get("secret").is_none(), "the proxy password is write-only: {acc}");
+        assert!(
+            acc["proxy"].get("secret").is_none(),
+            "the proxy password is write-only: {acc}"
+        );
         assert_eq!(acc["proxy"]["secret_set"], auth, "{acc}");
-        let report = app.test_email(acc["id"].as_str().unwrap(), "to@example.com", "en").await;
+        let report = app
+            .test_email(acc["id"].as_str().unwrap(), "to@example.com", "en")
+            .await;
         assert_eq!(report["ok"], true, "{kind} auth={auth}: {report}");
         sent += 1;
         let got = smtp.wait_messages(sent).await;
@@ -103,7 +108,10 @@ async fn test_emails_reach_the_server_through_http_and_socks5_proxies_with_and_w
         if auth {
             assert!(t.contains(&format!("as {USER} (password ********)")), "{t}");
         }
-        assert!(!report.to_string().contains(PASSWORD), "the password never shows: {report}");
+        assert!(
+            !report.to_string().contains(PASSWORD),
+            "the password never shows: {report}"
+        );
     }
     app.stop().await;
 }
@@ -128,7 +136,9 @@ async fn starttls_runs_end_to_end_through_a_socks5_tunnel() {
     );
     body["proxy"] = proxy_doc("socks5", proxy.port, Some((USER, PASSWORD)));
     let acc = app.create_account(body).await;
-    let report = app.test_email(acc["id"].as_str().unwrap(), "to@example.com", "en").await;
+    let report = app
+        .test_email(acc["id"].as_str().unwrap(), "to@example.com", "en")
+        .await;
     assert_eq!(report["ok"], true, "{report}");
     assert!(notes(&report).contains("TLS established"), "{report}");
     smtp.wait_messages(1).await;
@@ -150,12 +160,18 @@ async fn a_wrong_proxy_password_is_the_proxy_stage_with_its_hint() {
         assert_eq!(report["stage"], "proxy", "{kind}: {report}");
         assert_eq!(report["class"], "configuration", "{report}");
         let hint = report["hint"].as_str().unwrap();
-        assert!(hint.contains("proxy.username") && hint.contains("proxy.secret"), "{hint}");
+        assert!(
+            hint.contains("proxy.username") && hint.contains("proxy.secret"),
+            "{hint}"
+        );
         let zh = app.test_email(id, "to@example.com", "zh-CN").await;
         assert!(zh["hint"].as_str().unwrap().contains("代理"), "{zh}");
         // Fixing the password alone (the username stays) makes it work.
         let r = app
-            .patch(&format!("/api/v1/accounts/{id}"), &json!({"proxy": {"secret": PASSWORD}}))
+            .patch(
+                &format!("/api/v1/accounts/{id}"),
+                &json!({"proxy": {"secret": PASSWORD}}),
+            )
             .await;
         assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
         let report = app.test_email(id, "to@example.com", "en").await;
@@ -172,11 +188,26 @@ async fn a_proxy_that_is_down_is_the_proxy_stage_with_its_hint() {
     let mut body = local_account("proxy-down", smtp.port, "none", None, None);
     body["proxy"] = proxy_doc("http", free_port(), None);
     let acc = app.create_account(body).await;
-    let report = app.test_email(acc["id"].as_str().unwrap(), "to@example.com", "en").await;
-    assert_eq!((report["ok"].clone(), report["stage"].clone()), (json!(false), json!("proxy")), "{report}");
+    let report = app
+        .test_email(acc["id"].as_str().unwrap(), "to@example.com", "en")
+        .await;
+    assert_eq!(
+        (report["ok"].clone(), report["stage"].clone()),
+        (json!(false), json!("proxy")),
+        "{report}"
+    );
     assert_eq!(report["class"], "transient", "{report}");
-    assert!(report["hint"].as_str().unwrap().contains("could not reach the proxy"), "{report}");
-    assert!(report["reply"].as_str().unwrap().contains("cannot connect to the proxy"), "{report}");
+    assert!(
+        report["hint"].as_str().unwrap().contains("could not reach the proxy"),
+        "{report}"
+    );
+    assert!(
+        report["reply"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect to the proxy"),
+        "{report}"
+    );
     assert_eq!(smtp.count(), 0);
     app.stop().await;
 }
@@ -190,10 +221,15 @@ async fn a_server_the_proxy_cannot_reach_is_the_proxy_stage() {
         let mut body = local_account(&format!("unreachable-{kind}"), closed, "none", None, None);
         body["proxy"] = proxy_doc(kind, proxy.port, Some((USER, PASSWORD)));
         let acc = app.create_account(body).await;
-        let report = app.test_email(acc["id"].as_str().unwrap(), "to@example.com", "en").await;
+        let report = app
+            .test_email(acc["id"].as_str().unwrap(), "to@example.com", "en")
+            .await;
         assert_eq!(report["stage"], "proxy", "{kind}: {report}");
         let hint = report["hint"].as_str().unwrap();
-        assert!(hint.contains("could not or would not connect to the mail server"), "{hint}");
+        assert!(
+            hint.contains("could not or would not connect to the mail server"),
+            "{hint}"
+        );
     }
     app.stop().await;
 }
@@ -243,7 +279,9 @@ async fn the_platform_default_proxy_carries_accounts_without_their_own() {
     let mut body = local_account("direct", smtp.port, "none", None, None);
     body["proxy"] = json!({"kind": "none"});
     let acc = app.create_account(body).await;
-    let report = app.test_email(acc["id"].as_str().unwrap(), "to@example.com", "en").await;
+    let report = app
+        .test_email(acc["id"].as_str().unwrap(), "to@example.com", "en")
+        .await;
     assert_eq!(report["ok"], true, "{report}");
     assert!(!notes(&report).contains("proxy"), "{report}");
     smtp.wait_messages(2).await;
@@ -263,7 +301,10 @@ async fn bad_proxy_settings_name_the_field() {
     let r = app.post("/api/v1/accounts", &body).await;
     assert_eq!(r.status(), 422);
     let p: Value = r.json().await.unwrap();
-    assert!(p.to_string().contains("proxy.secret"), "a username needs its password: {p}");
+    assert!(
+        p.to_string().contains("proxy.secret"),
+        "a username needs its password: {p}"
+    );
     app.stop().await;
 }
 
@@ -291,7 +332,11 @@ async fn oauth2_token_requests_go_through_the_accounts_proxy() {
     let report = app.test_email(id, "someone@example.com", "en").await;
     assert_eq!(report["stage"], "oauth_token", "{report}");
     let stats = oauth.stats().await;
-    assert_eq!(stats["by_grant"]["client_credentials"].as_u64().unwrap_or(0), 0, "{stats}");
+    assert_eq!(
+        stats["by_grant"]["client_credentials"].as_u64().unwrap_or(0),
+        0,
+        "{stats}"
+    );
 
     // Through each kind of proxy, with its password, the token comes.
     for (n, kind) in [(1, "http"), (2, "socks5")] {
