@@ -355,3 +355,70 @@ async fn oauth2_token_requests_go_through_the_accounts_proxy() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_tenant_cannot_use_a_proxy_or_a_server_on_an_internal_address() {
+    let app = spawn_app_with(&[("HERALD_ALLOW_NETWORKS", "")]).await;
+    let smtp = plain_peer();
+    let proxy = Pproxy::start("socks5", false).await;
+    let r = app.post("/api/v1/tenants", &json!({"name": "Acme"})).await;
+    assert_eq!(r.status(), 201);
+    let token = r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let as_tenant = |method: reqwest::Method, path: &str, body: Value| {
+        app.http
+            .request(method, app.url(path))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let test = |id: String| {
+        as_tenant(
+            reqwest::Method::POST,
+            &format!("/api/v1/accounts/{id}/test"),
+            json!({"to": "ops@acme.test"}),
+        )
+    };
+
+    // The tenant's own proxy on loopback: not dialed.
+    let mut body = local_account("own-proxy", 25, "none", None, None);
+    body["host"] = json!("smtp.example.com");
+    body["proxy"] = proxy_doc("socks5", proxy.port, None);
+    let r = as_tenant(reqwest::Method::POST, "/api/v1/accounts", body).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let report: Value = test(id).await.unwrap().json().await.unwrap();
+    assert_eq!(report["stage"], "proxy", "{report}");
+    assert!(report["reply"].as_str().unwrap().contains("loopback address"), "{report}");
+    assert!(report["hint"].as_str().unwrap().contains("HERALD_ALLOW_NETWORKS"), "{report}");
+
+    // The platform's default proxy may be internal, but an internal server
+    // behind it is still out of a tenant's reach.
+    let r = app
+        .http
+        .put(app.url("/api/v1/settings"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"proxy": proxy_doc("socks5", proxy.port, None)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = local_account("internal-server", smtp.port, "none", None, None);
+    let r = as_tenant(reqwest::Method::POST, "/api/v1/accounts", body).await.unwrap();
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let report: Value = test(id).await.unwrap().json().await.unwrap();
+    assert_eq!(report["stage"], "connect", "{report}");
+    assert!(report["reply"].as_str().unwrap().contains("loopback address"), "{report}");
+    assert_eq!(smtp.count(), 0);
+
+    // A tenant cannot set the platform's default proxy.
+    let r = as_tenant(
+        reqwest::Method::PUT,
+        "/api/v1/settings",
+        json!({"proxy": proxy_doc("http", 3128, None)}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("platform setting"));
+    app.stop().await;
+}
