@@ -8,12 +8,12 @@ use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const USER: &str = "proxyuser";
-const PASSWORD: &str = "proxy-pass-7";
+pub(crate) const USER: &str = "proxyuser";
+pub(crate) const PASSWORD: &str = "proxy-pass-7";
 
 /// pproxy on loopback, stopped when dropped.
-struct Pproxy {
-    port: u16,
+pub(crate) struct Pproxy {
+    pub(crate) port: u16,
     child: Child,
 }
 
@@ -33,7 +33,7 @@ fn free_port() -> u16 {
 impl Pproxy {
     /// `kind` is `http` or `socks5`; with `auth`, only USER / PASSWORD get in.
     /// `--auth 0`: every connection authenticates, not only an address's first.
-    async fn start(kind: &str, auth: bool) -> Pproxy {
+    pub(crate) async fn start(kind: &str, auth: bool) -> Pproxy {
         let port = free_port();
         let mut listen = format!("{kind}://127.0.0.1:{port}");
         if auth {
@@ -383,13 +383,21 @@ async fn a_tenant_cannot_use_a_proxy_or_a_server_on_an_internal_address() {
     let mut body = local_account("own-proxy", 25, "none", None, None);
     body["host"] = json!("smtp.example.com");
     body["proxy"] = proxy_doc("socks5", proxy.port, None);
-    let r = as_tenant(reqwest::Method::POST, "/api/v1/accounts", body).await.unwrap();
+    let r = as_tenant(reqwest::Method::POST, "/api/v1/accounts", body)
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
     let report: Value = test(id).await.unwrap().json().await.unwrap();
     assert_eq!(report["stage"], "proxy", "{report}");
-    assert!(report["reply"].as_str().unwrap().contains("loopback address"), "{report}");
-    assert!(report["hint"].as_str().unwrap().contains("HERALD_ALLOW_NETWORKS"), "{report}");
+    assert!(
+        report["reply"].as_str().unwrap().contains("loopback address"),
+        "{report}"
+    );
+    assert!(
+        report["hint"].as_str().unwrap().contains("HERALD_ALLOW_NETWORKS"),
+        "{report}"
+    );
 
     // The platform's default proxy may be internal, but an internal server
     // behind it is still out of a tenant's reach.
@@ -403,11 +411,16 @@ async fn a_tenant_cannot_use_a_proxy_or_a_server_on_an_internal_address() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let body = local_account("internal-server", smtp.port, "none", None, None);
-    let r = as_tenant(reqwest::Method::POST, "/api/v1/accounts", body).await.unwrap();
+    let r = as_tenant(reqwest::Method::POST, "/api/v1/accounts", body)
+        .await
+        .unwrap();
     let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
     let report: Value = test(id).await.unwrap().json().await.unwrap();
     assert_eq!(report["stage"], "connect", "{report}");
-    assert!(report["reply"].as_str().unwrap().contains("loopback address"), "{report}");
+    assert!(
+        report["reply"].as_str().unwrap().contains("loopback address"),
+        "{report}"
+    );
     assert_eq!(smtp.count(), 0);
 
     // A tenant cannot set the platform's default proxy.
