@@ -311,25 +311,28 @@ async fn bad_proxy_settings_name_the_field() {
 #[tokio::test]
 async fn oauth2_token_requests_go_through_the_accounts_proxy() {
     let oauth = OAuthPeer::start();
-    // Tokens expire as issued: every send asks for a new one.
-    oauth.config(json!({"expires_in": 0})).await;
     let smtp = oauth.smtp();
     let app = spawn_app().await;
-    let mut body = json!({
-        "name": "app-only-via-proxy", "provider": "custom", "host": "127.0.0.1", "port": smtp.port,
-        "security": "none", "from": {"address": "mailer@herald.test"}, "timeout_secs": 10,
-        "auth": {"method": "oauth2", "oauth": {
-            "provider": "custom", "flow": "client_credentials", "client_id": "herald-test",
-            "client_secret": "test-secret", "authorize_url": oauth.url("/authorize"),
-            "token_url": oauth.url("/token"), "scope": "https://outlook.office.com/.default"
-        }}
-    });
+    let account = |name: &str, proxy: Value| {
+        json!({
+            "name": name, "provider": "custom", "host": "127.0.0.1", "port": smtp.port,
+            "security": "none", "from": {"address": "mailer@herald.test"}, "timeout_secs": 10,
+            "auth": {"method": "oauth2", "oauth": {
+                "provider": "custom", "flow": "client_credentials", "client_id": "herald-test",
+                "client_secret": "test-secret", "authorize_url": oauth.url("/authorize"),
+                "token_url": oauth.url("/token"), "scope": "https://outlook.office.com/.default"
+            }},
+            "proxy": proxy
+        })
+    };
     // The proxy is down: the token endpoint is up, yet the request fails,
     // because it goes through the proxy.
-    body["proxy"] = proxy_doc("http", free_port(), None);
-    let acc = app.create_account(body).await;
-    let id = acc["id"].as_str().unwrap();
-    let report = app.test_email(id, "someone@example.com", "en").await;
+    let acc = app
+        .create_account(account("token-via-dead-proxy", proxy_doc("http", free_port(), None)))
+        .await;
+    let report = app
+        .test_email(acc["id"].as_str().unwrap(), "someone@example.com", "en")
+        .await;
     assert_eq!(report["stage"], "oauth_token", "{report}");
     let stats = oauth.stats().await;
     assert_eq!(
@@ -338,20 +341,21 @@ async fn oauth2_token_requests_go_through_the_accounts_proxy() {
         "{stats}"
     );
 
-    // Through each kind of proxy, with its password, the token comes.
+    // Through each kind of proxy, with its password, the token comes (a new
+    // account each time: nothing cached).
     for (n, kind) in [(1, "http"), (2, "socks5")] {
         let proxy = Pproxy::start(kind, true).await;
-        let r = app
-            .patch(
-                &format!("/api/v1/accounts/{id}"),
-                &json!({"proxy": proxy_doc(kind, proxy.port, Some((USER, PASSWORD)))}),
-            )
+        let acc = app
+            .create_account(account(
+                &format!("token-via-{kind}"),
+                proxy_doc(kind, proxy.port, Some((USER, PASSWORD))),
+            ))
             .await;
-        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-        let report = app.test_email(id, "someone@example.com", "en").await;
+        let report = app
+            .test_email(acc["id"].as_str().unwrap(), "someone@example.com", "en")
+            .await;
         assert_eq!(report["ok"], true, "{kind}: {report}");
         assert_eq!(oauth.stats().await["by_grant"]["client_credentials"], n, "{kind}");
-        drop(proxy);
     }
     app.stop().await;
 }
