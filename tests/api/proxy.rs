@@ -439,3 +439,48 @@ async fn a_tenant_cannot_use_a_proxy_or_a_server_on_an_internal_address() {
     assert!(r.text().await.unwrap().contains("platform setting"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn queued_messages_are_delivered_through_the_proxy_and_a_proxy_failure_defers_them() {
+    let app = spawn_app().await;
+    let smtp = plain_peer();
+    let proxy = Pproxy::start("http", true).await;
+    let mut body = local_account("worker-via-proxy", smtp.port, "none", None, None);
+    body["proxy"] = proxy_doc("http", proxy.port, Some((USER, PASSWORD)));
+    app.create_account(body).await;
+    let r = app
+        .post(
+            "/api/v1/messages",
+            &json!({"to": ["ops@example.com"], "subject": "Through the proxy", "text": "x", "account": "worker-via-proxy"}),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let m: Value = r.json().await.unwrap();
+    let done = app
+        .wait_message(m["id"].as_str().unwrap(), &["sent", "failed", "deferred"])
+        .await;
+    assert_eq!(done["status"], "sent", "{done}");
+    assert!(
+        smtp.wait_messages(1).await[0]["data"]
+            .as_str()
+            .unwrap()
+            .contains("Through the proxy")
+    );
+
+    // The proxy goes away: the next message waits and retries, it does not fail.
+    drop(proxy);
+    let r = app
+        .post(
+            "/api/v1/messages",
+            &json!({"to": ["ops@example.com"], "subject": "Proxy down", "text": "x", "account": "worker-via-proxy"}),
+        )
+        .await;
+    let m: Value = r.json().await.unwrap();
+    let later = app
+        .wait_message(m["id"].as_str().unwrap(), &["sent", "failed", "deferred"])
+        .await;
+    assert_eq!(later["status"], "deferred", "{later}");
+    let attempts = later["attempts"].as_array().unwrap();
+    assert_eq!(attempts.last().unwrap()["stage"], "proxy", "{later}");
+    app.stop().await;
+}
