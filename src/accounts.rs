@@ -38,6 +38,19 @@ pub struct AccountInput {
     pub limits: Option<LimitsInput>,
     /// Id or name of another account of the tenant; empty string clears it.
     pub backup_account: Option<String>,
+    /// The proxy to reach the server through; `null` removes it (the
+    /// platform default applies again), `{"kind":"none"}` connects directly.
+    #[serde(default, deserialize_with = "present")]
+    pub proxy: Option<Option<crate::proxy::ProxyDoc>>,
+}
+
+/// A field that may be absent (keep), `null` (clear) or a value.
+fn present<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -61,6 +74,8 @@ pub struct FromInput {
 pub struct TlsInput {
     pub ca_pem: Option<String>,
     pub skip_verify: Option<bool>,
+    /// Hex SHA-256 of the one server certificate to trust; empty string clears it.
+    pub pin_sha256: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -86,6 +101,9 @@ pub struct AccountView {
     pub timeout_secs: u64,
     pub limits: LimitsView,
     pub backup_account: Option<String>,
+    /// The account's own proxy (its secret never shown); absent: the platform default, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<crate::proxy::ProxyDoc>,
     pub status: AccountStatus,
     pub status_message: Option<String>,
     /// The OAuth2 redirect URI to register at the provider.
@@ -115,6 +133,9 @@ pub struct FromView {
 pub struct TlsView {
     pub ca_pem: Option<String>,
     pub skip_verify: bool,
+    /// The pinned certificate's SHA-256 (lower-case hex), when one is pinned.
+    #[serde(default)]
+    pub pin_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,6 +168,7 @@ impl AccountView {
             tls: TlsView {
                 ca_pem: row.tls_ca_pem.clone(),
                 skip_verify: row.tls_skip_verify,
+                pin_sha256: row.tls_pin_sha256.clone(),
             },
             timeout_secs: row.timeout_secs,
             limits: LimitsView {
@@ -155,6 +177,8 @@ impl AccountView {
                 per_day: row.limit_per_day,
             },
             backup_account: row.backup_account.clone(),
+            proxy: crate::proxy::ProxySettings::from_stored(row.proxy.as_deref())
+                .map(|p| p.view(row.proxy_secret.is_some())),
             status: row.status,
             status_message: row.status_message.clone(),
             redirect_uri,
@@ -180,6 +204,12 @@ struct Draft {
     from_name: Option<String>,
     ca_pem: Option<String>,
     skip_verify: bool,
+    pin_sha256: Option<String>,
+    /// The stored proxy, and whether its password is stored.
+    proxy_current: Option<crate::proxy::ProxySettings>,
+    has_proxy_secret: bool,
+    /// The proxy as given: `Some(None)` removes it.
+    proxy_input: Option<Option<crate::proxy::ProxyDoc>>,
     timeout_secs: u64,
     limits: (Option<u32>, Option<u32>, Option<u32>),
     limits_given: bool,
@@ -205,6 +235,10 @@ impl Draft {
             from_name: None,
             ca_pem: None,
             skip_verify: false,
+            pin_sha256: None,
+            proxy_current: None,
+            has_proxy_secret: false,
+            proxy_input: None,
             timeout_secs: DEFAULT_TIMEOUT_SECS,
             limits: (None, None, None),
             limits_given: false,
@@ -230,6 +264,10 @@ impl Draft {
             from_name: r.from_name.clone(),
             ca_pem: r.tls_ca_pem.clone(),
             skip_verify: r.tls_skip_verify,
+            pin_sha256: r.tls_pin_sha256.clone(),
+            proxy_current: crate::proxy::ProxySettings::from_stored(r.proxy.as_deref()),
+            has_proxy_secret: r.proxy_secret.is_some(),
+            proxy_input: None,
             timeout_secs: r.timeout_secs,
             limits: (r.limit_connections, r.limit_per_minute, r.limit_per_day),
             limits_given: true,
@@ -304,6 +342,12 @@ impl Draft {
             if let Some(s) = t.skip_verify {
                 self.skip_verify = s;
             }
+            if t.pin_sha256.is_some() {
+                self.pin_sha256 = t.pin_sha256;
+            }
+        }
+        if input.proxy.is_some() {
+            self.proxy_input = input.proxy;
         }
         if let Some(t) = input.timeout_secs {
             self.timeout_secs = t;
@@ -342,6 +386,10 @@ struct Checked {
     from_name: Option<String>,
     ca_pem: Option<String>,
     skip_verify: bool,
+    pin_sha256: Option<String>,
+    /// The proxy to store (`None`: none of its own), and what happens to its password.
+    proxy: Option<crate::proxy::ProxySettings>,
+    proxy_secret: crate::proxy::SecretChange,
     timeout_secs: u64,
     limits: (Option<u32>, Option<u32>, Option<u32>),
     oauth: Option<crate::oauth::OAuthSettings>,
@@ -536,6 +584,28 @@ fn check(d: &Draft, creating: bool) -> Result<Checked> {
     {
         p.add("tls.ca_pem", m);
     }
+    let pin_sha256 = match d.pin_sha256.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(pin) => p
+            .check("tls.pin_sha256", crate::smtp::certificate::parse_pin(pin))
+            .map(|pin| crate::smtp::certificate::pin_text(&pin)),
+    };
+    if pin_sha256.is_some() && d.skip_verify {
+        p.add(
+            "tls.pin_sha256",
+            "cannot be combined with tls.skip_verify: a pinned certificate is verified; set tls.skip_verify to false",
+        );
+    }
+    let (proxy, proxy_secret) = match &d.proxy_input {
+        None => (d.proxy_current.clone(), crate::proxy::SecretChange::Keep),
+        Some(None) => (None, crate::proxy::SecretChange::Clear),
+        Some(Some(doc)) => {
+            match crate::proxy::check("proxy", doc, d.proxy_current.as_ref(), d.has_proxy_secret, &mut p) {
+                Some((s, secret)) => (Some(s), secret),
+                None => (None, crate::proxy::SecretChange::Keep),
+            }
+        }
+    };
     if !(1..=600).contains(&d.timeout_secs) {
         p.add("timeout_secs", "must be between 1 and 600 seconds");
     }
@@ -572,6 +642,9 @@ fn check(d: &Draft, creating: bool) -> Result<Checked> {
         from_name,
         ca_pem,
         skip_verify: d.skip_verify,
+        pin_sha256,
+        proxy,
+        proxy_secret,
         timeout_secs: d.timeout_secs,
         limits,
         oauth,
@@ -647,6 +720,21 @@ impl Accounts {
         )
     }
 
+    /// The proxy password to store: sealed when a new one is given, the
+    /// stored one kept, or none.
+    fn proxy_secret(&self, id: &str, c: &Checked, stored: Option<&Vec<u8>>) -> Option<Vec<u8>> {
+        use crate::proxy::SecretChange;
+        c.proxy.as_ref().filter(|p| p.username.is_some())?;
+        match &c.proxy_secret {
+            SecretChange::Set(s) => Some(
+                self.keys
+                    .seal(&crate::proxy::account_secret_context(id), &Secret::new(s.as_str())),
+            ),
+            SecretChange::Keep => stored.cloned(),
+            SecretChange::Clear => None,
+        }
+    }
+
     /// The status a new or re-configured OAuth account starts in.
     fn oauth_start_status(oauth: Option<&crate::oauth::OAuthSettings>) -> AccountStatus {
         match oauth.map(|o| o.flow) {
@@ -674,6 +762,7 @@ impl Accounts {
             .map(|o| serde_json::to_string(o).expect("serializable"));
         let client_secret = c.oauth.as_ref().and_then(|_| self.seal_client_secret(&id, &draft));
         let start_status = Self::oauth_start_status(c.oauth.as_ref());
+        let proxy_secret = self.proxy_secret(&id, &c, None);
         let row = Account {
             id,
             tenant_id: tenant.to_string(),
@@ -691,6 +780,9 @@ impl Accounts {
             from_name: c.from_name,
             tls_ca_pem: c.ca_pem,
             tls_skip_verify: c.skip_verify,
+            tls_pin_sha256: c.pin_sha256,
+            proxy: c.proxy.as_ref().map(|p| p.to_stored()),
+            proxy_secret,
             timeout_secs: c.timeout_secs,
             limit_connections: c.limits.0,
             limit_per_minute: c.limits.1,
@@ -757,7 +849,11 @@ impl Accounts {
                 .seal_client_secret(&old.id, &draft)
                 .or_else(|| old.oauth_client_secret.clone()),
         };
+        let proxy_secret = self.proxy_secret(&old.id, &c, old.proxy_secret.as_ref());
         let mut row = Account {
+            tls_pin_sha256: c.pin_sha256,
+            proxy: c.proxy.as_ref().map(|p| p.to_stored()),
+            proxy_secret,
             oauth: oauth_json,
             oauth_client_secret: client_secret,
             name: c.name,
@@ -789,7 +885,10 @@ impl Accounts {
             || row.username != old.username
             || row.secret != old.secret
             || row.tls_ca_pem != old.tls_ca_pem
-            || row.tls_skip_verify != old.tls_skip_verify;
+            || row.tls_skip_verify != old.tls_skip_verify
+            || row.tls_pin_sha256 != old.tls_pin_sha256
+            || row.proxy != old.proxy
+            || row.proxy_secret != old.proxy_secret;
         // Tokens belong to a provider, a client and a scope: any change to
         // those discards them, and a person must authorize again.
         let oauth_changed = crate::oauth::settings_of(&row) != crate::oauth::settings_of(&old)

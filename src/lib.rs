@@ -28,6 +28,7 @@ pub(crate) mod netguard;
 pub(crate) mod oauth;
 pub(crate) mod outbox;
 pub(crate) mod pool;
+pub(crate) mod proxy;
 pub(crate) mod rules;
 pub(crate) mod secrets;
 pub mod services;

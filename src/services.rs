@@ -103,15 +103,20 @@ impl Services {
 
         let health = Health::new(store.clone(), events.clone(), wake.clone());
         let tokens = Tokens::new(store.clone(), keys.clone(), http.clone(), health.clone());
-        let connector =
-            crate::connect::Connector::new(keys.clone(), tokens, health.clone(), config.allow_networks.clone());
+        let connector = crate::connect::Connector::new(
+            store.clone(),
+            keys.clone(),
+            tokens,
+            health.clone(),
+            config.allow_networks.clone(),
+        );
         let templates = Templates::new(store.clone());
         let outbox = Outbox::new(store.clone(), metrics.clone(), wake.clone(), templates.clone());
         let rules = Rules::new(store.clone(), outbox.clone(), templates.clone(), events);
         let accounts = Accounts::new(store.clone(), keys.clone(), config.redirect_uri(), health.clone());
         let app = Services(Arc::new(Wired {
             tenants: Tenants::new(store.clone(), rules.clone(), config.admin_token.clone()),
-            settings: SettingsBook::new(store.clone(), config.public_url.clone()),
+            settings: SettingsBook::new(store.clone(), keys.clone(), config.public_url.clone()),
             authorizations: Authorizations::new(
                 store.clone(),
                 keys.clone(),

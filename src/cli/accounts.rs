@@ -87,6 +87,26 @@ pub(super) struct AccountArgs {
     /// Do not verify the server certificate (only for servers you control).
     #[arg(long)]
     skip_verify: Option<bool>,
+    /// Trust exactly the server certificate with this SHA-256 fingerprint
+    /// (hex, colons allowed: the test report's certificate.sha256); "" removes the pin.
+    #[arg(long)]
+    pin_sha256: Option<String>,
+    /// Proxy to reach the server through: http (HTTP CONNECT), socks5, none
+    /// (directly, despite a platform default) or default (the platform's, if any).
+    #[arg(long)]
+    proxy: Option<String>,
+    #[arg(long)]
+    proxy_host: Option<String>,
+    #[arg(long)]
+    proxy_port: Option<u16>,
+    #[arg(long)]
+    proxy_username: Option<String>,
+    /// Read the proxy password from stdin.
+    #[arg(long, conflicts_with_all = ["secret_stdin", "client_secret_stdin"])]
+    proxy_secret_stdin: bool,
+    /// Read the proxy password from a file.
+    #[arg(long)]
+    proxy_secret_file: Option<PathBuf>,
     #[arg(long)]
     timeout_secs: Option<u64>,
     #[arg(long)]
@@ -202,10 +222,35 @@ fn account_input(args: &AccountArgs) -> anyhow::Result<AccountInput> {
         address: args.from.clone(),
         name: args.from_name.clone(),
     });
-    let tls = (ca_pem.is_some() || args.skip_verify.is_some()).then_some(TlsInput {
+    let tls = (ca_pem.is_some() || args.skip_verify.is_some() || args.pin_sha256.is_some()).then_some(TlsInput {
         ca_pem,
         skip_verify: args.skip_verify,
+        pin_sha256: args.pin_sha256.clone(),
     });
+    let proxy_secret = read_secret(
+        args.proxy_secret_stdin,
+        args.proxy_secret_file.as_deref(),
+        "--proxy-secret-file",
+    )?;
+    let proxy = match args.proxy.as_deref() {
+        Some("default") => Some(None),
+        kind if kind.is_some()
+            || args.proxy_host.is_some()
+            || args.proxy_port.is_some()
+            || args.proxy_username.is_some()
+            || proxy_secret.is_some() =>
+        {
+            Some(Some(crate::proxy::ProxyDoc {
+                kind: kind.map(str::to_string),
+                host: args.proxy_host.clone(),
+                port: args.proxy_port,
+                username: args.proxy_username.clone(),
+                secret: proxy_secret,
+                secret_set: None,
+            }))
+        }
+        _ => None,
+    };
     let limits = (args.limit_connections.is_some() || args.limit_per_minute.is_some() || args.limit_per_day.is_some())
         .then_some(LimitsInput {
             connections: args.limit_connections,
@@ -224,6 +269,7 @@ fn account_input(args: &AccountArgs) -> anyhow::Result<AccountInput> {
         timeout_secs: args.timeout_secs,
         limits,
         backup_account: args.backup_account.clone(),
+        proxy,
     })
 }
 

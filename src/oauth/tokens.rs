@@ -285,12 +285,12 @@ impl Tokens {
         stored: Option<&crate::store::oauth::TokenRow>,
     ) -> Result<Secret, TokenProblem> {
         let secret = client_secret(row, &self.keys).map_err(|e| TokenProblem::Configuration(format!("{e}")))?;
-        let client =
-            token_client(settings, secret.as_ref(), None).map_err(|e| TokenProblem::Configuration(format!("{e}")))?;
         let http = self
             .http
-            .for_account(row, &settings.token_url)
-            .map_err(|refused| TokenProblem::Configuration(format!("the token endpoint was not called: {refused}")))?;
+            .for_account_via_proxy(&self.store, &self.keys, row, &settings.token_url)
+            .await?;
+        let client =
+            token_client(settings, secret.as_ref(), None).map_err(|e| TokenProblem::Configuration(format!("{e}")))?;
         let now = crate::now_ms();
         let response = match settings.flow {
             Flow::AuthorizationCode => {
@@ -304,7 +304,7 @@ impl Tokens {
                     .map_err(|e| TokenProblem::Configuration(format!("{e}")))?;
                 client
                     .exchange_refresh_token(&RefreshToken::new(refresh.expose().to_string()))
-                    .request_async(http)
+                    .request_async(&http)
                     .await
             }
             Flow::ClientCredentials => {
@@ -312,7 +312,7 @@ impl Tokens {
                 for s in settings.scope.split_whitespace() {
                     req = req.add_scope(Scope::new(s.to_string()));
                 }
-                req.request_async(http).await
+                req.request_async(&http).await
             }
         };
         let tokens = response.map_err(|e| classify(&e))?;

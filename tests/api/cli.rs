@@ -875,3 +875,79 @@ async fn authorize_through_a_loopback_listener() {
     assert!(out.stdout.contains("AUTH XOAUTH2 ********"), "{}", out.all());
     h.assert_never_printed("test-secret");
 }
+
+#[tokio::test]
+async fn an_account_through_a_proxy_and_with_a_pinned_certificate_from_the_command_line() {
+    use crate::proxy::{PASSWORD, Pproxy, USER};
+    let peer = Peer::aiosmtpd(PyPeer {
+        mode: "plain",
+        certs: None,
+        user: None,
+        require_tls: false,
+    });
+    let proxy = Pproxy::start("socks5", true).await;
+    let h = Herald::new();
+    let port = peer.port.to_string();
+    let proxy_port = proxy.port.to_string();
+    h.run_stdin(
+        &[
+            "account",
+            "add",
+            "--name",
+            "via-proxy",
+            "--provider",
+            "custom",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--security",
+            "none",
+            "--auth",
+            "none",
+            "--from",
+            "noreply@herald.test",
+            "--timeout-secs",
+            "10",
+            "--proxy",
+            "socks5",
+            "--proxy-host",
+            "127.0.0.1",
+            "--proxy-port",
+            &proxy_port,
+            "--proxy-username",
+            USER,
+            "--proxy-secret-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    )
+    .ok();
+    let out = h
+        .run(&["account", "test", "via-proxy", "--to", "someone@example.com"])
+        .ok();
+    assert!(out.stdout.contains("socks5 proxy"), "{}", out.stdout);
+    peer.wait_messages(1).await;
+    let shown = h.run(&["--json", "account", "show", "via-proxy"]).ok().json();
+    assert_eq!(shown["proxy"]["username"], USER, "{shown}");
+    assert_eq!(shown["proxy"]["secret_set"], true, "{shown}");
+    h.assert_never_printed(PASSWORD);
+    assert_not_at_rest(&h, PASSWORD);
+
+    let pin = "AB:".repeat(31) + "AB";
+    h.run(&[
+        "account",
+        "edit",
+        "via-proxy",
+        "--pin-sha256",
+        &pin,
+        "--proxy",
+        "default",
+    ])
+    .ok();
+    let shown = h.run(&["--json", "account", "show", "via-proxy"]).ok().json();
+    assert_eq!(shown["tls"]["pin_sha256"], "ab".repeat(32), "{shown}");
+    assert!(shown.get("proxy").is_none(), "back to the platform default: {shown}");
+    let out = h.run(&["account", "edit", "via-proxy", "--pin-sha256", "nope"]);
+    assert_ne!(out.code, Some(0));
+    assert!(out.all().contains("tls.pin_sha256"), "{}", out.all());
+}

@@ -11,6 +11,8 @@ mod delivery;
 mod messages;
 mod oauth;
 mod openapi;
+mod pinning;
+mod proxy;
 mod slow_clients;
 mod storage;
 mod templates;
