@@ -35,6 +35,9 @@ pub struct Config {
     /// `HERALD_SECRET_KEY`: base64 of 32 bytes, instead of the data directory's
     /// key file; nodes sharing a database must share it.
     pub secret_key: Option<String>,
+    /// `HERALD_DNS_SERVER`: the DNS server (`ip:port`) the DKIM check asks,
+    /// instead of the system's (resolv.conf).
+    pub dns_server: Option<SocketAddr>,
 }
 
 /// The config file's keys: the environment variables' names in lower case
@@ -53,6 +56,7 @@ struct FileConfig {
     lease_secs: Option<u64>,
     log_format: Option<String>,
     secret_key: Option<String>,
+    dns_server: Option<String>,
 }
 
 /// Where the settings come from; tests pass their own environment.
@@ -142,7 +146,19 @@ impl Config {
             other => bail!("HERALD_LOG_FORMAT={other:?} must be text or json"),
         };
         let secret_key = pick("HERALD_SECRET_KEY", file.secret_key);
+        let dns_server = match pick("HERALD_DNS_SERVER", file.dns_server) {
+            None => None,
+            Some(v) => Some(v.trim().parse::<SocketAddr>().or_else(|_| {
+                v.trim()
+                    .parse::<std::net::IpAddr>()
+                    .map(|ip| SocketAddr::new(ip, 53))
+                    .with_context(|| {
+                        format!("HERALD_DNS_SERVER={v:?} is not an address such as 192.0.2.53 or 127.0.0.1:5353")
+                    })
+            })?),
+        };
         Ok(Config {
+            dns_server,
             secret_key,
             listen,
             data_dir,

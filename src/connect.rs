@@ -81,9 +81,9 @@ pub fn credentials(row: &Account, keys: &Keyring) -> Result<Credentials> {
                 secret,
             })
         }
-        AuthMethod::OAuth2 => Err(Error::field(
+        AuthMethod::OAuth2 | AuthMethod::GoogleServiceAccount => Err(Error::field(
             "auth.method",
-            "oauth2 signs in with an access token, not a stored secret",
+            "oauth2 and google_service_account sign in with an access token, not a stored secret",
         )),
     }
 }
@@ -103,18 +103,30 @@ pub struct Connector {
     keys: Keyring,
     tokens: Tokens,
     health: Health,
+    dkim: crate::dkim::Dkim,
 }
 
 impl Connector {
     /// Passwords are opened with `keys`; access tokens come from `tokens`.
-    pub fn new(keys: Keyring, tokens: Tokens, health: Health) -> Connector {
-        Connector { keys, tokens, health }
+    pub fn new(keys: Keyring, tokens: Tokens, health: Health, dkim: crate::dkim::Dkim) -> Connector {
+        Connector {
+            keys,
+            tokens,
+            health,
+            dkim,
+        }
+    }
+
+    /// The message as composed for the account, DKIM-signed when the
+    /// account's tenant has a key for the sender's domain.
+    pub async fn sign(&self, row: &Account, raw: Vec<u8>) -> Vec<u8> {
+        self.dkim.sign(&row.tenant_id, &row.from_address, raw).await
     }
 
     /// A session signed in as the account, recorded into `transcript`.
     pub async fn open_session(&self, row: &Account, transcript: &Transcript) -> std::result::Result<Session, Failure> {
         let settings = server_settings(row);
-        if row.auth_method != AuthMethod::OAuth2 {
+        if !row.auth_method.uses_tokens() {
             let credentials = credentials(row, &self.keys)
                 .map_err(|e| Failure::condition(Stage::Auth, Condition::AuthUnsupported, e.to_string()))?;
             return Session::open(&settings, &credentials, transcript.clone()).await;
