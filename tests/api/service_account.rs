@@ -26,6 +26,7 @@ fn rsa_key(dir: &Path) -> (String, std::path::PathBuf) {
             "-out",
         ])
         .arg(&key)
+        .stderr(std::process::Stdio::null())
         .status()
         .expect("openssl (scripts/install-test-peers.sh)")
         .success();
