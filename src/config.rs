@@ -215,5 +215,14 @@ mod tests {
         let e = load(&[("HERALD_LEASE_SECS", "1")]).unwrap_err().to_string();
         assert!(e.contains("HERALD_LEASE_SECS") && e.contains("at least 2"), "{e}");
         assert_eq!(load(&[]).unwrap().lease_secs, 120);
+        let e = load(&[("HERALD_DNS_SERVER", "dns.example")]).unwrap_err().to_string();
+        assert!(e.contains("HERALD_DNS_SERVER"), "{e}");
+        let c = load(&[("HERALD_DNS_SERVER", "192.0.2.53")]).unwrap();
+        assert_eq!(
+            c.dns_server,
+            Some("192.0.2.53:53".parse().unwrap()),
+            "port 53 unless given"
+        );
+        assert_eq!(load(&[]).unwrap().dns_server, None);
     }
 }

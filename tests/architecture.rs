@@ -18,7 +18,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["smtp", "compose", "diagnosis", "discovery", "store"],
     ),
     // `error` is the services' error: it converts the store's (`StoreError`).
-    ("engine", &["error", "health", "oauth", "connect", "dkim", "pool", "delivery"]),
+    (
+        "engine",
+        &["error", "health", "oauth", "connect", "dkim", "pool", "delivery"],
+    ),
     (
         "services",
         &[
