@@ -101,12 +101,18 @@ impl Services {
         let wake = Arc::new(Notify::new());
         // Wakes the rules' event feed when an account event was written.
         let events = Arc::new(Notify::new());
-        let http = crate::oauth::http_client();
+        let http = crate::oauth::TokenHttp::new(config.allow_networks.clone());
 
         let health = Health::new(store.clone(), events.clone(), wake.clone());
         let tokens = Tokens::new(store.clone(), keys.clone(), http.clone(), health.clone());
         let dkim = crate::dkim::Dkim::new(store.clone(), keys.clone(), config.dns_server);
-        let connector = crate::connect::Connector::new(keys.clone(), tokens, health.clone(), dkim.clone());
+        let connector = crate::connect::Connector::new(
+            keys.clone(),
+            tokens,
+            health.clone(),
+            config.allow_networks.clone(),
+            dkim.clone(),
+        );
         let templates = Templates::new(store.clone());
         let outbox = Outbox::new(store.clone(), metrics.clone(), wake.clone(), templates.clone());
         let rules = Rules::new(store.clone(), outbox.clone(), templates.clone(), events);

@@ -163,10 +163,16 @@ pub async fn request(
         .await
         .map_err(|e| {
             let mut msg = e.to_string();
+            let mut refused = false;
             let mut src = std::error::Error::source(&e);
             while let Some(s) = src {
                 msg = format!("{msg}: {s}");
+                refused |= s.is::<crate::netguard::Refused>();
                 src = s.source();
+            }
+            if refused {
+                // Waiting will not help: the endpoint's name points inside the platform.
+                return TokenProblem::Configuration(format!("the token endpoint was not called: {msg}"));
             }
             TokenProblem::Unavailable(format!("the token endpoint could not be reached: {msg}"))
         })?;
