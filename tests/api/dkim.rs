@@ -229,3 +229,53 @@ async fn bad_dkim_input_names_the_field() {
     assert!(list.is_empty());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn dkim_keys_on_postgresql_and_per_tenant() {
+    let app = spawn_app_pg().await;
+    let rsa = add_key(&app, json!({"domain": "example.com", "selector": "a"})).await;
+    let ed = add_key(&app, json!({"domain": "example.com", "algorithm": "ed25519"})).await;
+    let list: Vec<Value> = app.get("/api/v1/dkim").await.json().await.unwrap();
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(list[0]["id"], ed["id"], "the newest signs: {list:?}");
+    assert_eq!(list[0]["signing"], true);
+    // Another tenant sees none of them.
+    let t: Value = app
+        .post("/api/v1/tenants", &json!({"name": "Acme"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = t["token"].as_str().expect("the tenant's token").to_string();
+    let theirs: Value = app
+        .http
+        .get(app.url("/api/v1/dkim"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs, json!([]));
+    let r = app
+        .http
+        .get(app.url(&format!("/api/v1/dkim/{}", rsa["id"].as_str().unwrap())))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = app
+        .delete(&format!("/api/v1/dkim/{}", rsa["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(r.status(), 204);
+    let shown: Value = app
+        .get(&format!("/api/v1/dkim/{}", ed["id"].as_str().unwrap()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["signing"], true);
+    app.stop().await;
+}
