@@ -5,6 +5,7 @@
 #     and disabled so port 25 stays free), swaks, openssl
 #   - PyPI:   aiosmtpd, into the python3 on PATH (tests/peers/smtp_auth_server.py);
 #             pproxy, an HTTP CONNECT and SOCKS5 proxy (tests/api/proxy.rs)
+#             dkimpy, PyNaCl, dnslib (tests/peers/dkim_peers.py)
 #   - npm:    tests/peers/package-lock.json (smtp-server, oauth2-mock-server)
 # Idempotent, quiet unless something fails, meant to run as root (CI, dev
 # machines). Prints one summary line of versions at the end.
@@ -115,6 +116,25 @@ if ! pproxy_ok; then
         exit 1
     fi
     pproxy_ok || die "pproxy still not on PATH after pip install (python3 is $(command -v python3))"
+# DKIM tests (tests/peers/dkim_peers.py): dkimpy verifies signatures (PyNaCl
+# for Ed25519), dnslib serves the TXT records on loopback.
+dkim_peers_ok() {
+    python3 -c 'import dkim, nacl.signing, dnslib.server' >/dev/null 2>&1
+}
+if ! dkim_peers_ok; then
+    if ! python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        'dkimpy>=1.1,<2' 'pynacl>=1.5' 'dnslib>=0.9,<1' >"$log_file" 2>&1; then
+        if grep -q externally-managed-environment "$log_file"; then
+            run_quiet "apt-get install python3-dkim python3-nacl python3-dnslib" as_root env \
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+                python3-dkim python3-nacl python3-dnslib
+        else
+            echo "install-test-peers: pip install dkimpy pynacl dnslib failed" >&2
+            cat "$log_file" >&2
+            exit 1
+        fi
+    fi
+    dkim_peers_ok || die "dkimpy / PyNaCl / dnslib still not importable by $(command -v python3)"
 fi
 
 # ------------------------------------------------------------------ npm

@@ -60,6 +60,8 @@ pub struct AuthInput {
     pub username: Option<String>,
     pub secret: Option<String>,
     pub oauth: Option<crate::oauth::OAuthInput>,
+    /// A Google service account's JSON key (method google_service_account); write-only.
+    pub service_account_key: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -217,6 +219,10 @@ struct Draft {
     oauth_current: Option<crate::oauth::OAuthSettings>,
     oauth_input: Option<crate::oauth::OAuthInput>,
     has_client_secret: bool,
+    /// A new service account key given.
+    new_service_account_key: Option<String>,
+    /// The stored secret is a service account key (the stored method is google_service_account).
+    has_service_account_key: bool,
 }
 
 impl Draft {
@@ -246,6 +252,8 @@ impl Draft {
             oauth_current: None,
             oauth_input: None,
             has_client_secret: false,
+            new_service_account_key: None,
+            has_service_account_key: false,
         }
     }
 
@@ -259,7 +267,7 @@ impl Draft {
             auth_method: Some(r.auth_method.as_str().to_string()),
             username: r.username.clone(),
             new_secret: None,
-            has_secret: r.secret.is_some(),
+            has_secret: r.secret.is_some() && r.auth_method == AuthMethod::Password,
             from_address: Some(r.from_address.as_str().to_string()),
             from_name: r.from_name.clone(),
             ca_pem: r.tls_ca_pem.clone(),
@@ -275,6 +283,8 @@ impl Draft {
             oauth_current: crate::oauth::settings_of(r),
             oauth_input: None,
             has_client_secret: r.oauth_client_secret.is_some(),
+            new_service_account_key: None,
+            has_service_account_key: r.auth_method == AuthMethod::GoogleServiceAccount && r.secret.is_some(),
         }
     }
 
@@ -317,6 +327,13 @@ impl Draft {
             }
             if let Some(s) = a.secret.filter(|s| !is_mask(s)) {
                 self.new_secret = Some(s);
+            }
+            // A service account key without a method means "sign in as the service account".
+            if let Some(k) = a.service_account_key.filter(|s| !is_mask(s)) {
+                if a.method.is_none() {
+                    self.auth_method = Some(AuthMethod::GoogleServiceAccount.as_str().into());
+                }
+                self.new_service_account_key = Some(k);
             }
             // OAuth settings without a method mean "sign in with OAuth2".
             if let Some(mut o) = a.oauth {
@@ -570,7 +587,26 @@ fn check(d: &Draft, creating: bool) -> Result<Checked> {
                 Err(e) => return Err(e),
             }
         }
-        other => p.add("auth.method", format!("'{other}' is not one of none, password, oauth2")),
+        "google_service_account" => {
+            // The token's `sub` and the XOAUTH2 user are the sender.
+            username = from_address.as_ref().map(|a| a.as_str().to_string());
+            match d.new_service_account_key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
+                Some(k) => {
+                    if let Err(m) = crate::oauth::service_account::ServiceAccountKey::parse(k) {
+                        p.add("auth.service_account_key", m);
+                    }
+                }
+                None if !creating && d.has_service_account_key => {}
+                None => p.add(
+                    "auth.service_account_key",
+                    "is required with auth.method google_service_account: paste the service account's JSON key (Google Cloud console → IAM & Admin → Service Accounts → Keys; write-only: stored encrypted and never shown again)",
+                ),
+            }
+        }
+        other => p.add(
+            "auth.method",
+            format!("'{other}' is not one of none, password, oauth2, google_service_account"),
+        ),
     }
 
     let ca_pem = d
@@ -751,11 +787,13 @@ impl Accounts {
         let id = crate::store::new_id();
         let backup = resolve_backup(&self.store, tenant, &id, draft.backup.as_deref()).await?;
         let now = crate::now_ms();
-        let secret = draft
-            .new_secret
-            .as_deref()
-            .filter(|s| !s.is_empty() && c.auth_method == AuthMethod::Password)
-            .map(|s| self.keys.seal(&secret_context(&id), &Secret::new(s)));
+        let secret = match c.auth_method {
+            AuthMethod::GoogleServiceAccount => draft.new_service_account_key.as_deref().map(str::trim),
+            AuthMethod::Password => draft.new_secret.as_deref(),
+            _ => None,
+        }
+        .filter(|s| !s.is_empty())
+        .map(|s| self.keys.seal(&secret_context(&id), &Secret::new(s)));
         let oauth_json = c
             .oauth
             .as_ref()
@@ -834,10 +872,19 @@ impl Accounts {
         draft.apply(input);
         let c = check(&draft, false)?;
         let backup = resolve_backup(&self.store, tenant, &old.id, draft.backup.as_deref()).await?;
-        let secret = match draft.new_secret.as_deref() {
-            _ if c.auth_method != AuthMethod::Password => None,
-            Some(s) if !s.is_empty() => Some(self.keys.seal(&secret_context(&old.id), &Secret::new(s))),
-            _ => old.secret.clone(),
+        let secret = match c.auth_method {
+            AuthMethod::GoogleServiceAccount => match draft.new_service_account_key.as_deref().map(str::trim) {
+                Some(k) if !k.is_empty() => Some(self.keys.seal(&secret_context(&old.id), &Secret::new(k))),
+                _ if draft.has_service_account_key => old.secret.clone(),
+                _ => None,
+            },
+            AuthMethod::Password => match draft.new_secret.as_deref() {
+                Some(s) if !s.is_empty() => Some(self.keys.seal(&secret_context(&old.id), &Secret::new(s))),
+                // A service account key is not a password.
+                _ if old.auth_method == AuthMethod::Password => old.secret.clone(),
+                _ => None,
+            },
+            _ => None,
         };
         let oauth_json = c
             .oauth
@@ -893,7 +940,10 @@ impl Accounts {
         // those discards them, and a person must authorize again.
         let oauth_changed = crate::oauth::settings_of(&row) != crate::oauth::settings_of(&old)
             || row.oauth_client_secret != old.oauth_client_secret
-            || row.auth_method != old.auth_method;
+            || row.auth_method != old.auth_method
+            // A service account's token is for its key and for the sender it acts as.
+            || (row.auth_method == AuthMethod::GoogleServiceAccount
+                && (row.secret != old.secret || row.from_address != old.from_address));
         self.store
             .update_account(&AccountRow::from(&row))
             .await

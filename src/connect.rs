@@ -91,9 +91,9 @@ pub fn credentials(row: &Account, keys: &Keyring) -> Result<Credentials> {
                 secret,
             })
         }
-        AuthMethod::OAuth2 => Err(Error::field(
+        AuthMethod::OAuth2 | AuthMethod::GoogleServiceAccount => Err(Error::field(
             "auth.method",
-            "oauth2 signs in with an access token, not a stored secret",
+            "oauth2 and google_service_account sign in with an access token, not a stored secret",
         )),
     }
 }
@@ -115,19 +115,35 @@ pub struct Connector {
     tokens: Tokens,
     health: Health,
     allow: Arc<AllowList>,
+    dkim: crate::dkim::Dkim,
 }
 
 impl Connector {
     /// Passwords are opened with `keys`; access tokens come from `tokens`;
-    /// a tenant's servers (and its own proxy) must be public or on `allow`.
-    pub fn new(store: Store, keys: Keyring, tokens: Tokens, health: Health, allow: Arc<AllowList>) -> Connector {
+    /// a tenant's servers (and its own proxy) must be public or on `allow`;
+    /// messages are signed with the tenant's DKIM keys.
+    pub fn new(
+        store: Store,
+        keys: Keyring,
+        tokens: Tokens,
+        health: Health,
+        allow: Arc<AllowList>,
+        dkim: crate::dkim::Dkim,
+    ) -> Connector {
         Connector {
             store,
             keys,
             tokens,
             health,
             allow,
+            dkim,
         }
+    }
+
+    /// The message as composed for the account, DKIM-signed when the
+    /// account's tenant has a key for the sender's domain.
+    pub async fn sign(&self, row: &Account, raw: Vec<u8>) -> Vec<u8> {
+        self.dkim.sign(&row.tenant_id, &row.from_address, raw).await
     }
 
     /// The platform's accounts may use internal relays; a tenant's may not.
@@ -166,7 +182,7 @@ impl Connector {
     pub async fn open_session(&self, row: &Account, transcript: &Transcript) -> std::result::Result<Session, Failure> {
         let settings = server_settings(row, self.net_policy(row));
         let dialer = self.dialer(row, transcript).await?;
-        if row.auth_method != AuthMethod::OAuth2 {
+        if !row.auth_method.uses_tokens() {
             let credentials = credentials(row, &self.keys)
                 .map_err(|e| Failure::condition(Stage::Auth, Condition::AuthUnsupported, e.to_string()))?;
             return Session::open_with(dialer.as_ref(), &settings, &credentials, transcript.clone()).await;

@@ -220,7 +220,12 @@ fn hint_matches(h: &Hint, f: &Failure) -> bool {
         return false;
     }
     if let Some(cond) = &h.condition {
-        return f.condition.map(|c| c.as_str()) == Some(cond.as_str());
+        // `contains` refines a condition by words of what Herald noted
+        // (a token endpoint's error code, `unauthorized_client`).
+        return f.condition.map(|c| c.as_str()) == Some(cond.as_str())
+            && h.contains
+                .as_ref()
+                .is_none_or(|w| f.detail.to_lowercase().contains(&w.to_lowercase()));
     }
     // Hints about replies need a reply; a condition failure never matches them.
     let Some(reply) = &f.reply else { return false };

@@ -19,6 +19,7 @@ pub(crate) mod connect;
 pub(crate) mod delivery;
 pub(crate) mod diagnosis;
 pub(crate) mod discovery;
+pub(crate) mod dkim;
 pub(crate) mod domain;
 pub(crate) mod error;
 pub(crate) mod health;

@@ -43,6 +43,7 @@ pub struct Wired {
     pub(crate) authorizations: Authorizations,
     pub(crate) test_mail: TestMail,
     pub(crate) worker: Worker,
+    pub(crate) dkim: crate::dkim::Dkim,
     /// Closed at shutdown; the services hold clones of it.
     store: Store,
 }
@@ -70,6 +71,7 @@ extract!(
     authorizations: Authorizations,
     test_mail: TestMail,
     worker: Worker,
+    dkim: crate::dkim::Dkim,
 );
 
 impl std::ops::Deref for Services {
@@ -103,12 +105,14 @@ impl Services {
 
         let health = Health::new(store.clone(), events.clone(), wake.clone());
         let tokens = Tokens::new(store.clone(), keys.clone(), http.clone(), health.clone());
+        let dkim = crate::dkim::Dkim::new(store.clone(), keys.clone(), config.dns_server);
         let connector = crate::connect::Connector::new(
             store.clone(),
             keys.clone(),
             tokens,
             health.clone(),
             config.allow_networks.clone(),
+            dkim.clone(),
         );
         let templates = Templates::new(store.clone());
         let outbox = Outbox::new(store.clone(), metrics.clone(), wake.clone(), templates.clone());
@@ -132,6 +136,7 @@ impl Services {
                 metrics.clone(),
             ),
             worker: Worker::new(store.clone(), config.clone(), connector, health, metrics.clone(), wake),
+            dkim,
             accounts,
             outbox,
             rules,

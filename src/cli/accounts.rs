@@ -63,7 +63,7 @@ pub(super) struct AccountArgs {
     /// none, tls (implicit, 465) or starttls (587).
     #[arg(long)]
     security: Option<String>,
-    /// none or password.
+    /// none, password, oauth2 or google_service_account.
     #[arg(long)]
     auth: Option<String>,
     /// Login name, when it differs from the sender address.
@@ -141,6 +141,10 @@ pub(super) struct AccountArgs {
     token_url: Option<String>,
     #[arg(long)]
     scope: Option<String>,
+    /// A Google service account's JSON key file (sets --auth google_service_account): sends as
+    /// --from through domain-wide delegation.
+    #[arg(long)]
+    service_account_key_file: Option<PathBuf>,
 }
 
 /// Runs one `herald account` subcommand within `tenant`.
@@ -211,13 +215,19 @@ fn account_input(args: &AccountArgs) -> anyhow::Result<AccountInput> {
         scope: args.scope.clone(),
         issuer: None,
     });
-    let auth =
-        (args.auth.is_some() || args.username.is_some() || secret.is_some() || oauth.is_some()).then(|| AuthInput {
-            method: args.auth.clone(),
-            username: args.username.clone(),
-            secret,
-            oauth,
-        });
+    let service_account_key = read_optional_file("--service-account-key-file", args.service_account_key_file.as_ref())?;
+    let auth = (args.auth.is_some()
+        || args.username.is_some()
+        || secret.is_some()
+        || oauth.is_some()
+        || service_account_key.is_some())
+    .then(|| AuthInput {
+        method: args.auth.clone(),
+        username: args.username.clone(),
+        secret,
+        oauth,
+        service_account_key,
+    });
     let from = (args.from.is_some() || args.from_name.is_some()).then(|| FromInput {
         address: args.from.clone(),
         name: args.from_name.clone(),

@@ -9,6 +9,7 @@
 //! authorization server, so a response from another server is refused (mix-up).
 
 mod authorize;
+pub mod service_account;
 pub mod tokens;
 
 pub use authorize::Authorizations;
