@@ -11,10 +11,9 @@ use crate::secrets::{Keyring, Secret};
 use crate::store::Store;
 use crate::store::dkim::DkimRow;
 use base64::Engine;
-use mail_auth::common::crypto::{DkimKey, Ed25519Key, RsaKey, Sha256};
-use mail_auth::common::headers::HeaderWriter;
+use mail_auth::common::crypto::{CryptoError, Ed25519Key, Sha256, SigningKey};
+use mail_auth::common::headers::{HeaderWriter, Writable};
 use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -264,12 +263,66 @@ fn rsa_spki(pkcs1: &[u8]) -> Vec<u8> {
     der(0x30, &body)
 }
 
+/// An RSA key that signs through ring, whose RSA is constant-time. The
+/// `rsa` crate only generates keys here: its signing is open to the Marvin
+/// timing attack (RUSTSEC-2023-0071), generating a key once is not.
+struct RingRsaKey(ring::rsa::KeyPair);
+
+impl SigningKey for RingRsaKey {
+    type Hasher = Sha256;
+
+    fn sign(&self, input: impl Writable) -> mail_auth::Result<Vec<u8>> {
+        // ring hashes the data itself (RSASSA-PKCS1-v1_5 with SHA-256), as DKIM's rsa-sha256 does.
+        let mut data = Vec::new();
+        input.write(&mut data);
+        let mut signature = vec![0; self.0.public().modulus_len()];
+        self.0
+            .sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                &data,
+                &mut signature,
+            )
+            .map_err(|_| mail_auth::Error::Crypto(CryptoError::Library("RSA signing failed".into())))?;
+        Ok(signature)
+    }
+
+    fn algorithm(&self) -> mail_auth::common::crypto::Algorithm {
+        mail_auth::common::crypto::Algorithm::RsaSha256
+    }
+}
+
+/// A stored key, ready to sign.
+enum DkimKey {
+    Rsa(RingRsaKey),
+    Ed25519(Ed25519Key),
+}
+
+impl SigningKey for DkimKey {
+    type Hasher = Sha256;
+
+    fn sign(&self, input: impl Writable) -> mail_auth::Result<Vec<u8>> {
+        match self {
+            DkimKey::Rsa(key) => key.sign(input),
+            DkimKey::Ed25519(key) => key.sign(input),
+        }
+    }
+
+    fn algorithm(&self) -> mail_auth::common::crypto::Algorithm {
+        match self {
+            DkimKey::Rsa(key) => key.algorithm(),
+            DkimKey::Ed25519(key) => key.algorithm(),
+        }
+    }
+}
+
 /// The signing key of a stored row.
 fn signing_key(algorithm: Algorithm, der: &[u8]) -> std::result::Result<DkimKey, String> {
     match algorithm {
-        Algorithm::RsaSha256 => RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der)))
-            .map(DkimKey::Rsa)
-            .map_err(|e| e.to_string()),
+        // PKCS#1 RSAPrivateKey, as generated.
+        Algorithm::RsaSha256 => ring::rsa::KeyPair::from_der(der)
+            .map(|k| DkimKey::Rsa(RingRsaKey(k)))
+            .map_err(|e| format!("the stored RSA key is unusable: {e}")),
         Algorithm::Ed25519Sha256 => Ed25519Key::from_pkcs8_der(der)
             .map(DkimKey::Ed25519)
             .map_err(|e| e.to_string()),

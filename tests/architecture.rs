@@ -22,7 +22,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     // `error` is the services' error: it converts the store's (`StoreError`).
     (
         "engine",
-        &["error", "health", "oauth", "connect", "proxy", "dkim", "pool", "delivery"],
+        &[
+            "error", "health", "oauth", "connect", "proxy", "dkim", "pool", "delivery",
+        ],
     ),
     (
         "services",
