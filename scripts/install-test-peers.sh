@@ -4,7 +4,8 @@
 #   - Debian: postfix (only for smtp-sink / smtp-source; its daemon is stopped
 #     and disabled so port 25 stays free), swaks, openssl
 #   - PyPI:   aiosmtpd, into the python3 on PATH (tests/peers/smtp_auth_server.py)
-#   - npm:    tests/peers/package-lock.json (smtp-server, oauth2-mock-server)
+#   - npm:    tests/peers/package-lock.json (smtp-server, oauth2-mock-server,
+#             standardwebhooks for tests/peers/robot_receiver.js)
 # Idempotent, quiet unless something fails, meant to run as root (CI, dev
 # machines). Prints one summary line of versions at the end.
 set -euo pipefail
@@ -121,4 +122,5 @@ npmver() {
 aiosmtpd_ver="$(python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)' 2>/dev/null || echo '?')"
 echo "test peers ready: postfix $(pkgver postfix), swaks $(pkgver swaks), openssl $(pkgver openssl)," \
     "python $(python3 -c 'import platform; print(platform.python_version())') aiosmtpd $aiosmtpd_ver," \
-    "node $(node --version) smtp-server $(npmver smtp-server) oauth2-mock-server $(npmver oauth2-mock-server)"
+    "node $(node --version) smtp-server $(npmver smtp-server) oauth2-mock-server $(npmver oauth2-mock-server)" \
+    "standardwebhooks $(npmver standardwebhooks)"

@@ -171,7 +171,7 @@ async fn one_event_goes_out_by_email_to_a_signed_webhook_and_to_dingtalk() {
                 "name": "backups",
                 "match": {"types": ["backup.*"]},
                 "methods": [
-                    {"channel": "email", "to": ["ops@example.com"]},
+                    {"channel": "email", "account": "mail", "to": ["ops@example.com"]},
                     {"channel": "ops-hook"},
                     {"channel": ding["id"]},
                 ]
@@ -395,33 +395,48 @@ async fn a_429_with_retry_after_is_honoured() {
 #[tokio::test]
 async fn other_4xx_fail_at_once_and_a_tenants_loopback_url_is_refused() {
     let app = spawn_app().await;
-    // Slack says the channel is archived (410): failed at once, with the hint.
-    let slack = Receiver::start("slack", &[("script", "")]);
+    // Slack does not know the token (403 invalid_token): failed at once, with the hint.
     let token = "XXXXXXXXXXXXXXXXXXXXXXXX";
+    let slack = Receiver::start("slack", &[("token", token)]);
     let ch = create_channel(
         &app,
-        json!({"name": "slack", "kind": "slack", "url": slack.url(&format!("/services/T000/B000/{token}-bad"))}),
+        json!({"name": "slack", "kind": "slack", "url": slack.url(&format!("/services/T000/B000/{token}-old"))}),
     )
     .await;
     assert!(!ch["url"].as_str().unwrap().contains(token), "{ch}");
-    let id = event_to(&app, "slack", "archived").await;
+    let id = event_to(&app, "slack", "revoked").await;
     let m = app.wait_message(&id, &["sent", "failed"]).await;
     assert_eq!(m["status"], "failed", "{m}");
     assert_eq!(m["attempts"].as_array().unwrap().len(), 1, "no retry: {m}");
-    assert!(m["last_error"].as_str().unwrap().contains("invalid_token"), "{m}");
+    assert_eq!(m["attempts"][0]["code"], 403, "{m}");
+    assert_eq!(m["attempts"][0]["enhanced_code"], "invalid_token", "{m}");
+    assert!(m["last_error"].as_str().unwrap().contains("revoked"), "the hint: {m}");
     assert!(!m.to_string().contains(token), "the token is masked in the log: {m}");
+    let shown: Value = app.get("/api/v1/channels/slack").await.json().await.unwrap();
+    assert_eq!(shown["status"], "failing", "{shown}");
+    // An archived channel (410): the test says so, in Chinese too.
+    let archived = Receiver::start("slack", &[("archived", "1")]);
+    let ch = create_channel(
+        &app,
+        json!({"name": "archived", "kind": "slack", "url": archived.url("/services/T000/B000/ZZZZZZZZ")}),
+    )
+    .await;
+    let report = test_channel(&app, ch["id"].as_str().unwrap(), "zh-CN").await;
+    assert_eq!(report["status"], 410, "{report}");
+    assert_eq!(report["code"], "channel_is_archived");
+    assert!(report["hint"].as_str().unwrap().contains("归档"), "{report}");
 
     // A tenant may not point a channel at loopback: refused at resolution.
     let r = app.post("/api/v1/tenants", &json!({"name": "acme"})).await;
     assert_eq!(r.status(), 201);
     let tenant_token = r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
     let rx = Receiver::start("webhook", &[("secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]);
-    for url in [rx.url("/in"), format!("http://localhost:{}/in", rx.port)] {
+    for (i, url) in [rx.url("/in"), format!("http://localhost:{}/in", rx.port)].into_iter().enumerate() {
         let created: Value = app
             .http
             .post(app.url("/api/v1/channels"))
             .bearer_auth(&tenant_token)
-            .json(&json!({"name": format!("inside-{}", url.len()), "kind": "webhook", "url": url,
+            .json(&json!({"name": format!("inside-{i}"), "kind": "webhook", "url": url,
                           "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}))
             .send()
             .await
@@ -431,7 +446,10 @@ async fn other_4xx_fail_at_once_and_a_tenants_loopback_url_is_refused() {
             .unwrap();
         let report: Value = app
             .http
-            .post(app.url(&format!("/api/v1/channels/{}/test", created["id"].as_str().unwrap())))
+            .post(app.url(&format!(
+                "/api/v1/channels/{}/test",
+                created["id"].as_str().unwrap_or_else(|| panic!("{created}"))
+            )))
             .bearer_auth(&tenant_token)
             .send()
             .await

@@ -136,6 +136,9 @@ function judge(url, headers, raw) {
       if (token && !url.pathname.endsWith("/" + token)) {
         return [403, "invalid_token", false];
       }
+      if (args.archived) {
+        return [410, "channel_is_archived", false];
+      }
       if (!body || typeof body.text !== "string") {
         return [400, "invalid_payload", false];
       }
