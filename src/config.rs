@@ -35,6 +35,9 @@ pub struct Config {
     /// `HERALD_SECRET_KEY`: base64 of 32 bytes, instead of the data directory's
     /// key file; nodes sharing a database must share it.
     pub secret_key: Option<String>,
+    /// `HERALD_ALLOW_NETWORKS`: networks (CIDR) and host names a tenant's
+    /// servers may be on besides public addresses, comma-separated.
+    pub allow_networks: std::sync::Arc<crate::netguard::AllowList>,
 }
 
 /// The config file's keys: the environment variables' names in lower case
@@ -53,6 +56,7 @@ struct FileConfig {
     lease_secs: Option<u64>,
     log_format: Option<String>,
     secret_key: Option<String>,
+    allow_networks: Option<String>,
 }
 
 /// Where the settings come from; tests pass their own environment.
@@ -142,7 +146,11 @@ impl Config {
             other => bail!("HERALD_LOG_FORMAT={other:?} must be text or json"),
         };
         let secret_key = pick("HERALD_SECRET_KEY", file.secret_key);
+        let allow_raw = pick("HERALD_ALLOW_NETWORKS", file.allow_networks).unwrap_or_default();
+        let allow_networks = crate::netguard::AllowList::parse(&allow_raw)
+            .map_err(|e| anyhow::anyhow!("HERALD_ALLOW_NETWORKS: {e}; list networks and hosts separated by commas"))?;
         Ok(Config {
+            allow_networks: std::sync::Arc::new(allow_networks),
             secret_key,
             listen,
             data_dir,
@@ -196,6 +204,10 @@ mod tests {
         assert!(e.contains("HERALD_DATABASE_URL"), "{e}");
         let e = load(&[("HERALD_ADMIN_TOKEN", "short")]).unwrap_err().to_string();
         assert!(e.contains("HERALD_ADMIN_TOKEN"), "{e}");
+        let e = load(&[("HERALD_ALLOW_NETWORKS", "10.0.0.0/8, not a host")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("HERALD_ALLOW_NETWORKS") && e.contains("not a host"), "{e}");
         let e = load(&[("HERALD_LEASE_SECS", "1")]).unwrap_err().to_string();
         assert!(e.contains("HERALD_LEASE_SECS") && e.contains("at least 2"), "{e}");
         assert_eq!(load(&[]).unwrap().lease_secs, 120);

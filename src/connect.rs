@@ -7,10 +7,12 @@ use crate::diagnosis::{Condition, Failure, Stage};
 use crate::domain::Account;
 use crate::error::{Error, Result};
 use crate::health::{Health, Observation};
+use crate::netguard::{AllowList, NetPolicy};
 use crate::oauth::tokens::{TokenProblem, Tokens};
 use crate::secrets::Keyring;
 use crate::smtp::{Credentials, ServerSettings, Session, Transcript};
 use crate::status::AuthMethod;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The context an account's password is sealed under.
@@ -43,8 +45,9 @@ pub fn connection_version(row: &Account) -> i64 {
     h.finish() as i64
 }
 
-/// How to reach and sign in to the account's server.
-pub fn server_settings(row: &Account) -> ServerSettings {
+/// How to reach and sign in to the account's server; `net` says which
+/// addresses its host may resolve to.
+pub fn server_settings(row: &Account, net: NetPolicy) -> ServerSettings {
     ServerSettings {
         host: row.host.clone(),
         port: row.port,
@@ -53,6 +56,7 @@ pub fn server_settings(row: &Account) -> ServerSettings {
         skip_verify: row.tls_skip_verify,
         timeout: Duration::from_secs(row.timeout_secs.max(1)),
         helo_name: helo_name(row.from_address.ascii_domain()),
+        net,
     }
 }
 
@@ -103,17 +107,33 @@ pub struct Connector {
     keys: Keyring,
     tokens: Tokens,
     health: Health,
+    allow: Arc<AllowList>,
 }
 
 impl Connector {
-    /// Passwords are opened with `keys`; access tokens come from `tokens`.
-    pub fn new(keys: Keyring, tokens: Tokens, health: Health) -> Connector {
-        Connector { keys, tokens, health }
+    /// Passwords are opened with `keys`; access tokens come from `tokens`;
+    /// a tenant's servers must be public or on `allow`.
+    pub fn new(keys: Keyring, tokens: Tokens, health: Health, allow: Arc<AllowList>) -> Connector {
+        Connector {
+            keys,
+            tokens,
+            health,
+            allow,
+        }
+    }
+
+    /// The platform's accounts may use internal relays; a tenant's may not.
+    pub fn net_policy(&self, row: &Account) -> NetPolicy {
+        if row.tenant_id == crate::store::PLATFORM {
+            NetPolicy::unrestricted()
+        } else {
+            NetPolicy::restricted(self.allow.clone())
+        }
     }
 
     /// A session signed in as the account, recorded into `transcript`.
     pub async fn open_session(&self, row: &Account, transcript: &Transcript) -> std::result::Result<Session, Failure> {
-        let settings = server_settings(row);
+        let settings = server_settings(row, self.net_policy(row));
         if row.auth_method != AuthMethod::OAuth2 {
             let credentials = credentials(row, &self.keys)
                 .map_err(|e| Failure::condition(Stage::Auth, Condition::AuthUnsupported, e.to_string()))?;

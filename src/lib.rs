@@ -25,6 +25,7 @@ pub(crate) mod error;
 pub(crate) mod health;
 pub(crate) mod i18n;
 pub(crate) mod metrics;
+pub(crate) mod netguard;
 pub(crate) mod oauth;
 pub(crate) mod outbox;
 pub(crate) mod pool;

@@ -102,17 +102,18 @@ impl Services {
         let wake = Arc::new(Notify::new());
         // Wakes the rules' event feed when an account event was written.
         let events = Arc::new(Notify::new());
-        let http = crate::oauth::http_client();
+        let http = crate::oauth::TokenHttp::new(config.allow_networks.clone());
 
         let health = Health::new(store.clone(), events.clone(), wake.clone());
         let tokens = Tokens::new(store.clone(), keys.clone(), http.clone(), health.clone());
-        let connector = crate::connect::Connector::new(keys.clone(), tokens, health.clone());
+        let connector =
+            crate::connect::Connector::new(keys.clone(), tokens, health.clone(), config.allow_networks.clone());
         let templates = Templates::new(store.clone());
         let outbox = Outbox::new(store.clone(), metrics.clone(), wake.clone(), templates.clone());
         let rules = Rules::new(store.clone(), outbox.clone(), templates.clone(), events);
         let accounts = Accounts::new(store.clone(), keys.clone(), config.redirect_uri(), health.clone());
         // Webhooks and robots: a tenant's requests only to addresses the network policy permits.
-        let channel_http = crate::webhook::Client::new(crate::webhook::policy::NetPolicy::public_only());
+        let channel_http = crate::webhook::Client::new(crate::netguard::NetPolicy::restricted(config.allow_networks.clone()));
         let channels = Channels::new(store.clone(), keys.clone(), channel_http.clone(), metrics.clone());
         let app = Services(Arc::new(Wired {
             tenants: Tenants::new(store.clone(), rules.clone(), config.admin_token.clone()),

@@ -11,7 +11,9 @@ use std::path::Path;
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "foundation",
-        &["domain", "i18n", "secrets", "catalog", "config", "status", "metrics"],
+        &[
+            "domain", "i18n", "secrets", "catalog", "config", "status", "metrics", "netguard",
+        ],
     ),
     (
         "transports and storage",

@@ -16,6 +16,7 @@ pub use authorize::Authorizations;
 use crate::catalog::{Catalog, OAuthPreset};
 use crate::domain::Account;
 use crate::error::{Error, Problems, Result};
+use crate::netguard::{AllowList, GuardedResolver, NetPolicy, Refused};
 use crate::secrets::{Keyring, Secret};
 use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
@@ -25,6 +26,7 @@ use oauth2::{
     StandardTokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a started authorization may take before its state expires.
@@ -413,16 +415,49 @@ pub fn token_client(s: &OAuthSettings, secret: Option<&Secret>, redirect_uri: Op
 }
 
 /// HTTP for token endpoints: no redirects (a token endpoint never redirects,
-/// and following one could leak the code), bounded time.
-pub fn http_client() -> reqwest::Client {
+/// and following one could leak the code), bounded time. `net` decides which
+/// addresses the endpoint's name may resolve to.
+fn http_client(net: NetPolicy) -> reqwest::Client {
     reqwest::Client::builder()
         .use_preconfigured_tls(crate::smtp::tls::https_client_config())
         .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(GuardedResolver::new(net)))
         .timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("the HTTP client builds")
+}
+
+/// The HTTP clients for token endpoints: the platform's accounts may use an
+/// internal authorization server; a tenant's token endpoint must be public
+/// (or on the platform's allow list), checked on the address connected to.
+#[derive(Clone)]
+pub struct TokenHttp {
+    platform: reqwest::Client,
+    tenants: reqwest::Client,
+    tenant_policy: NetPolicy,
+}
+
+impl TokenHttp {
+    /// Clients for the platform and for tenants, whose hosts must be public or on `allow`.
+    pub fn new(allow: Arc<AllowList>) -> TokenHttp {
+        let tenant_policy = NetPolicy::restricted(allow);
+        TokenHttp {
+            platform: http_client(NetPolicy::unrestricted()),
+            tenants: http_client(tenant_policy.clone()),
+            tenant_policy,
+        }
+    }
+
+    /// The client for `row`'s requests to `token_url`, or why the URL may not be used.
+    pub(crate) fn for_account(&self, row: &Account, token_url: &str) -> std::result::Result<&reqwest::Client, Refused> {
+        if row.tenant_id == crate::store::PLATFORM {
+            return Ok(&self.platform);
+        }
+        self.tenant_policy.check_url(token_url)?;
+        Ok(&self.tenants)
+    }
 }
 
 /// What `POST /accounts/{id}/authorize` answers.

@@ -121,10 +121,16 @@ pub fn classify<RE: std::error::Error + 'static>(e: &RequestTokenError<RE, Basic
         }
         RequestTokenError::Request(e) => {
             let mut msg = e.to_string();
+            let mut refused = false;
             let mut src = e.source();
             while let Some(s) = src {
                 msg = format!("{msg}: {s}");
+                refused |= s.is::<crate::netguard::Refused>();
                 src = s.source();
+            }
+            if refused {
+                // Waiting will not help: the endpoint's name points inside the platform.
+                return TokenProblem::Configuration(format!("the token endpoint was not called: {msg}"));
             }
             TokenProblem::Unavailable(format!("the token endpoint could not be reached: {msg}"))
         }
@@ -138,7 +144,7 @@ pub struct Tokens {
     store: Store,
     keys: Keyring,
     /// HTTP client for the token endpoints.
-    http: reqwest::Client,
+    http: super::TokenHttp,
     /// One refresh at a time per account in this process.
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     health: Health,
@@ -146,7 +152,7 @@ pub struct Tokens {
 
 impl Tokens {
     /// The token manager over the store; tokens are sealed with `keys`.
-    pub fn new(store: Store, keys: Keyring, http: reqwest::Client, health: Health) -> Tokens {
+    pub fn new(store: Store, keys: Keyring, http: super::TokenHttp, health: Health) -> Tokens {
         Tokens {
             store,
             keys,
@@ -281,6 +287,10 @@ impl Tokens {
         let secret = client_secret(row, &self.keys).map_err(|e| TokenProblem::Configuration(format!("{e}")))?;
         let client =
             token_client(settings, secret.as_ref(), None).map_err(|e| TokenProblem::Configuration(format!("{e}")))?;
+        let http = self
+            .http
+            .for_account(row, &settings.token_url)
+            .map_err(|refused| TokenProblem::Configuration(format!("the token endpoint was not called: {refused}")))?;
         let now = crate::now_ms();
         let response = match settings.flow {
             Flow::AuthorizationCode => {
@@ -294,7 +304,7 @@ impl Tokens {
                     .map_err(|e| TokenProblem::Configuration(format!("{e}")))?;
                 client
                     .exchange_refresh_token(&RefreshToken::new(refresh.expose().to_string()))
-                    .request_async(&self.http)
+                    .request_async(http)
                     .await
             }
             Flow::ClientCredentials => {
@@ -302,7 +312,7 @@ impl Tokens {
                 for s in settings.scope.split_whitespace() {
                     req = req.add_scope(Scope::new(s.to_string()));
                 }
-                req.request_async(&self.http).await
+                req.request_async(http).await
             }
         };
         let tokens = response.map_err(|e| classify(&e))?;

@@ -49,6 +49,8 @@ pub enum Condition {
     DnsFailed,
     ConnectRefused,
     ConnectTimeout,
+    /// The host resolves only to addresses a tenant may not reach (`netguard`).
+    AddressNotAllowed,
     TlsUntrusted,
     TlsNotTls,
     TlsFailed,
@@ -72,6 +74,7 @@ impl Condition {
             Condition::DnsFailed => "dns_failed",
             Condition::ConnectRefused => "connect_refused",
             Condition::ConnectTimeout => "connect_timeout",
+            Condition::AddressNotAllowed => "address_not_allowed",
             Condition::TlsUntrusted => "tls_untrusted",
             Condition::TlsNotTls => "tls_not_tls",
             Condition::TlsFailed => "tls_failed",

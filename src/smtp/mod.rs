@@ -53,4 +53,6 @@ pub struct ServerSettings {
     pub timeout: Duration,
     /// The name Herald gives in EHLO.
     pub helo_name: String,
+    /// Which addresses the host may resolve to (a tenant's: public ones).
+    pub net: crate::netguard::NetPolicy,
 }

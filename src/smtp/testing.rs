@@ -26,6 +26,7 @@ pub(crate) fn settings(security: Security) -> ServerSettings {
         skip_verify: false,
         timeout: Duration::from_secs(5),
         helo_name: "herald.test".into(),
+        net: crate::netguard::NetPolicy::unrestricted(),
     }
 }
 

@@ -5,7 +5,6 @@
 //! from `robots`. Whoever calls decides what to do with it (the delivery
 //! worker retries, the channel test reports).
 
-pub mod policy;
 pub mod sign;
 
 use crate::catalog::Class;
@@ -13,7 +12,7 @@ use crate::i18n::Locale;
 use crate::robots::{Answer, RobotHint};
 use crate::secrets::Secret;
 use crate::status::ChannelKind;
-use policy::{NetPolicy, Refused};
+use crate::netguard::{NetPolicy, Refused};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::net::{IpAddr, SocketAddr};

@@ -394,7 +394,8 @@ async fn a_429_with_retry_after_is_honoured() {
 
 #[tokio::test]
 async fn other_4xx_fail_at_once_and_a_tenants_loopback_url_is_refused() {
-    let app = spawn_app().await;
+    // The platform allows tenants no internal network (its own channels are unrestricted).
+    let app = spawn_app_with(&[("HERALD_ALLOW_NETWORKS", "")]).await;
     // Slack does not know the token (403 invalid_token): failed at once, with the hint.
     let token = "XXXXXXXXXXXXXXXXXXXXXXXX";
     let slack = Receiver::start("slack", &[("token", token)]);
@@ -641,4 +642,40 @@ async fn kill_9_during_a_stream_of_events_loses_no_accepted_delivery() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn a_tenants_loopback_url_works_when_the_platform_allows_the_network() {
+    let app = spawn_app_with(&[("HERALD_ALLOW_NETWORKS", "127.0.0.0/8")]).await;
+    let r = app.post("/api/v1/tenants", &json!({"name": "lab"})).await;
+    assert_eq!(r.status(), 201);
+    let tenant_token = r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let rx = Receiver::start("webhook", &[("secret", secret)]);
+    let created: Value = app
+        .http
+        .post(app.url("/api/v1/channels"))
+        .bearer_auth(&tenant_token)
+        .json(&json!({"name": "lab-hook", "kind": "webhook", "url": rx.url("/in"), "secret": secret}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let report: Value = app
+        .http
+        .post(app.url(&format!("/api/v1/channels/{}/test", created["id"].as_str().unwrap())))
+        .bearer_auth(&tenant_token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+    let got = rx.wait_accepted(1).await;
+    assert!(got[0]["headers"]["webhook-id"].as_str().unwrap().starts_with("test_"));
+    app.stop().await;
 }
