@@ -112,7 +112,8 @@ fn kinds() -> String {
 
 /// Checks a URL for a kind: http(s), and the token the kind's URLs carry.
 fn check_url(kind: ChannelKind, url: &str) -> std::result::Result<(), String> {
-    let u = reqwest::Url::parse(url.trim()).map_err(|e| format!("is not a URL ({e}): paste the full https://… address"))?;
+    let u =
+        reqwest::Url::parse(url.trim()).map_err(|e| format!("is not a URL ({e}): paste the full https://… address"))?;
     if !matches!(u.scheme(), "https" | "http") {
         return Err(format!("uses {}: give an https:// (or http://) URL", u.scheme()));
     }
@@ -279,15 +280,22 @@ impl Channels {
                 }
                 (ChannelKind::Slack | ChannelKind::Teams | ChannelKind::Wecom, Some(_)) => p.add(
                     "secret",
-                    format!("{} robots are not signed (the URL is the secret): leave secret out", k.as_str()),
+                    format!(
+                        "{} robots are not signed (the URL is the secret): leave secret out",
+                        k.as_str()
+                    ),
                 ),
                 (ChannelKind::Slack | ChannelKind::Teams | ChannelKind::Wecom, None) if will_have_secret => p.add(
                     "secret",
-                    format!("{} robots are not signed: send \"secret\": \"\" to remove the stored one", k.as_str()),
+                    format!(
+                        "{} robots are not signed: send \"secret\": \"\" to remove the stored one",
+                        k.as_str()
+                    ),
                 ),
-                (_, Some(s)) if s.len() > 200 || s.chars().any(char::is_control) => {
-                    p.add("secret", "must be the robot's signing secret: one line, at most 200 characters")
-                }
+                (_, Some(s)) if s.len() > 200 || s.chars().any(char::is_control) => p.add(
+                    "secret",
+                    "must be the robot's signing secret: one line, at most 200 characters",
+                ),
                 _ => {}
             }
         }
@@ -475,7 +483,9 @@ impl Channels {
     pub async fn test(&self, tenant: &str, id: &str, locale: Option<&str>) -> Result<Report> {
         let locale = match locale {
             None => Locale::En,
-            Some(l) => Locale::parse(l).ok_or_else(|| Error::field("locale", format!("'{l}' is not one of en, zh-CN")))?,
+            Some(l) => {
+                Locale::parse(l).ok_or_else(|| Error::field("locale", format!("'{l}' is not one of en, zh-CN")))?
+            }
         };
         let row = self.find(tenant, id).await?;
         let target = target_of(&self.keys, &row).map_err(Error::Internal)?;
@@ -486,7 +496,10 @@ impl Channels {
                 "This is a test from Herald for the channel \"{}\". If you can read it, the channel works.",
                 row.name
             ),
-            Locale::ZhCn => format!("这是 Herald 为通道“{}”发送的测试通知。能看到这条消息，说明通道可用。", row.name),
+            Locale::ZhCn => format!(
+                "这是 Herald 为通道“{}”发送的测试通知。能看到这条消息，说明通道可用。",
+                row.name
+            ),
         };
         let event = serde_json::json!({"type": "herald.test", "channel": row.name});
         let payload = Payload {
@@ -508,7 +521,9 @@ impl Channels {
             ("", _) => ("failing", Some(summary.clone())),
             s => s,
         };
-        self.store.set_channel_status(&row.id, status, message.as_deref()).await?;
+        self.store
+            .set_channel_status(&row.id, status, message.as_deref())
+            .await?;
         tracing::info!(tenant, channel = %row.id, ok = out.ok, stage = out.stage.as_str(), status = ?out.status, "channel test");
         Ok(report)
     }
@@ -520,13 +535,25 @@ mod tests {
 
     #[test]
     fn urls_are_checked_per_kind() {
-        assert!(check_url(ChannelKind::Dingtalk, "https://oapi.dingtalk.com/robot/send?access_token=x").is_ok());
+        assert!(
+            check_url(
+                ChannelKind::Dingtalk,
+                "https://oapi.dingtalk.com/robot/send?access_token=x"
+            )
+            .is_ok()
+        );
         assert!(
             check_url(ChannelKind::Dingtalk, "https://oapi.dingtalk.com/robot/send")
                 .unwrap_err()
                 .contains("access_token")
         );
-        assert!(check_url(ChannelKind::Wecom, "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k").is_ok());
+        assert!(
+            check_url(
+                ChannelKind::Wecom,
+                "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"
+            )
+            .is_ok()
+        );
         assert!(check_url(ChannelKind::Webhook, "ftp://example.com/").is_err());
         assert!(check_url(ChannelKind::Webhook, "not a url").is_err());
         assert!(check_url(ChannelKind::Slack, "https://hooks.slack.com/services/T/B/x").is_ok());

@@ -554,7 +554,9 @@ impl Outbox {
                 .map(|a| AttemptView {
                     at: crate::rfc3339(a.at),
                     // A channel's attempts carry the channel's id there (its limit counts them).
-                    account: a.account_id.filter(|_| content.as_ref().is_none_or(|c| c.channel_id.is_none())),
+                    account: a
+                        .account_id
+                        .filter(|_| content.as_ref().is_none_or(|c| c.channel_id.is_none())),
                     outcome: a.outcome,
                     stage: a.stage,
                     code: a.code.map(|c| c as u16),

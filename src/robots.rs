@@ -121,7 +121,12 @@ mod tests {
         };
         let h = hint(
             ChannelKind::Dingtalk,
-            &a("response", Some(200), Some("310000"), "{\"errmsg\":\"keywords not in content\"}"),
+            &a(
+                "response",
+                Some(200),
+                Some("310000"),
+                "{\"errmsg\":\"keywords not in content\"}",
+            ),
         )
         .unwrap();
         assert!(h.en.contains("keywords"), "{}", h.en);
@@ -131,12 +136,25 @@ mod tests {
         )
         .unwrap();
         assert!(h.en.contains("signature"), "{}", h.en);
-        assert!(hint(ChannelKind::Feishu, &a("response", Some(200), Some("19021"), "")).unwrap().zh.contains("签名"));
+        assert!(
+            hint(ChannelKind::Feishu, &a("response", Some(200), Some("19021"), ""))
+                .unwrap()
+                .zh
+                .contains("签名")
+        );
         assert_eq!(
-            hint(ChannelKind::Wecom, &a("response", Some(200), Some("93000"), "")).unwrap().class,
+            hint(ChannelKind::Wecom, &a("response", Some(200), Some("93000"), ""))
+                .unwrap()
+                .class,
             Class::Configuration
         );
-        assert!(hint(ChannelKind::Slack, &a("response", Some(403), Some("invalid_token"), "invalid_token")).is_some());
+        assert!(
+            hint(
+                ChannelKind::Slack,
+                &a("response", Some(403), Some("invalid_token"), "invalid_token")
+            )
+            .is_some()
+        );
         let h = hint(ChannelKind::Webhook, &a("response", Some(503), None, "")).unwrap();
         assert_eq!(h.class, Class::Transient);
     }

@@ -654,7 +654,9 @@ impl Rules {
         suppressed: i64,
         locale: Locale,
     ) -> Result<String> {
-        let r = self.event_message(tenant, method, rule, event, suppressed, locale).await;
+        let r = self
+            .event_message(tenant, method, rule, event, suppressed, locale)
+            .await;
         let name = match self.store.find_channel(tenant, &method.channel).await? {
             Some(c) => c.name,
             None => method.channel.clone(),

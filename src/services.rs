@@ -113,7 +113,8 @@ impl Services {
         let rules = Rules::new(store.clone(), outbox.clone(), templates.clone(), events);
         let accounts = Accounts::new(store.clone(), keys.clone(), config.redirect_uri(), health.clone());
         // Webhooks and robots: a tenant's requests only to addresses the network policy permits.
-        let channel_http = crate::webhook::Client::new(crate::netguard::NetPolicy::restricted(config.allow_networks.clone()));
+        let channel_http =
+            crate::webhook::Client::new(crate::netguard::NetPolicy::restricted(config.allow_networks.clone()));
         let channels = Channels::new(store.clone(), keys.clone(), channel_http.clone(), metrics.clone());
         let app = Services(Arc::new(Wired {
             tenants: Tenants::new(store.clone(), rules.clone(), config.admin_token.clone()),

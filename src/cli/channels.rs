@@ -117,7 +117,10 @@ pub(super) async fn run(app: &Services, tenant: &str, cmd: ChannelCommand, json:
             print(json, &c, pretty);
         }
         ChannelCommand::Add { name, kind, fields } => {
-            let c = app.channels.create(tenant, fields.input(Some(name), Some(kind))?).await?;
+            let c = app
+                .channels
+                .create(tenant, fields.input(Some(name), Some(kind))?)
+                .await?;
             print(json, &c, |c| {
                 let mut s = format!("added {}", line(c));
                 if let Some(secret) = &c.secret {
@@ -144,7 +147,10 @@ pub(super) async fn run(app: &Services, tenant: &str, cmd: ChannelCommand, json:
                 let mut s = format!(
                     "{} at stage {}{} in {} ms",
                     if r.ok { "ok" } else { "failed" },
-                    serde_json::to_value(r.stage).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                    serde_json::to_value(r.stage)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
                     r.status.map(|s| format!(", HTTP {s}")).unwrap_or_default(),
                     r.elapsed_ms
                 );

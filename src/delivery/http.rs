@@ -90,12 +90,7 @@ fn http_attempt(row: &MessageRow, channel: &str, outcome: &str, out: &Outcome, s
 
 impl Worker {
     /// Delivers a message to its webhook or chat-robot channel.
-    pub(super) async fn deliver_http(
-        &self,
-        row: &MessageRow,
-        content: Content,
-        mut finish: Finish<'_>,
-    ) -> Result<()> {
+    pub(super) async fn deliver_http(&self, row: &MessageRow, content: Content, mut finish: Finish<'_>) -> Result<()> {
         let now = crate::now_ms();
         let fail = |why: &str| super::plain_attempt(row, content.channel_id.as_deref(), "failed", None, Some(why));
         let channel = match content.channel_id.as_deref() {
@@ -105,14 +100,18 @@ impl Worker {
         let (Some(channel), Some((keys, http))) = (channel, self.channels.as_ref()) else {
             let why = "the channel was deleted: retry the message after pointing the rule at another channel";
             finish.attempts.push(fail(why));
-            return finish.to(&self.store, MessageStatus::Failed, Some(why), now, None).await;
+            return finish
+                .to(&self.store, MessageStatus::Failed, Some(why), now, None)
+                .await;
         };
         let target = match target_of(keys, &channel) {
             Ok(t) => t,
             Err(e) => {
                 let why = format!("the channel's settings could not be opened ({e}): save the channel again");
                 finish.attempts.push(fail(&why));
-                return finish.to(&self.store, MessageStatus::Failed, Some(&why), now, None).await;
+                return finish
+                    .to(&self.store, MessageStatus::Failed, Some(&why), now, None)
+                    .await;
             }
         };
         // Held until the outcome below is written (dropped at the return).
@@ -126,7 +125,9 @@ impl Worker {
                     "the channel's per-minute limit of {limit} messages is reached; sending resumes at {}",
                     crate::rfc3339(resume)
                 );
-                return finish.to(&self.store, MessageStatus::Held, Some(&why), resume, None).await;
+                return finish
+                    .to(&self.store, MessageStatus::Held, Some(&why), resume, None)
+                    .await;
             }
         }
         let kind = content
@@ -156,7 +157,11 @@ impl Worker {
         } else if out.class == Some(Class::Transient) && now < expires_at {
             let backoff = self.backoff_ms(row.attempts);
             let wait = out.retry_after_ms.map(|r| r.max(0)).unwrap_or(backoff);
-            (MessageStatus::Deferred, "transient", (now + wait).min(expires_at.max(now)))
+            (
+                MessageStatus::Deferred,
+                "transient",
+                (now + wait).min(expires_at.max(now)),
+            )
         } else {
             (
                 MessageStatus::Failed,

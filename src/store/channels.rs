@@ -100,9 +100,9 @@ impl Store {
 
     pub async fn list_channels(&self, tenant_id: &str) -> Result<Vec<ChannelRow>> {
         let sql = format!("SELECT {COLUMNS} FROM channels WHERE tenant_id = $1 ORDER BY name");
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, ChannelRow>(sqlx::AssertSqlSafe(
-            sql.as_str()
-        ))
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, ChannelRow>(
+            sqlx::AssertSqlSafe(sql.as_str())
+        )
         .bind(tenant_id)
         .fetch_all(p)
         .await)?)
@@ -111,9 +111,9 @@ impl Store {
     /// A tenant's channel by id or name.
     pub async fn find_channel(&self, tenant_id: &str, id_or_name: &str) -> Result<Option<ChannelRow>> {
         let sql = format!("SELECT {COLUMNS} FROM channels WHERE tenant_id = $1 AND (id = $2 OR name = $2)");
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, ChannelRow>(sqlx::AssertSqlSafe(
-            sql.as_str()
-        ))
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, ChannelRow>(
+            sqlx::AssertSqlSafe(sql.as_str())
+        )
         .bind(tenant_id)
         .bind(id_or_name)
         .fetch_optional(p)
@@ -123,9 +123,9 @@ impl Store {
     /// A channel by id, whatever its tenant (the delivery worker).
     pub async fn channel_by_id(&self, id: &str) -> Result<Option<ChannelRow>> {
         let sql = format!("SELECT {COLUMNS} FROM channels WHERE id = $1");
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, ChannelRow>(sqlx::AssertSqlSafe(
-            sql.as_str()
-        ))
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, ChannelRow>(
+            sqlx::AssertSqlSafe(sql.as_str())
+        )
         .bind(id)
         .fetch_optional(p)
         .await)?)
@@ -133,12 +133,14 @@ impl Store {
 
     pub async fn delete_channel(&self, tenant_id: &str, id: &str) -> Result<()> {
         let _changed = self.changing();
-        on_pool!(self, |p| sqlx::query("DELETE FROM channels WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant_id)
-            .bind(id)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+        on_pool!(self, |p| sqlx::query(
+            "DELETE FROM channels WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 }

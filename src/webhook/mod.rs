@@ -9,10 +9,10 @@ pub mod sign;
 
 use crate::catalog::Class;
 use crate::i18n::Locale;
+use crate::netguard::{NetPolicy, Refused};
 use crate::robots::{Answer, RobotHint};
 use crate::secrets::Secret;
 use crate::status::ChannelKind;
-use crate::netguard::{NetPolicy, Refused};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::net::{IpAddr, SocketAddr};
@@ -267,18 +267,22 @@ pub fn build(t: &Target, p: &Payload<'_>, now_ms: i64) -> Result<Request, String
                 }
             });
             let bytes = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
-            let secret = t
-                .secret
-                .as_ref()
-                .ok_or("a webhook channel needs its signing secret")?;
+            let secret = t.secret.as_ref().ok_or("a webhook channel needs its signing secret")?;
             let key = sign::webhook_key(secret.expose()).map_err(|e| format!("secret {e}"))?;
             headers.push(("webhook-id".into(), p.id.to_string()));
             headers.push(("webhook-timestamp".into(), secs.to_string()));
-            headers.push(("webhook-signature".into(), sign::webhook_signature(&key, p.id, secs, &bytes)));
+            headers.push((
+                "webhook-signature".into(),
+                sign::webhook_signature(&key, p.id, secs, &bytes),
+            ));
             for (k, v) in &t.headers {
                 headers.push((k.clone(), v.expose().to_string()));
             }
-            return Ok(Request { url, headers, body: bytes });
+            return Ok(Request {
+                url,
+                headers,
+                body: bytes,
+            });
         }
         ChannelKind::Slack => json!({
             "text": format!("*{}*\n{}", slack_escape(p.subject), slack_escape(p.text)),
@@ -436,7 +440,11 @@ impl Client {
                     stage: out.stage.as_str(),
                     status: out.status,
                     code: out.code.as_deref(),
-                    body: &format!("{} {}", out.body.as_deref().unwrap_or(""), out.error.as_deref().unwrap_or("")),
+                    body: &format!(
+                        "{} {}",
+                        out.body.as_deref().unwrap_or(""),
+                        out.error.as_deref().unwrap_or("")
+                    ),
                 },
             );
             if !out.ok
@@ -452,7 +460,13 @@ impl Client {
     async fn send_request(&self, platform: bool, t: &Target, req: Request) -> Outcome {
         let url = match reqwest::Url::parse(&req.url) {
             Ok(u) => u,
-            Err(e) => return failed(Stage::Request, Class::Configuration, format!("the URL is not valid: {e}")),
+            Err(e) => {
+                return failed(
+                    Stage::Request,
+                    Class::Configuration,
+                    format!("the URL is not valid: {e}"),
+                );
+            }
         };
         // reqwest does not resolve an address written in the URL: checked here.
         if !platform && let Some(host) = url.host_str() {
@@ -554,7 +568,11 @@ fn failed(stage: Stage, class: Class, error: String) -> Outcome {
 }
 
 fn refused(r: &Refused) -> Outcome {
-    let mut o = failed(Stage::Dns, Class::Configuration, format!("{r}: this tenant may not reach it"));
+    let mut o = failed(
+        Stage::Dns,
+        Class::Configuration,
+        format!("{r}: this tenant may not reach it"),
+    );
     o.refused = true;
     o
 }
@@ -582,11 +600,7 @@ fn transport_error(t: &Target, e: reqwest::Error) -> Outcome {
         texts.push(s.to_string());
         source = s.source();
     }
-    let stage = stage.unwrap_or(if e.is_connect() {
-        Stage::Connect
-    } else {
-        Stage::Request
-    });
+    let stage = stage.unwrap_or(if e.is_connect() { Stage::Connect } else { Stage::Request });
     let mut seen = Vec::new();
     for t in texts.iter().skip(1) {
         if !seen.contains(t) {
@@ -625,7 +639,9 @@ fn http_date_secs(v: &str) -> Option<i64> {
     let [_, day, month, year, clock, "GMT"] = parts.as_slice() else {
         return None;
     };
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let month = MONTHS.iter().position(|m| m == month)? as u8 + 1;
     let date = time::Date::from_calendar_date(
         year.parse().ok()?,
@@ -661,11 +677,9 @@ pub fn read_answer(kind: ChannelKind, status: u16, body: &str) -> Outcome {
             let w = body.trim();
             (w.len() <= 64 && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then(|| w.to_string())
         }
-        ChannelKind::Teams if status >= 400 => json.as_ref().and_then(|j| {
-            j.pointer("/error/code")
-                .and_then(|c| c.as_str())
-                .map(str::to_string)
-        }),
+        ChannelKind::Teams if status >= 400 => json
+            .as_ref()
+            .and_then(|j| j.pointer("/error/code").and_then(|c| c.as_str()).map(str::to_string)),
         _ => None,
     };
     let mut out = Outcome {
@@ -768,7 +782,11 @@ mod tests {
                 "https://prod-1.westus.logic.azure.com/workflows/1/triggers/manual/paths/invoke?api-version=2016-06-01&sp=x&sv=1.0&sig=SIGSIGSIG",
                 "SIGSIGSIG",
             ),
-            (ChannelKind::Webhook, "https://user:hunter22@example.com/hook", "hunter22"),
+            (
+                ChannelKind::Webhook,
+                "https://user:hunter22@example.com/hook",
+                "hunter22",
+            ),
         ];
         for (kind, url, token) in cases {
             let shown = display_url(kind, url);
@@ -795,12 +813,27 @@ mod tests {
         assert!(!kw.ok);
         assert_eq!(kw.code.as_deref(), Some("310000"));
         assert_eq!(kw.class, Some(Class::Configuration));
-        let fast = read_answer(ChannelKind::Wecom, 200, r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#);
+        let fast = read_answer(
+            ChannelKind::Wecom,
+            200,
+            r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#,
+        );
         assert_eq!(fast.class, Some(Class::Transient));
         assert_eq!(fast.retry_after_ms, Some(60_000));
-        let fs = read_answer(ChannelKind::Feishu, 200, r#"{"code":19021,"msg":"sign match fail or timestamp is not within one hour from current time"}"#);
+        let fs = read_answer(
+            ChannelKind::Feishu,
+            200,
+            r#"{"code":19021,"msg":"sign match fail or timestamp is not within one hour from current time"}"#,
+        );
         assert_eq!(fs.code.as_deref(), Some("19021"));
-        assert!(read_answer(ChannelKind::Feishu, 200, r#"{"StatusCode":0,"StatusMessage":"success","code":0}"#).ok);
+        assert!(
+            read_answer(
+                ChannelKind::Feishu,
+                200,
+                r#"{"StatusCode":0,"StatusMessage":"success","code":0}"#
+            )
+            .ok
+        );
         let slack = read_answer(ChannelKind::Slack, 410, "channel_is_archived");
         assert_eq!(slack.code.as_deref(), Some("channel_is_archived"));
         assert_eq!(slack.class, Some(Class::Configuration));
@@ -839,14 +872,26 @@ mod tests {
         assert_eq!(h("webhook-timestamp").as_deref(), Some("1700000000"));
         assert!(h("webhook-signature").unwrap().starts_with("v1,"));
         let d = build(
-            &target(ChannelKind::Dingtalk, "https://oapi.dingtalk.com/robot/send?access_token=t", Some("SECx")),
+            &target(
+                ChannelKind::Dingtalk,
+                "https://oapi.dingtalk.com/robot/send?access_token=t",
+                Some("SECx"),
+            ),
             &p,
             1_700_000_000_123,
         )
         .unwrap();
         assert!(d.url.contains("timestamp=1700000000123&sign="), "{}", d.url);
-        let f = build(&target(ChannelKind::Feishu, "https://open.feishu.cn/open-apis/bot/v2/hook/x", Some("s")), &p, 1_700_000_000_123)
-            .unwrap();
+        let f = build(
+            &target(
+                ChannelKind::Feishu,
+                "https://open.feishu.cn/open-apis/bot/v2/hook/x",
+                Some("s"),
+            ),
+            &p,
+            1_700_000_000_123,
+        )
+        .unwrap();
         let body: Value = serde_json::from_slice(&f.body).unwrap();
         assert_eq!(body["timestamp"], "1700000000");
         assert_eq!(body["sign"], sign::feishu_sign("s", 1_700_000_000));

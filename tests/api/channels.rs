@@ -124,7 +124,10 @@ async fn one_event_goes_out_by_email_to_a_signed_webhook_and_to_dingtalk() {
         json!({"name": "ops-hook", "kind": "webhook", "url": "http://127.0.0.1:9/placeholder"}),
     )
     .await;
-    let whsec = hook["secret"].as_str().expect("the generated secret, shown once").to_string();
+    let whsec = hook["secret"]
+        .as_str()
+        .expect("the generated secret, shown once")
+        .to_string();
     assert!(whsec.starts_with("whsec_"), "{hook}");
     let shown: Value = app
         .get(&format!("/api/v1/channels/{}", hook["id"].as_str().unwrap()))
@@ -214,7 +217,12 @@ async fn one_event_goes_out_by_email_to_a_signed_webhook_and_to_dingtalk() {
     let got = dingtalk.wait_accepted(1).await;
     let body: Value = serde_json::from_str(got[0]["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["msgtype"], "markdown");
-    assert!(body["markdown"]["text"].as_str().unwrap().contains("Backup failed on nas-01"));
+    assert!(
+        body["markdown"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Backup failed on nas-01")
+    );
 
     // Each has its own log: a channel message names its channel, its attempt the HTTP status.
     let mut channels = Vec::new();
@@ -308,7 +316,11 @@ async fn a_bad_signing_secret_is_diagnosed_by_the_channel_test() {
     );
     // A Standard Webhooks receiver that holds another secret: 401, diagnosed.
     let other = Receiver::start("webhook", &[("secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]);
-    let hook = create_channel(&app, json!({"name": "hook", "kind": "webhook", "url": other.url("/in")})).await;
+    let hook = create_channel(
+        &app,
+        json!({"name": "hook", "kind": "webhook", "url": other.url("/in")}),
+    )
+    .await;
     let report = test_channel(&app, hook["id"].as_str().unwrap(), "en").await;
     assert_eq!(report["status"], 401, "{report}");
     assert_eq!(report["class"], "configuration");
@@ -344,7 +356,10 @@ async fn a_503_twice_then_200_is_delivered_once_with_the_same_webhook_id() {
     .await;
     let rx = Receiver::start(
         "webhook",
-        &[("secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), ("script", "503,503,200")],
+        &[
+            ("secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            ("script", "503,503,200"),
+        ],
     );
     let r = app
         .patch(
@@ -360,13 +375,20 @@ async fn a_503_twice_then_200_is_delivered_once_with_the_same_webhook_id() {
     assert_eq!(all.len(), 3, "{all:#?}");
     assert_eq!(all.iter().filter(|r| r["accepted"] == true).count(), 1);
     for r in &all {
-        assert_eq!(r["headers"]["webhook-id"], id.as_str(), "the same delivery id every time");
+        assert_eq!(
+            r["headers"]["webhook-id"],
+            id.as_str(),
+            "the same delivery id every time"
+        );
     }
     let attempts = m["attempts"].as_array().unwrap();
     let codes: Vec<i64> = attempts.iter().map(|a| a["code"].as_i64().unwrap()).collect();
     assert_eq!(codes, [503, 503, 200], "{m}");
     assert_eq!(attempts[0]["class"], "transient");
-    assert!(attempts[0]["reply"].as_str().unwrap().contains("service unavailable"), "{m}");
+    assert!(
+        attempts[0]["reply"].as_str().unwrap().contains("service unavailable"),
+        "{m}"
+    );
     app.stop().await;
 }
 
@@ -432,7 +454,10 @@ async fn other_4xx_fail_at_once_and_a_tenants_loopback_url_is_refused() {
     assert_eq!(r.status(), 201);
     let tenant_token = r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
     let rx = Receiver::start("webhook", &[("secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]);
-    for (i, url) in [rx.url("/in"), format!("http://localhost:{}/in", rx.port)].into_iter().enumerate() {
+    for (i, url) in [rx.url("/in"), format!("http://localhost:{}/in", rx.port)]
+        .into_iter()
+        .enumerate()
+    {
         let created: Value = app
             .http
             .post(app.url("/api/v1/channels"))
@@ -460,7 +485,10 @@ async fn other_4xx_fail_at_once_and_a_tenants_loopback_url_is_refused() {
             .unwrap();
         assert_eq!(report["ok"], false, "{report}");
         assert_eq!(report["stage"], "dns", "{report}");
-        assert!(report["error"].as_str().unwrap().contains("HERALD_ALLOW_NETWORKS"), "{report}");
+        assert!(
+            report["error"].as_str().unwrap().contains("HERALD_ALLOW_NETWORKS"),
+            "{report}"
+        );
     }
     assert!(rx.received().await.is_empty(), "nothing reached the receiver");
     app.stop().await;
@@ -487,7 +515,10 @@ async fn bad_channels_are_refused_naming_the_field() {
         .await;
     assert_eq!(r.status(), 422);
     let v: Value = r.json().await.unwrap();
-    assert!(v.to_string().contains("webhook, slack, teams, dingtalk, feishu, wecom"), "{v}");
+    assert!(
+        v.to_string().contains("webhook, slack, teams, dingtalk, feishu, wecom"),
+        "{v}"
+    );
     let r = app
         .post(
             "/api/v1/channels",
