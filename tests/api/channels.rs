@@ -26,6 +26,8 @@ impl Drop for Receiver {
 
 impl Receiver {
     fn start(kind: &str, opts: &[(&str, &str)]) -> Receiver {
+        // reqwest needs a rustls provider even for plain HTTP; spawn_app installs it too.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut cmd = Command::new("node");
         cmd.arg(repo().join("tests/peers/robot_receiver.js"))
             .args(["--kind", kind]);
@@ -709,4 +711,92 @@ async fn a_tenants_loopback_url_works_when_the_platform_allows_the_network() {
     let got = rx.wait_accepted(1).await;
     assert!(got[0]["headers"]["webhook-id"].as_str().unwrap().starts_with("test_"));
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_deferred_channel_message_can_be_cancelled_and_retried() {
+    // Backoff of 30 s: the message waits, deferred, until a person acts.
+    let app = spawn_app_with(&[("HERALD_RETRY_MIN_SECS", "30"), ("HERALD_RETRY_MAX_SECS", "60")]).await;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let rx = Receiver::start("webhook", &[("secret", secret), ("script", "503,200")]);
+    create_channel(
+        &app,
+        json!({"name": "later", "kind": "webhook", "url": rx.url("/in"), "secret": secret}),
+    )
+    .await;
+    let id = event_to(&app, "later", "later").await;
+    let m = app.wait_message(&id, &["deferred"]).await;
+    assert!(m["last_error"].as_str().unwrap().contains("503"), "{m}");
+    let r = app.post(&format!("/api/v1/messages/{id}/cancel"), &json!({})).await;
+    assert_eq!(r.status(), 200);
+    app.wait_message(&id, &["cancelled"]).await;
+    let r = app.post(&format!("/api/v1/messages/{id}/retry"), &json!({})).await;
+    assert_eq!(r.status(), 200);
+    let m = app.wait_message(&id, &["sent"]).await;
+    assert_eq!(m["attempts"].as_array().unwrap().len(), 2, "{m}");
+    let all = rx.received().await;
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0]["headers"]["webhook-id"], all[1]["headers"]["webhook-id"]);
+    app.stop().await;
+}
+
+/// `herald channel` on a data directory: the URL from stdin, the generated
+/// secret printed once, the URL masked in the list, a test that says ok.
+#[tokio::test]
+async fn the_cli_adds_lists_and_tests_a_channel_without_secrets_on_the_command_line() {
+    use std::io::Write;
+    let data = tempfile::tempdir().unwrap();
+    let herald = |args: &[&str], stdin: Option<&str>| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).unwrap();
+        }
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let token = "cli-token-0123456789";
+    let wecom = Receiver::start("wecom", &[("token", token)]);
+    let url = wecom.url(&format!("/cgi-bin/webhook/send?key={token}"));
+    let (ok, out, err) = herald(
+        &["channel", "add", "--name", "team", "--kind", "wecom", "--url-stdin"],
+        Some(&url),
+    );
+    assert!(ok, "{out}{err}");
+    assert!(!out.contains(token), "{out}");
+    let (ok, out, err) = herald(
+        &["channel", "add", "--name", "hook", "--kind", "webhook", "--url-stdin"],
+        Some("https://example.com/in"),
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("whsec_"), "the generated secret is printed once: {out}");
+    let (ok, out, _) = herald(&["channel", "list"], None);
+    assert!(
+        ok && out.contains("team") && out.contains("key=••••") && !out.contains(token),
+        "{out}"
+    );
+    assert!(!out.contains("whsec_"), "{out}");
+    let (ok, out, err) = herald(&["channel", "test", "team"], None);
+    assert!(ok, "{out}{err}");
+    assert!(out.starts_with("ok at stage done"), "{out}");
+    assert_eq!(wecom.wait_accepted(1).await.len(), 1);
+    let (ok, _, err) = herald(
+        &["channel", "add", "--name", "bad", "--kind", "wecom", "--url-stdin"],
+        Some("https://qyapi.weixin.qq.com/cgi-bin/webhook/send"),
+    );
+    assert!(!ok);
+    assert!(err.contains("url: has no key"), "{err}");
 }
