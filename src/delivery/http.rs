@@ -115,11 +115,11 @@ impl Worker {
             }
         };
         // Held until the outcome below is written (dropped at the return).
-        let _turn = super::email::LimitTurn::take(&self.limit_turns, &channel.id);
+        let turn = super::email::LimitTurn::take(&self.limit_turns, &channel.id);
         let limit = per_minute(&channel);
         if limit > 0 {
             let (count, oldest) = self.store.sent_since(&channel.id, now - 60_000).await?;
-            if count + _turn.ahead >= i64::from(limit) {
+            if count + turn.ahead >= i64::from(limit) {
                 let resume = oldest.unwrap_or(now) + 60_000;
                 let why = format!(
                     "the channel's per-minute limit of {limit} messages is reached; sending resumes at {}",

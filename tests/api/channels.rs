@@ -800,3 +800,54 @@ async fn the_cli_adds_lists_and_tests_a_channel_without_secrets_on_the_command_l
     assert!(!ok);
     assert!(err.contains("url: has no key"), "{err}");
 }
+
+#[tokio::test]
+async fn a_channels_per_minute_limit_holds_the_rest_until_the_minute_frees() {
+    let app = spawn_app().await;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let rx = Receiver::start("webhook", &[("secret", secret)]);
+    let ch = create_channel(
+        &app,
+        json!({"name": "slow", "kind": "webhook", "url": rx.url("/in"), "secret": secret,
+               "limits": {"per_minute": 2}}),
+    )
+    .await;
+    assert_eq!(ch["limits"]["per_minute"], 2);
+    let r = app
+        .post(
+            "/api/v1/rules",
+            &json!({"name": "slow", "match": {"types": ["burst.*"]}, "methods": [{"channel": "slow"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let v: Value = app
+            .post(
+                "/api/v1/events",
+                &json!({"type": "burst.x", "title": format!("burst {i}")}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(v["messages"][0].as_str().unwrap().to_string());
+    }
+    let mut states = Vec::new();
+    for id in &ids {
+        states.push(app.wait_message(id, &["sent", "held"]).await);
+    }
+    let sent = states.iter().filter(|m| m["status"] == "sent").count();
+    let held: Vec<&Value> = states.iter().filter(|m| m["status"] == "held").collect();
+    assert_eq!((sent, held.len()), (2, 1), "{states:#?}");
+    assert!(
+        held[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("per-minute limit of 2"),
+        "{}",
+        held[0]
+    );
+    assert_eq!(rx.received().await.len(), 2);
+    app.stop().await;
+}
