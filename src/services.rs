@@ -45,6 +45,7 @@ pub struct Wired {
     pub(crate) test_mail: TestMail,
     pub(crate) worker: Worker,
     pub(crate) channels: Channels,
+    pub(crate) dkim: crate::dkim::Dkim,
     /// Closed at shutdown; the services hold clones of it.
     store: Store,
 }
@@ -73,6 +74,7 @@ extract!(
     test_mail: TestMail,
     worker: Worker,
     channels: Channels,
+    dkim: crate::dkim::Dkim,
 );
 
 impl std::ops::Deref for Services {
@@ -106,8 +108,15 @@ impl Services {
 
         let health = Health::new(store.clone(), events.clone(), wake.clone());
         let tokens = Tokens::new(store.clone(), keys.clone(), http.clone(), health.clone());
-        let connector =
-            crate::connect::Connector::new(keys.clone(), tokens, health.clone(), config.allow_networks.clone());
+        let dkim = crate::dkim::Dkim::new(store.clone(), keys.clone(), config.dns_server);
+        let connector = crate::connect::Connector::new(
+            store.clone(),
+            keys.clone(),
+            tokens,
+            health.clone(),
+            config.allow_networks.clone(),
+            dkim.clone(),
+        );
         let templates = Templates::new(store.clone());
         let outbox = Outbox::new(store.clone(), metrics.clone(), wake.clone(), templates.clone());
         let rules = Rules::new(store.clone(), outbox.clone(), templates.clone(), events);
@@ -118,7 +127,7 @@ impl Services {
         let channels = Channels::new(store.clone(), keys.clone(), channel_http.clone(), metrics.clone());
         let app = Services(Arc::new(Wired {
             tenants: Tenants::new(store.clone(), rules.clone(), config.admin_token.clone()),
-            settings: SettingsBook::new(store.clone(), config.public_url.clone()),
+            settings: SettingsBook::new(store.clone(), keys.clone(), config.public_url.clone()),
             authorizations: Authorizations::new(
                 store.clone(),
                 keys.clone(),
@@ -136,6 +145,7 @@ impl Services {
             worker: Worker::new(store.clone(), config.clone(), connector, health, metrics.clone(), wake)
                 .with_channels(keys.clone(), channel_http),
             channels,
+            dkim,
             accounts,
             outbox,
             rules,

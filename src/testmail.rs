@@ -75,6 +75,7 @@ impl TestMail {
             html: rendered.html.as_deref(),
             message_id: &message_id,
         });
+        let content = self.connector.sign(&row, content).await;
 
         let started = Instant::now();
         let transcript = Transcript::default();
@@ -87,7 +88,7 @@ impl TestMail {
         }
         .await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
-        let oauth = row.auth_method == crate::status::AuthMethod::OAuth2;
+        let oauth = row.auth_method.uses_tokens();
         let report = match &outcome {
             Ok(sent) => Report::success(Some(&sent.reply), transcript.lines(), elapsed_ms),
             Err(f) => {

@@ -20,7 +20,12 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["smtp", "webhook", "compose", "diagnosis", "discovery", "store"],
     ),
     // `error` is the services' error: it converts the store's (`StoreError`).
-    ("engine", &["error", "health", "oauth", "connect", "pool", "delivery"]),
+    (
+        "engine",
+        &[
+            "error", "health", "oauth", "connect", "proxy", "dkim", "pool", "delivery",
+        ],
+    ),
     (
         "services",
         &[

@@ -9,6 +9,7 @@
 
 mod accounts;
 mod channels;
+mod dkim;
 mod messages;
 mod providers;
 mod rules;
@@ -77,6 +78,9 @@ enum Command {
     /// Webhook and chat-robot channels (webhook, slack, teams, dingtalk, feishu, wecom).
     #[command(subcommand)]
     Channel(Box<channels::ChannelCommand>),
+    /// DKIM keys per sending domain: the TXT record to publish, its check.
+    #[command(subcommand)]
+    Dkim(dkim::DkimCommand),
 }
 
 /// How `herald serve` runs the services: given by `main`, which alone knows
@@ -162,6 +166,7 @@ async fn run(cli: Cli, config: Config, serve: Serve) -> anyhow::Result<ExitCode>
         Command::Rule(cmd) => rules::run(&app, tenant, *cmd, json).await?,
         Command::Event(args) => rules::event(&app, tenant, args, json).await?,
         Command::Channel(cmd) => channels::run(&app, tenant, *cmd, json).await?,
+        Command::Dkim(cmd) => dkim::run(&app, tenant, cmd, json).await?,
     };
     close(&app).await?;
     Ok(code)

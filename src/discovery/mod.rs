@@ -10,7 +10,7 @@
 
 mod autoconfig;
 mod catalog;
-mod dns;
+pub(crate) mod dns;
 mod mx;
 mod srv;
 

@@ -166,16 +166,18 @@ impl Authorizations {
         let verifier = self.keys.open(&token_context(&row.id, "pkce"), &st.verifier)?;
         let secret = client_secret(&row, &self.keys)?;
         let client = token_client(&settings, secret.as_ref(), Some(&st.redirect_uri))?;
-        let http = self.http.for_account(&row, &settings.token_url).map_err(|refused| {
-            Error::field(
-                "oauth.token_url",
-                format!("the token endpoint was not called: {refused}"),
-            )
-        })?;
+        let http = self
+            .http
+            .for_account_via_proxy(&self.store, &self.keys, &row, &settings.token_url)
+            .await
+            .map_err(|problem| match problem {
+                tokens::TokenProblem::Configuration(m) => Error::field("oauth.token_url", m),
+                other => Error::Conflict(other.message().to_string()),
+            })?;
         let tokens = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_string()))
-            .request_async(http)
+            .request_async(&http)
             .await
             .map_err(|e| {
                 let problem = tokens::classify(&e);

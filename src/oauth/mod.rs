@@ -9,6 +9,7 @@
 //! authorization server, so a response from another server is refused (mix-up).
 
 mod authorize;
+pub mod service_account;
 pub mod tokens;
 
 pub use authorize::Authorizations;
@@ -418,6 +419,19 @@ pub fn token_client(s: &OAuthSettings, secret: Option<&Secret>, redirect_uri: Op
 /// and following one could leak the code), bounded time. `net` decides which
 /// addresses the endpoint's name may resolve to.
 fn http_client(net: NetPolicy) -> reqwest::Client {
+    http_builder(net).build().expect("the HTTP client builds")
+}
+
+/// The same HTTP client through the account's proxy (`proxy`); `net`
+/// decides which addresses the proxy's name may resolve to (the proxy
+/// resolves the endpoint's). Header names go out title-cased
+/// (`Proxy-Authorization`): some proxies (pproxy among them) read them
+/// case-sensitively and answer 407 otherwise.
+fn http_client_via(proxy: reqwest::Proxy, net: NetPolicy) -> reqwest::Result<reqwest::Client> {
+    http_builder(net).proxy(proxy).http1_title_case_headers().build()
+}
+
+fn http_builder(net: NetPolicy) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .use_preconfigured_tls(crate::smtp::tls::https_client_config())
         .redirect(reqwest::redirect::Policy::none())
@@ -425,8 +439,6 @@ fn http_client(net: NetPolicy) -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("the HTTP client builds")
 }
 
 /// The HTTP clients for token endpoints: the platform's accounts may use an
@@ -457,6 +469,36 @@ impl TokenHttp {
         }
         self.tenant_policy.check_url(token_url)?;
         Ok(&self.tenants)
+    }
+
+    /// The client for `row`'s requests to `token_url`, through the account's
+    /// proxy when it has one (its own, else the platform default), as its
+    /// SMTP goes. A tenant's own proxy must be on an address it may reach.
+    pub(crate) async fn for_account_via_proxy(
+        &self,
+        store: &crate::store::Store,
+        keys: &Keyring,
+        row: &Account,
+        token_url: &str,
+    ) -> std::result::Result<reqwest::Client, tokens::TokenProblem> {
+        use tokens::TokenProblem;
+        let direct = self
+            .for_account(row, token_url)
+            .map_err(|refused| TokenProblem::Configuration(format!("the token endpoint was not called: {refused}")))?;
+        let route = crate::proxy::route_for(store, keys, row)
+            .await
+            .map_err(|e| TokenProblem::Unavailable(format!("the proxy settings could not be read: {e}")))?;
+        let Some(route) = route else {
+            return Ok(direct.clone());
+        };
+        let net = if route.source == crate::proxy::Source::Account && row.tenant_id != crate::store::PLATFORM {
+            self.tenant_policy.clone()
+        } else {
+            NetPolicy::unrestricted()
+        };
+        let proxy = crate::proxy::reqwest_proxy(&route.dialer)
+            .map_err(|e| TokenProblem::Configuration(format!("the proxy cannot be used: {e}")))?;
+        http_client_via(proxy, net).map_err(|e| TokenProblem::Configuration(format!("the proxy cannot be used: {e}")))
     }
 }
 

@@ -25,7 +25,7 @@ pub type DialFuture<'a> = Pin<Box<dyn Future<Output = Result<BoxStream, Failure>
 /// Opens the stream to `settings.host:settings.port` within `settings.timeout`.
 pub trait Dialer: Send + Sync {
     /// Dials, noting in the transcript what it connects to; a failure names
-    /// the `dns` or `connect` stage.
+    /// the `dns` or `connect` stage (`proxy` for a proxy's own failures).
     fn dial<'a>(&'a self, settings: &'a ServerSettings, transcript: &'a Transcript) -> DialFuture<'a>;
 }
 

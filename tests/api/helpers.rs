@@ -267,7 +267,7 @@ impl Drop for Peer {
     }
 }
 
-fn start_peer(mut cmd: Command, maildir: tempfile::TempDir) -> Peer {
+pub fn start_peer(mut cmd: Command, maildir: tempfile::TempDir) -> Peer {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
