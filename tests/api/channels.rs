@@ -851,3 +851,25 @@ async fn a_channels_per_minute_limit_holds_the_rest_until_the_minute_frees() {
     assert_eq!(rx.received().await.len(), 2);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn channels_work_on_postgresql() {
+    let app = spawn_app_pg().await;
+    let token = "pg-key-0123456789";
+    let wecom = Receiver::start("wecom", &[("token", token)]);
+    let ch = create_channel(
+        &app,
+        json!({"name": "pg-wecom", "kind": "wecom", "url": wecom.url(&format!("/cgi-bin/webhook/send?key={token}")),
+               "headers": {"X-Team": "ops"}}),
+    )
+    .await;
+    assert_eq!(ch["headers"]["x-team"], "••••", "{ch}");
+    let id = event_to(&app, "pg-wecom", "pg").await;
+    let m = app.wait_message(&id, &["sent", "failed"]).await;
+    assert_eq!(m["status"], "sent", "{m}");
+    let got = wecom.wait_accepted(1).await;
+    assert_eq!(got[0]["headers"]["x-team"], "ops", "the header went along");
+    let r = app.delete("/api/v1/channels/pg-wecom").await;
+    assert_eq!(r.status(), 409, "a rule names it");
+    app.stop().await;
+}
