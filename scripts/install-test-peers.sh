@@ -6,7 +6,8 @@
 #   - PyPI:   aiosmtpd, into the python3 on PATH (tests/peers/smtp_auth_server.py);
 #             pproxy, an HTTP CONNECT and SOCKS5 proxy (tests/api/proxy.rs)
 #             dkimpy, PyNaCl, dnslib (tests/peers/dkim_peers.py)
-#   - npm:    tests/peers/package-lock.json (smtp-server, oauth2-mock-server)
+#   - npm:    tests/peers/package-lock.json (smtp-server, oauth2-mock-server,
+#             standardwebhooks for tests/peers/robot_receiver.js)
 # Idempotent, quiet unless something fails, meant to run as root (CI, dev
 # machines). Prints one summary line of versions at the end.
 set -euo pipefail
@@ -158,4 +159,5 @@ pproxy_ver="$(python3 -m pip show pproxy 2>/dev/null | sed -n 's/^Version: //p')
 echo "test peers ready: postfix $(pkgver postfix), swaks $(pkgver swaks), openssl $(pkgver openssl)," \
     "python $(python3 -c 'import platform; print(platform.python_version())') aiosmtpd $aiosmtpd_ver" \
     "pproxy ${pproxy_ver:-?}," \
-    "node $(node --version) smtp-server $(npmver smtp-server) oauth2-mock-server $(npmver oauth2-mock-server)"
+    "node $(node --version) smtp-server $(npmver smtp-server) oauth2-mock-server $(npmver oauth2-mock-server)" \
+    "standardwebhooks $(npmver standardwebhooks)"

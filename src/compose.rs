@@ -117,6 +117,12 @@ pub struct Content {
     /// How it goes out; messages stored before channels existed are email.
     #[serde(default)]
     pub channel: crate::status::Channel,
+    /// For a webhook or chat robot (`Channel::Http`): the channel's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_id: Option<String>,
+    /// For a webhook: the event the message notifies of, sent as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<serde_json::Value>,
 }
 
 impl Content {

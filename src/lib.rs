@@ -12,6 +12,7 @@
 pub(crate) mod accounts;
 pub(crate) mod api;
 pub(crate) mod catalog;
+pub(crate) mod channels;
 pub mod cli;
 pub(crate) mod compose;
 pub mod config;
@@ -30,6 +31,7 @@ pub(crate) mod oauth;
 pub(crate) mod outbox;
 pub(crate) mod pool;
 pub(crate) mod proxy;
+pub(crate) mod robots;
 pub(crate) mod rules;
 pub(crate) mod secrets;
 pub mod services;
@@ -44,6 +46,7 @@ pub mod store;
 pub(crate) mod templates;
 pub(crate) mod tenants;
 pub(crate) mod testmail;
+pub(crate) mod webhook;
 
 /// Milliseconds since the Unix epoch: how every timestamp is stored.
 pub fn now_ms() -> i64 {

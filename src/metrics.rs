@@ -14,6 +14,8 @@ pub struct Metrics {
     attempts: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     /// Attempts per account and outcome.
     per_account: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>>,
+    /// Webhook and chat-robot attempts (and channel tests) per kind and outcome.
+    per_channel_kind: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>>,
     /// Send latency histogram: counts per upper bound in seconds.
     latency_buckets: [AtomicU64; LATENCY_BOUNDS.len()],
     latency_count: AtomicU64,
@@ -57,6 +59,17 @@ impl Metrics {
             .lock()
             .expect("metrics lock")
             .entry((account.to_string(), outcome.to_string()))
+            .or_default() += 1;
+    }
+
+    /// A webhook or chat-robot attempt (outcome `sent`, `transient`,
+    /// `permanent`, `configuration`) or test (`test_ok`, `test_failed`).
+    pub fn record_channel(&self, kind: &str, outcome: &str) {
+        *self
+            .per_channel_kind
+            .lock()
+            .expect("metrics lock")
+            .entry((kind.to_string(), outcome.to_string()))
             .or_default() += 1;
     }
 
@@ -110,6 +123,12 @@ impl Metrics {
         for ((account, outcome), n) in self.per_account.lock().expect("metrics lock").iter() {
             out.push_str(&format!(
                 "herald_account_attempts_total{{account=\"{account}\",outcome=\"{outcome}\"}} {n}\n"
+            ));
+        }
+        out.push_str("# HELP herald_channel_attempts_total Webhook and chat-robot attempts and tests per kind and outcome (this process).\n# TYPE herald_channel_attempts_total counter\n");
+        for ((kind, outcome), n) in self.per_channel_kind.lock().expect("metrics lock").iter() {
+            out.push_str(&format!(
+                "herald_channel_attempts_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {n}\n"
             ));
         }
         out.push_str(

@@ -74,6 +74,9 @@ pub struct MessageView {
     pub subject: String,
     /// True when the message went to the capture mailbox instead of a server.
     pub captured: bool,
+    /// The webhook or chat-robot channel it goes to (its id); null for email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     /// How the sending account was chosen, and why (`platform_default: …`, `capture: …`).
     pub route: Option<String>,
     pub attempts: Vec<AttemptView>,
@@ -155,6 +158,8 @@ pub fn check_input(input: &MessageInput) -> Result<Content> {
         from_name: None,
         retry_only: None,
         channel: crate::status::Channel::Email,
+        channel_id: None,
+        event: None,
     })
 }
 
@@ -542,12 +547,16 @@ impl Outbox {
                 .map(|c| c.subject.as_str().to_string())
                 .unwrap_or_default(),
             captured: row.captured != 0,
+            channel: content.as_ref().and_then(|c| c.channel_id.clone()),
             route: row.route.clone(),
             attempts: attempts
                 .into_iter()
                 .map(|a| AttemptView {
                     at: crate::rfc3339(a.at),
-                    account: a.account_id,
+                    // A channel's attempts carry the channel's id there (its limit counts them).
+                    account: a
+                        .account_id
+                        .filter(|_| content.as_ref().is_none_or(|c| c.channel_id.is_none())),
                     outcome: a.outcome,
                     stage: a.stage,
                     code: a.code.map(|c| c as u16),
@@ -690,6 +699,11 @@ impl Route {
             reason: reason.into(),
             capped: false,
         }
+    }
+
+    /// The route of a message to a webhook or chat-robot channel.
+    pub fn channel(name: &str) -> Route {
+        Route::new(RouteKind::Channel, None, format!("the rule's channel '{name}'"))
     }
 
     /// As the message records it: `kind: reason`.

@@ -77,11 +77,15 @@ pub const ADMINS: &str = "@admins";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Method {
+    /// `email`, or the id or name of a webhook or chat-robot channel
+    /// (`/api/v1/channels`; stored as its id).
     pub channel: String,
     /// Id or name of the sending account; null: the default route.
     #[serde(default)]
     pub account: Option<String>,
-    /// Addresses, or "@admins" for the tenant's and the platform's admins.
+    /// Addresses, or "@admins" for the tenant's and the platform's admins
+    /// (email only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub to: Vec<String>,
     #[serde(default)]
     pub from_name: Option<String>,
@@ -262,10 +266,48 @@ async fn check_methods(store: &Store, tenant: &str, methods: &[Method], p: &mut 
     let mut out = Vec::new();
     for (i, m) in methods.iter().enumerate() {
         if m.channel != "email" {
-            p.add(
-                format!("methods[{i}].channel"),
-                format!("'{}' is not supported: use email", m.channel),
-            );
+            // A webhook or chat-robot channel: it says where and how itself.
+            let found = match store.find_channel(tenant, m.channel.trim()).await {
+                Ok(Some(c)) => Some(c.id),
+                _ => {
+                    p.add(
+                        format!("methods[{i}].channel"),
+                        format!(
+                            "'{}' is neither email nor a channel of this tenant: give an id or name from GET /api/v1/channels",
+                            m.channel
+                        ),
+                    );
+                    None
+                }
+            };
+            for (field, set) in [
+                ("to", !m.to.is_empty()),
+                ("account", m.account.is_some()),
+                ("from_name", m.from_name.is_some()),
+            ] {
+                if set {
+                    p.add(
+                        format!("methods[{i}].{field}"),
+                        "is for email methods: a channel method names only the channel (and a template)",
+                    );
+                }
+            }
+            if let Some(t) = m.template.as_deref()
+                && !crate::templates::BUILTIN.contains(&t)
+            {
+                p.add(
+                    format!("methods[{i}].template"),
+                    format!("'{t}' is not one of {}", crate::templates::BUILTIN.join(", ")),
+                );
+            }
+            out.push(Method {
+                channel: found.unwrap_or_else(|| m.channel.clone()),
+                account: None,
+                to: vec![],
+                from_name: None,
+                template: m.template.clone(),
+            });
+            continue;
         }
         if m.to.is_empty() {
             p.add(format!("methods[{i}].to"), "needs at least one address, or \"@admins\"");
@@ -556,6 +598,13 @@ impl Rules {
                 sent: true,
             });
             for method in &view.methods {
+                if method.channel != "email" {
+                    let id = self
+                        .channel_message(tenant, method, &view.name, &event, suppressed, locale)
+                        .await?;
+                    messages.push(id);
+                    continue;
+                }
                 let to = self.expand_recipients(tenant, &method.to).await?;
                 if to.is_empty() {
                     tracing::warn!(rule = %view.id, tenant, "rule matched but has no recipients (no admin addresses set)");
@@ -576,6 +625,8 @@ impl Rules {
                     from_name: None,
                     retry_only: None,
                     channel: crate::status::Channel::Email,
+                    channel_id: None,
+                    event: None,
                 };
                 let mut route = self
                     .outbox
@@ -590,6 +641,44 @@ impl Rules {
         }
         tracing::info!(event = %id, tenant, kind = %event.kind, matched = rules.len(), messages = messages.len(), "event");
         Ok(EventOutcome { id, rules, messages })
+    }
+
+    /// Queues a matched event's message for a webhook or chat-robot channel:
+    /// the rule's template renders the text, the event goes along as JSON.
+    async fn channel_message(
+        &self,
+        tenant: &str,
+        method: &Method,
+        rule: &str,
+        event: &Event,
+        suppressed: i64,
+        locale: Locale,
+    ) -> Result<String> {
+        let r = self
+            .event_message(tenant, method, rule, event, suppressed, locale)
+            .await;
+        let name = match self.store.find_channel(tenant, &method.channel).await? {
+            Some(c) => c.name,
+            None => method.channel.clone(),
+        };
+        let content = Content {
+            to: vec![],
+            cc: vec![],
+            bcc: vec![],
+            subject: HeaderText::parse(&r.subject)
+                .unwrap_or_else(|_| HeaderText::parse("Herald notification").expect("valid")),
+            text: Some(r.text),
+            html: None,
+            locale,
+            from_name: None,
+            retry_only: None,
+            channel: crate::status::Channel::Http,
+            channel_id: Some(method.channel.clone()),
+            event: Some(serde_json::json!({"event": event, "rule": rule, "suppressed": suppressed})),
+        };
+        let route = crate::outbox::Route::channel(&name);
+        let (m, _) = self.outbox.enqueue(tenant, content, route, None).await?;
+        Ok(m.id)
     }
 
     async fn expand_recipients(&self, tenant: &str, to: &[String]) -> Result<Vec<EmailAddress>> {

@@ -3,6 +3,7 @@
 //! extracts the one a handler needs (`State<Accounts>` …) through `FromRef`.
 
 use crate::accounts::Accounts;
+use crate::channels::Channels;
 use crate::config::Config;
 use crate::delivery::Worker;
 use crate::health::Health;
@@ -43,6 +44,7 @@ pub struct Wired {
     pub(crate) authorizations: Authorizations,
     pub(crate) test_mail: TestMail,
     pub(crate) worker: Worker,
+    pub(crate) channels: Channels,
     pub(crate) dkim: crate::dkim::Dkim,
     /// Closed at shutdown; the services hold clones of it.
     store: Store,
@@ -71,6 +73,7 @@ extract!(
     authorizations: Authorizations,
     test_mail: TestMail,
     worker: Worker,
+    channels: Channels,
     dkim: crate::dkim::Dkim,
 );
 
@@ -118,6 +121,10 @@ impl Services {
         let outbox = Outbox::new(store.clone(), metrics.clone(), wake.clone(), templates.clone());
         let rules = Rules::new(store.clone(), outbox.clone(), templates.clone(), events);
         let accounts = Accounts::new(store.clone(), keys.clone(), config.redirect_uri(), health.clone());
+        // Webhooks and robots: a tenant's requests only to addresses the network policy permits.
+        let channel_http =
+            crate::webhook::Client::new(crate::netguard::NetPolicy::restricted(config.allow_networks.clone()));
+        let channels = Channels::new(store.clone(), keys.clone(), channel_http.clone(), metrics.clone());
         let app = Services(Arc::new(Wired {
             tenants: Tenants::new(store.clone(), rules.clone(), config.admin_token.clone()),
             settings: SettingsBook::new(store.clone(), keys.clone(), config.public_url.clone()),
@@ -135,7 +142,9 @@ impl Services {
                 health.clone(),
                 metrics.clone(),
             ),
-            worker: Worker::new(store.clone(), config.clone(), connector, health, metrics.clone(), wake),
+            worker: Worker::new(store.clone(), config.clone(), connector, health, metrics.clone(), wake)
+                .with_channels(keys.clone(), channel_http),
+            channels,
             dkim,
             accounts,
             outbox,

@@ -115,6 +115,26 @@ text_enum! {
     Channel {
         /// SMTP through the message's account.
         Email = "email",
+        /// An HTTP request to a webhook or chat robot: the channel the content names.
+        Http = "http",
+    }
+}
+
+text_enum! {
+    /// What a webhook or chat-robot channel is, and so how its requests look and are signed.
+    ChannelKind {
+        /// Any HTTP endpoint, signed per Standard Webhooks.
+        Webhook = "webhook",
+        /// A Slack incoming webhook.
+        Slack = "slack",
+        /// A Microsoft Teams workflow webhook (Adaptive Card).
+        Teams = "teams",
+        /// A DingTalk group robot (钉钉自定义机器人).
+        Dingtalk = "dingtalk",
+        /// A Feishu / Lark group robot (飞书自定义机器人).
+        Feishu = "feishu",
+        /// A WeCom group robot (企业微信群机器人).
+        Wecom = "wecom",
     }
 }
 
@@ -137,6 +157,8 @@ text_enum! {
         PlatformDefault = "platform_default",
         /// No account: the capture mailbox.
         Capture = "capture",
+        /// A webhook or chat-robot channel named by a rule.
+        Channel = "channel",
     }
 }
 

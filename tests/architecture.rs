@@ -12,12 +12,12 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "foundation",
         &[
-            "domain", "i18n", "secrets", "catalog", "config", "status", "metrics", "netguard",
+            "domain", "i18n", "secrets", "catalog", "config", "status", "metrics", "netguard", "robots",
         ],
     ),
     (
         "transports and storage",
-        &["smtp", "compose", "diagnosis", "discovery", "store"],
+        &["smtp", "webhook", "compose", "diagnosis", "discovery", "store"],
     ),
     // `error` is the services' error: it converts the store's (`StoreError`).
     (
@@ -30,6 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "services",
         &[
             "accounts",
+            "channels",
             "outbox",
             "rules",
             "templates",

@@ -3,6 +3,7 @@
 //! route family. Every error is `application/problem+json` (RFC 9457).
 
 mod accounts;
+mod channels;
 mod dkim;
 mod messages;
 pub mod oauth;
@@ -52,6 +53,12 @@ pub fn router(app: Services) -> Router {
             "/api/v1/rules/{id}",
             get(rules::show).patch(rules::edit).delete(rules::remove),
         )
+        .route("/api/v1/channels", get(channels::list).post(channels::create))
+        .route(
+            "/api/v1/channels/{id}",
+            get(channels::show).patch(channels::edit).delete(channels::remove),
+        )
+        .route("/api/v1/channels/{id}/test", post(channels::test))
         .route("/api/v1/tenants", get(tenants::list).post(tenants::create))
         .route("/api/v1/tenants/{id}", delete(tenants::remove))
         .route("/api/v1/dkim", get(dkim::list).post(dkim::create))

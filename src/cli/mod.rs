@@ -8,6 +8,7 @@
 //! reading secrets and files named by flags.
 
 mod accounts;
+mod channels;
 mod dkim;
 mod messages;
 mod providers;
@@ -74,6 +75,9 @@ enum Command {
     Rule(Box<rules::RuleCommand>),
     /// Post an event: matching rules turn it into messages.
     Event(rules::EventArgs),
+    /// Webhook and chat-robot channels (webhook, slack, teams, dingtalk, feishu, wecom).
+    #[command(subcommand)]
+    Channel(Box<channels::ChannelCommand>),
     /// DKIM keys per sending domain: the TXT record to publish, its check.
     #[command(subcommand)]
     Dkim(dkim::DkimCommand),
@@ -161,6 +165,7 @@ async fn run(cli: Cli, config: Config, serve: Serve) -> anyhow::Result<ExitCode>
         Command::Tenant(cmd) => tenants::run(&app, tenant, cmd, json).await?,
         Command::Rule(cmd) => rules::run(&app, tenant, *cmd, json).await?,
         Command::Event(args) => rules::event(&app, tenant, args, json).await?,
+        Command::Channel(cmd) => channels::run(&app, tenant, *cmd, json).await?,
         Command::Dkim(cmd) => dkim::run(&app, tenant, cmd, json).await?,
     };
     close(&app).await?;

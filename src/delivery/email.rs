@@ -37,18 +37,18 @@ enum Hop {
 
 /// A send of an account in flight in this process, counted against its
 /// limits until dropped (after the outcome is written).
-struct LimitTurn {
+pub(super) struct LimitTurn {
     turns: LimitTurns,
     account: String,
     /// This account's sends in flight before this one.
-    ahead: i64,
+    pub(super) ahead: i64,
 }
 
 /// Per account, the sends in flight in this process.
 pub type LimitTurns = Arc<Mutex<HashMap<String, i64>>>;
 
 impl LimitTurn {
-    fn take(turns: &LimitTurns, account: &str) -> LimitTurn {
+    pub(super) fn take(turns: &LimitTurns, account: &str) -> LimitTurn {
         let mut map = turns.lock().expect("limit turns");
         let n = map.entry(account.to_string()).or_insert(0);
         let ahead = *n;

@@ -1,12 +1,14 @@
 //! The delivery worker: claims due messages under a lease, hands each to its
 //! channel's sender (`email`; with no account, `capture`) outside any
-//! transaction, and records the attempts and the outcome. Only the holder of
+//! transaction, and records the attempts and the outcome (webhook and
+//! chat-robot messages go to `http`). Only the holder of
 //! the lease may record an outcome, so a worker that stalled past its lease
 //! cannot overwrite another's result. A new channel is a file beside `email`
 //! and an arm in `Worker::deliver`.
 
 mod capture;
 mod email;
+pub mod http;
 
 use crate::catalog::Class;
 use crate::compose::Content;
@@ -136,8 +138,11 @@ pub struct Worker {
     send_slots: Arc<Semaphore>,
     /// Connections per account in this process (its `limits.connections`).
     account_slots: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
-    /// Per account, its sends in flight here, counted against its limits.
+    /// Per account (and per channel), its sends in flight here, counted against its limits.
     limit_turns: LimitTurns,
+    /// What webhook and chat-robot channels need: the keys that open their
+    /// secrets and the HTTP clients (`with_channels`).
+    channels: Option<(crate::secrets::Keyring, crate::webhook::Client)>,
 }
 
 impl Worker {
@@ -161,7 +166,14 @@ impl Worker {
             send_slots: Arc::new(Semaphore::new(SENDS)),
             account_slots: Arc::default(),
             limit_turns: Arc::default(),
+            channels: None,
         }
+    }
+
+    /// The worker, able to deliver to webhook and chat-robot channels.
+    pub fn with_channels(mut self, keys: crate::secrets::Keyring, http: crate::webhook::Client) -> Worker {
+        self.channels = Some((keys, http));
+        self
     }
 
     /// SQLite is one node: claims left by a previous run died with it, and
@@ -274,11 +286,15 @@ impl Worker {
             lease_until,
             attempts: Vec::new(),
         };
+        if content.channel == Channel::Http {
+            return self.deliver_http(row, content, finish).await;
+        }
         let Some(account_id) = row.account_id.as_deref() else {
             return Box::pin(self.capture(row, &content, lease_until, lookups)).await;
         };
         match content.channel {
             Channel::Email => self.deliver_email(row, content, account_id, finish, lookups).await,
+            Channel::Http => unreachable!("delivered above"),
         }
     }
 

@@ -3,6 +3,7 @@
 //! flags and millisecond timestamps) and run on either pool.
 
 pub mod accounts;
+pub mod channels;
 mod condition;
 pub mod dkim;
 mod error;

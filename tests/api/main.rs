@@ -6,6 +6,7 @@ mod helpers;
 
 mod accounts;
 mod addresses;
+mod channels;
 mod cli;
 mod delivery;
 mod dkim;
