@@ -117,6 +117,8 @@ if ! pproxy_ok; then
         exit 1
     fi
     pproxy_ok || die "pproxy still not on PATH after pip install (python3 is $(command -v python3))"
+fi
+
 # DKIM tests (tests/peers/dkim_peers.py): dkimpy verifies signatures (PyNaCl
 # for Ed25519), dnslib serves the TXT records on loopback.
 dkim_peers_ok() {
