@@ -4,6 +4,7 @@
 
 use crate::accounts::Accounts;
 use crate::config::Config;
+use crate::console_users::ConsoleUsers;
 use crate::delivery::Worker;
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -43,6 +44,7 @@ pub struct Wired {
     pub(crate) authorizations: Authorizations,
     pub(crate) test_mail: TestMail,
     pub(crate) worker: Worker,
+    pub(crate) console_users: ConsoleUsers,
     /// Closed at shutdown; the services hold clones of it.
     store: Store,
 }
@@ -70,6 +72,7 @@ extract!(
     authorizations: Authorizations,
     test_mail: TestMail,
     worker: Worker,
+    console_users: ConsoleUsers,
 );
 
 impl std::ops::Deref for Services {
@@ -126,6 +129,7 @@ impl Services {
                 metrics.clone(),
             ),
             worker: Worker::new(store.clone(), config.clone(), connector, health, metrics.clone(), wake),
+            console_users: ConsoleUsers::new(store.clone(), config.public_url.clone()),
             accounts,
             outbox,
             rules,

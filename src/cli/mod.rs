@@ -8,6 +8,7 @@
 //! reading secrets and files named by flags.
 
 mod accounts;
+mod admin;
 mod messages;
 mod providers;
 mod rules;
@@ -73,6 +74,9 @@ enum Command {
     Rule(Box<rules::RuleCommand>),
     /// Post an event: matching rules turn it into messages.
     Event(rules::EventArgs),
+    /// The web console's users (`herald admin reset-password`).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 /// How `herald serve` runs the services: given by `main`, which alone knows
@@ -157,6 +161,7 @@ async fn run(cli: Cli, config: Config, serve: Serve) -> anyhow::Result<ExitCode>
         Command::Tenant(cmd) => tenants::run(&app, tenant, cmd, json).await?,
         Command::Rule(cmd) => rules::run(&app, tenant, *cmd, json).await?,
         Command::Event(args) => rules::event(&app, tenant, args, json).await?,
+        Command::Admin(cmd) => admin::run(&app, cmd, json).await?,
     };
     close(&app).await?;
     Ok(code)

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 mod condition;
+pub mod console;
 mod error;
 pub mod group_commit;
 pub mod messages;
