@@ -4,7 +4,7 @@
 //! show (counts by status, sends per hour, messages in a time window).
 
 use super::Result;
-use super::messages::{MSG_COLUMNS, MessageRow};
+use super::messages::MessageRow;
 use super::{Store, on_pool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -160,9 +160,8 @@ impl Store {
 
     /// Spends a setup link: true when it was still unused (single use).
     pub async fn spend_setup_token(&self, token_hash: &str, now: i64) -> Result<bool> {
-        let n =
-            on_pool!(self, |p| {
-                sqlx::query(
+        let n = on_pool!(self, |p| {
+            sqlx::query(
             "UPDATE console_setup_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2"
         )
         .bind(token_hash)
@@ -170,7 +169,7 @@ impl Store {
         .execute(p)
         .await
         .map(|r| r.rows_affected())
-            })?;
+        })?;
         Ok(n == 1)
     }
 
@@ -306,23 +305,22 @@ impl Store {
 
     /// The tenant's messages, newest first, within the filter's window.
     pub async fn messages_in_window(&self, tenant_id: &str, f: &WindowFilter) -> Result<Vec<MessageRow>> {
-        let sql = format!(
-            "SELECT {MSG_COLUMNS} FROM messages WHERE tenant_id = $1 \
-             AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR account_id = $3) \
-             AND created_at >= $4 AND created_at <= $5 \
-             ORDER BY created_at DESC, id DESC LIMIT $6 OFFSET $7"
-        );
-        on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(
-            sql.clone()
-        ))
-        .bind(tenant_id)
-        .bind(&f.status)
-        .bind(&f.account_id)
-        .bind(f.since.unwrap_or(0))
-        .bind(f.until.unwrap_or(i64::MAX))
-        .bind(f.limit)
-        .bind(f.offset)
-        .fetch_all(p)
-        .await)
+        // The state with its content (subject and recipients for the list).
+        let sql = "SELECT m.id, m.tenant_id, m.account_id, m.status, m.message_id, m.idempotency_key, \
+             m.attempts, m.next_attempt_at, m.lease_until, m.last_error, m.captured, m.created_at, m.updated_at, \
+             m.route, c.content FROM messages m JOIN message_contents c ON c.id = m.id WHERE m.tenant_id = $1 \
+             AND ($2 IS NULL OR m.status = $2) AND ($3 IS NULL OR m.account_id = $3) \
+             AND m.created_at >= $4 AND m.created_at <= $5 \
+             ORDER BY m.created_at DESC, m.id DESC LIMIT $6 OFFSET $7";
+        on_pool!(self, |p| sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql))
+            .bind(tenant_id)
+            .bind(&f.status)
+            .bind(&f.account_id)
+            .bind(f.since.unwrap_or(0))
+            .bind(f.until.unwrap_or(i64::MAX))
+            .bind(f.limit)
+            .bind(f.offset)
+            .fetch_all(p)
+            .await)
     }
 }

@@ -358,7 +358,8 @@ test('create a rule, dry-run it, and find the event\'s message and attempts in t
     const dry = await page.locator('#dry-result').innerText();
     assert.match(dry, /matches/);
     assert.match(dry, /ops@example\.com/);
-    assert.match(dry, /zh-CN/);
+    assert.match(dry, /简体中文/);
+    assert.match(dry, /\[警告\]/);
     await shoot(page, 'rule-dry-run');
 
     const before = maildirCount(smtp.maildir);
