@@ -7,6 +7,7 @@ mod helpers;
 mod accounts;
 mod addresses;
 mod cli;
+mod console;
 mod delivery;
 mod messages;
 mod oauth;
