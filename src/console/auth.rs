@@ -150,7 +150,12 @@ fn cookie_of(form: &Form) -> Option<String> {
     form.ctx.session_cookie.clone()
 }
 
-pub async fn setup_page(State(app): State<Services>, headers: HeaderMap, Path(token): Path<String>) -> Response {
+pub async fn setup_page(
+    State(app): State<Services>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    Query(q): Query<SigninQuery>,
+) -> Response {
     let user = app.console_users.setup_user(&token).await.ok().flatten();
     let status = if user.is_some() {
         StatusCode::OK
@@ -160,7 +165,7 @@ pub async fn setup_page(State(app): State<Services>, headers: HeaderMap, Path(to
     visitor_page(
         &app,
         &headers,
-        None,
+        q.lang.as_deref(),
         status,
         "setup.html",
         context! { username => user, token => token },

@@ -246,12 +246,9 @@ async fn settings_error(ctx: &Ctx, fields: &super::Fields, e: Error) -> Page {
     )
 }
 
-fn require_platform(ctx: &Ctx) -> Result<(), Page> {
-    if ctx.user.is_platform() {
-        Ok(())
-    } else {
-        Err(ctx.error(Error::Forbidden(ctx.t("error_platform_only"))))
-    }
+/// The page refusing a tenant admin what only the platform admin may do.
+fn require_platform(ctx: &Ctx) -> Option<Page> {
+    (!ctx.user.is_platform()).then(|| ctx.error(Error::Forbidden(ctx.t("error_platform_only"))))
 }
 
 async fn tenants_page(
@@ -289,7 +286,7 @@ async fn tenants_page(
 }
 
 pub async fn tenants(ctx: Ctx, Query(q): Query<Done>) -> Page {
-    if let Err(p) = require_platform(&ctx) {
+    if let Some(p) = require_platform(&ctx) {
         return p;
     }
     let notice = notice(&ctx, q.done.as_deref());
@@ -298,7 +295,7 @@ pub async fn tenants(ctx: Ctx, Query(q): Query<Done>) -> Page {
 
 pub async fn create_tenant(form: Form) -> Page {
     let Form { ctx, fields } = form;
-    if let Err(p) = require_platform(&ctx) {
+    if let Some(p) = require_platform(&ctx) {
         return p;
     }
     let username = fields.get("username");
@@ -340,7 +337,7 @@ pub async fn create_tenant(form: Form) -> Page {
 
 pub async fn delete_tenant(Path(id): Path<String>, form: Form) -> Page {
     let Form { ctx, .. } = form;
-    if let Err(p) = require_platform(&ctx) {
+    if let Some(p) = require_platform(&ctx) {
         return p;
     }
     match ctx.app.tenants.delete_tenant(ctx.tenant(), &id).await {
