@@ -270,21 +270,24 @@ async fn account_page(ctx: &Ctx, id: &str, status: StatusCode, extra: Value) -> 
         .map(|m| m.len())
         .unwrap_or(0);
     let selected = view.provider.clone();
+    // What the handler passes (the form as typed, after a field error) wins.
     ctx.page_with(
         status,
         "account.html",
         "accounts",
         context! {
-            a => view,
-            v => values,
-            expired => expired,
-            needs_auth => needs_auth,
-            oauth_code_flow => oauth_code_flow,
-            held => held,
-            providers => providers(ctx.locale),
-            selected => selected,
-            redirect_uri => ctx.app.config.redirect_uri(),
-            ..extra
+            ..extra,
+            ..context! {
+                a => view,
+                v => values,
+                expired => expired,
+                needs_auth => needs_auth,
+                oauth_code_flow => oauth_code_flow,
+                held => held,
+                providers => providers(ctx.locale),
+                selected => selected,
+                redirect_uri => ctx.app.config.redirect_uri(),
+            }
         },
     )
 }

@@ -16,8 +16,6 @@ use crate::services::Services;
 use axum::Router;
 use axum::routing::{get, post};
 
-pub use render::Fields;
-
 /// The console's routes, merged into the server's router next to the API.
 pub fn router() -> Router<Services> {
     Router::new()
@@ -48,6 +46,10 @@ pub fn router() -> Router<Services> {
         .route("/settings", get(pages::settings).post(pages::save_settings))
         .route("/tenants", get(pages::tenants).post(pages::create_tenant))
         .route("/tenants/{id}/delete", post(pages::delete_tenant))
+        .route(
+            "/tenants/{id}/settings",
+            get(pages::tenant_settings).post(pages::save_tenant_settings),
+        )
         .route("/templates", get(pages::templates))
         .route(
             "/templates/{name}/{locale}",

@@ -7,6 +7,7 @@ use crate::status::AccountStatus;
 use crate::store::PLATFORM;
 use crate::templates::{TemplateSource, target};
 use axum::extract::{Path, Query};
+use axum::http::StatusCode;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -148,26 +149,99 @@ pub async fn overview(ctx: Ctx, Query(q): Query<Done>) -> Page {
     )
 }
 
-pub async fn settings(ctx: Ctx, Query(q): Query<Done>) -> Page {
-    let app = ctx.app.clone();
-    let s = match app.settings.settings(ctx.tenant()).await {
+/// Whose settings a page edits: the user's own tenant, or (for the platform
+/// admin, from the tenants page) another tenant.
+struct Target {
+    tenant: String,
+    /// Where the form posts.
+    action: String,
+    /// The tenant's name when it is not the user's own.
+    other: Option<String>,
+}
+
+fn own(ctx: &Ctx) -> Target {
+    Target {
+        tenant: ctx.tenant().to_string(),
+        action: "/settings".into(),
+        other: None,
+    }
+}
+
+/// Another tenant's settings: the platform admin only, and a tenant that exists.
+async fn other(ctx: &Ctx, id: &str) -> Result<Target, Page> {
+    if let Some(p) = require_platform(ctx) {
+        return Err(p);
+    }
+    let tenants = ctx
+        .app
+        .tenants
+        .list_tenants(ctx.tenant())
+        .await
+        .map_err(|e| ctx.error(e))?;
+    let t = tenants
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| ctx.error(Error::NotFound(format!("tenant '{id}'"))))?;
+    Ok(Target {
+        action: format!("/tenants/{}/settings", t.id),
+        tenant: t.id,
+        other: Some(t.name),
+    })
+}
+
+async fn settings_page(
+    ctx: &Ctx,
+    target: &Target,
+    status: StatusCode,
+    v: BTreeMap<String, String>,
+    extra: minijinja::Value,
+) -> Page {
+    let accounts = ctx.app.accounts.list_accounts(&target.tenant).await.unwrap_or_default();
+    let section = if target.other.is_some() { "tenants" } else { "settings" };
+    ctx.page_with(
+        status,
+        "settings.html",
+        section,
+        context! {
+            ..extra,
+            ..context! {
+                v => v,
+                accounts => accounts,
+                action => target.action.clone(),
+                other_tenant => target.other.clone(),
+                scope_platform => target.tenant == PLATFORM,
+                redirect_uri => ctx.app.config.redirect_uri(),
+                public_url => ctx.app.config.public_url.clone(),
+            }
+        },
+    )
+}
+
+async fn show_settings(ctx: &Ctx, target: &Target, done: Option<&str>) -> Page {
+    let s = match ctx.app.settings.settings(&target.tenant).await {
         Ok(s) => s,
         Err(e) => return ctx.error(e),
     };
-    let accounts = app.accounts.list_accounts(ctx.tenant()).await.unwrap_or_default();
-    let notice = notice(&ctx, q.done.as_deref());
-    let values = settings_values(&s);
-    ctx.page(
-        "settings.html",
-        "settings",
-        context! {
-            notice => notice,
-            v => values,
-            accounts => accounts,
-            redirect_uri => app.config.redirect_uri(),
-            public_url => app.config.public_url.clone(),
-        },
+    let notice = notice(ctx, done);
+    settings_page(
+        ctx,
+        target,
+        StatusCode::OK,
+        settings_values(&s),
+        context! { notice => notice },
     )
+    .await
+}
+
+pub async fn settings(ctx: Ctx, Query(q): Query<Done>) -> Page {
+    show_settings(&ctx, &own(&ctx), q.done.as_deref()).await
+}
+
+pub async fn tenant_settings(ctx: Ctx, Path(id): Path<String>, Query(q): Query<Done>) -> Page {
+    match other(&ctx, &id).await {
+        Ok(target) => show_settings(&ctx, &target, q.done.as_deref()).await,
+        Err(p) => p,
+    }
 }
 
 fn settings_values(s: &Settings) -> BTreeMap<String, String> {
@@ -196,54 +270,56 @@ fn settings_values(s: &Settings) -> BTreeMap<String, String> {
 }
 
 pub async fn save_settings(form: Form) -> Page {
-    let Form { ctx, fields } = form;
-    let app = ctx.app.clone();
-    let cap = fields.opt("tenant_daily_cap");
-    let cap_parsed = cap.as_deref().map(|c| c.parse::<i64>());
-    if let Some(Err(_)) = cap_parsed {
-        return settings_error(
-            &ctx,
-            &fields,
-            Error::field("tenant_daily_cap", ctx.t("error_whole_number")),
-        )
-        .await;
-    }
-    let input = Settings {
-        default_account: fields.opt("default_account"),
-        from_name: fields.opt("from_name"),
-        locale: fields.opt("locale"),
-        public_url: None,
-        fallback_to_platform: Some(fields.has("fallback_to_platform")),
-        admin_emails: Some(fields.list("admin_emails")),
-        tenant_daily_cap: cap_parsed.and_then(|r| r.ok()),
-    };
-    match app.settings.put_settings(ctx.tenant(), input).await {
-        Ok(_) => see_other("/settings?done=done_saved"),
-        Err(e) => settings_error(&ctx, &fields, e).await,
+    let target = own(&form.ctx);
+    save(form, target).await
+}
+
+pub async fn save_tenant_settings(Path(id): Path<String>, form: Form) -> Page {
+    match other(&form.ctx, &id).await {
+        Ok(target) => save(form, target).await,
+        Err(p) => p,
     }
 }
 
-async fn settings_error(ctx: &Ctx, fields: &super::Fields, e: Error) -> Page {
-    let Some(errors) = field_errors(&e) else {
-        return ctx.error(e);
+async fn save(form: Form, target: Target) -> Page {
+    let Form { ctx, fields } = form;
+    let cap = fields.opt("tenant_daily_cap");
+    let cap_parsed = cap.as_deref().map(|c| c.parse::<i64>());
+    let result = if let Some(Err(_)) = cap_parsed {
+        Err(Error::field("tenant_daily_cap", ctx.t("error_whole_number")))
+    } else {
+        let input = Settings {
+            default_account: fields.opt("default_account"),
+            from_name: fields.opt("from_name"),
+            locale: fields.opt("locale"),
+            public_url: None,
+            // The platform has no platform to fall back to.
+            fallback_to_platform: Some(target.tenant == PLATFORM || fields.has("fallback_to_platform")),
+            admin_emails: Some(fields.list("admin_emails")),
+            tenant_daily_cap: cap_parsed.and_then(|r| r.ok()),
+        };
+        ctx.app.settings.put_settings(&target.tenant, input).await
     };
-    let accounts = ctx.app.accounts.list_accounts(ctx.tenant()).await.unwrap_or_default();
-    let mut v = fields.values();
-    if !fields.has("fallback_to_platform") {
-        v.insert("fallback_to_platform".into(), String::new());
+    match result {
+        Ok(_) => see_other(&format!("{}?done=done_saved", target.action)),
+        Err(e) => {
+            let Some(errors) = field_errors(&e) else {
+                return ctx.error(e);
+            };
+            let mut v = fields.values();
+            if !fields.has("fallback_to_platform") {
+                v.insert("fallback_to_platform".into(), String::new());
+            }
+            settings_page(
+                &ctx,
+                &target,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                v,
+                context! { errors => errors },
+            )
+            .await
+        }
     }
-    ctx.page_with(
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-        "settings.html",
-        "settings",
-        context! {
-            v => v,
-            errors => errors,
-            accounts => accounts,
-            redirect_uri => ctx.app.config.redirect_uri(),
-            public_url => ctx.app.config.public_url.clone(),
-        },
-    )
 }
 
 /// The page refusing a tenant admin what only the platform admin may do.

@@ -74,6 +74,14 @@ fn env() -> &'static Environment<'static> {
         }
         env.add_filter("when", when);
         env.add_filter("ms", |ms: i64| crate::rfc3339(ms));
+        // The first `n` characters, and an ellipsis when there were more.
+        env.add_filter("clip", |s: String, n: usize| {
+            if s.chars().count() > n {
+                s.chars().take(n).collect::<String>() + "…"
+            } else {
+                s
+            }
+        });
         env
     })
 }

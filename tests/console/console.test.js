@@ -471,6 +471,10 @@ test('the other pages render: overview, settings, templates, capture', async () 
     await shoot(page, 'template');
     await page.goto(herald.base + '/capture');
     await shoot(page, 'capture');
+    // Deleting an account first names the rules that send through it.
+    await page.goto(qqAccountUrl + '/delete');
+    assert.match(await page.locator('#rules-using').innerText(), /Backups/);
+    await shoot(page, 'account-delete');
 });
 
 test('a tenant admin, set up from the tenants page, sees only its tenant', async () => {
@@ -481,7 +485,27 @@ test('a tenant admin, set up from the tenants page, sees only its tenant', async
     await page.waitForSelector('#tenant-created');
     const link = await page.locator('#setup-link').inputValue();
     assert.match(link, new RegExp('^' + herald.base + '/setup/'));
+    const tenantToken = await page.locator('#tenant-token').inputValue();
     await shoot(page, 'tenants');
+    // The platform admin sets the tenant's settings: no fallback to the platform sender.
+    await page.click('#tenants a:has-text("Acme Corp")');
+    await page.waitForURL(/\/tenants\/[^/]+\/settings$/);
+    assert.match(await page.locator('h1').innerText(), /Settings of Acme Corp/);
+    await page.uncheck('input[name=fallback_to_platform]');
+    await page.click('#save-settings');
+    await page.waitForURL(/\/tenants\/[^/]+\/settings\?done=done_saved$/);
+    assert.equal(await page.isChecked('input[name=fallback_to_platform]'), false);
+    await shoot(page, 'tenant-settings');
+    // So Acme's mail, without an account of its own, goes to its capture mailbox.
+    const sent = await fetch(herald.base + '/api/v1/messages', {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${tenantToken}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ to: ['customer@example.com'], subject: 'Welcome to Acme', text: 'Hello!' }),
+    });
+    const body = await sent.text();
+    assert.equal(sent.status, 202, body);
+    const captured = JSON.parse(body);
+    assert.match(captured.route, /^capture/, JSON.stringify(captured));
 
     const acme = await browser.newContext({ locale: 'en-US' });
     const p = await acme.newPage();
@@ -500,7 +524,15 @@ test('a tenant admin, set up from the tenants page, sees only its tenant', async
     const r2 = await p.goto(qqAccountUrl);
     assert.equal(r2.status(), 404);
     await p.goto(herald.base + '/messages');
-    assert.match(await p.locator('main').innerText(), /No messages/);
+    const log = await p.locator('main').innerText();
+    assert.ok(log.includes('Welcome to Acme') && !log.includes('Nightly backup'), log);
+    await until(async () => {
+        await p.goto(herald.base + '/capture');
+        return (await p.locator('main').innerText()).includes('Welcome to Acme');
+    }, 'the message is in the capture mailbox');
+    await shoot(p, 'tenant-capture');
+    await p.goto(herald.base + '/');
+    assert.match(await p.locator('.banner.info').first().innerText(), /capture mailbox/);
     await shoot(p, 'tenant-overview');
     await acme.close();
 });
