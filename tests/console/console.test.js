@@ -306,6 +306,8 @@ test('a failing test email shows the stage, the hint and the masked transcript',
     await page.fill('#to', 'someone@example.com');
     await page.click('#send-test');
     await page.waitForSelector('#test-report');
+    // Sent in the background by the script: the page stayed where it was.
+    assert.equal(page.url(), qqAccountUrl);
     const report = await page.locator('#test-report').innerText();
     assert.match(report, /failed at: sign-in \(AUTH\)/, report);
     assert.match(report, /535/);
