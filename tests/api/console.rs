@@ -3,12 +3,17 @@
 //! reset-password`, session cookies, CSRF tokens, security headers and the
 //! sign-in rate limit.
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{TestApp, new_pg_database, spawn_app_with};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use std::process::{Command, Stdio};
 
 /// A setup link printed by `herald admin reset-password`, as a path on the test server.
 fn reset_password(app: &TestApp, user: Option<&str>) -> String {
+    reset_password_on(app, user, None)
+}
+
+/// The same, for a server on `database_url`.
+fn reset_password_on(app: &TestApp, user: Option<&str>, database_url: Option<&str>) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
     cmd.arg("--data-dir").arg(app.data_dir.path()).arg("--json");
     cmd.args(["admin", "reset-password"]);
@@ -21,6 +26,9 @@ fn reset_password(app: &TestApp, user: Option<&str>) -> String {
         }
     }
     cmd.env("HERALD_PUBLIC_URL", "https://herald.example.com");
+    if let Some(url) = database_url {
+        cmd.env("HERALD_DATABASE_URL", url);
+    }
     let out = cmd.stdin(Stdio::null()).output().expect("run herald");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
@@ -63,7 +71,11 @@ fn client() -> reqwest::Client {
 
 /// Sets the admin's password through a fresh setup link; answers the session cookie.
 async fn set_password(app: &TestApp, http: &reqwest::Client, password: &str) -> String {
-    let link = reset_password(app, None);
+    set_password_on(app, http, password, None).await
+}
+
+async fn set_password_on(app: &TestApp, http: &reqwest::Client, password: &str, database_url: Option<&str>) -> String {
+    let link = reset_password_on(app, None, database_url);
     let page = http.get(app.url(&link)).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let form_cookie = set_cookie(&page, "herald_csrf").expect("the form's token cookie");
@@ -249,5 +261,57 @@ async fn sign_in_opens_a_session() {
         .await
         .unwrap();
     assert_eq!(r.headers()[LOCATION], "/");
+    app.stop().await;
+}
+
+/// The console's own queries (sessions, counts, the hourly chart, the log's
+/// window) on PostgreSQL.
+#[tokio::test]
+async fn console_pages_on_postgres() {
+    let url = new_pg_database().await;
+    let app = spawn_app_with(&[("HERALD_DATABASE_URL", &url)]).await;
+    let http = client();
+    let session = set_password_on(&app, &http, "the right password", Some(&url)).await;
+    let acc = app
+        .create_account(serde_json::json!({
+            "name": "nowhere", "provider": "custom", "host": "127.0.0.1", "port": 9, "security": "none",
+            "from": {"address": "a@herald.test"}, "timeout_secs": 5
+        }))
+        .await;
+    let m: serde_json::Value = app
+        .post(
+            "/api/v1/messages",
+            &serde_json::json!({"to": ["b@example.com"], "subject": "Hello PG", "text": "x", "account": acc["id"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = m["id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let v: serde_json::Value = app.get(&format!("/api/v1/messages/{id}")).await.json().await.unwrap();
+        if v["attempts"].as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no attempt yet: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let get = |path: String| {
+        http.get(app.url(&path))
+            .header(COOKIE, format!("herald_session={session}"))
+            .send()
+    };
+    let overview = get("/".into()).await.unwrap();
+    assert_eq!(overview.status(), 200);
+    assert!(overview.text().await.unwrap().contains("nowhere"));
+    let log = get(format!("/messages?window=24h&account={}", acc["id"].as_str().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(log.status(), 200);
+    assert!(log.text().await.unwrap().contains("Hello PG"));
+    let page = get(format!("/messages/{id}")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("connect"));
     app.stop().await;
 }
