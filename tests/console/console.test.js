@@ -455,6 +455,15 @@ test('the other pages render: overview, settings, templates, capture', async () 
     assert.equal(await page.locator('#count-sent').count(), 1);
     assert.ok(await page.locator('svg.chart').count() >= 2, 'a chart per account');
     await shoot(page, 'overview');
+    // The dark theme follows the system's preference.
+    await page.emulateMedia({ colorScheme: 'dark' });
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    assert.equal(bg, 'rgb(17, 20, 24)');
+    await shoot(page, 'overview-dark');
+    await page.goto(qqAccountUrl);
+    await shoot(page, 'account-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.goto(herald.base + '/');
     await page.goto(herald.base + '/settings');
     await page.fill('#admin_emails', 'admin@example.com\nnot-an-address');
     await page.click('#save-settings');
