@@ -5,7 +5,9 @@
 #     and disabled so port 25 stays free), swaks, openssl; chromium (the
 #     console's browser tests, driven by playwright-core) and a CJK font
 #     (fonts-wqy-microhei) so its 简体中文 screenshots show characters
-#   - PyPI:   aiosmtpd, into the python3 on PATH (tests/peers/smtp_auth_server.py)
+#   - PyPI:   aiosmtpd, into the python3 on PATH (tests/peers/smtp_auth_server.py);
+#             pproxy, an HTTP CONNECT and SOCKS5 proxy (tests/api/proxy.rs)
+#             dkimpy, PyNaCl, dnslib (tests/peers/dkim_peers.py)
 #   - npm:    tests/peers/package-lock.json (smtp-server, oauth2-mock-server,
 #             playwright-core: never `npx playwright install`, it drives Debian's chromium)
 # Idempotent, quiet unless something fails, meant to run as root (CI, dev
@@ -105,6 +107,41 @@ if ! aiosmtpd_ok; then
     aiosmtpd_ok || die "aiosmtpd still not importable by $(command -v python3)"
 fi
 
+# pproxy: the real HTTP CONNECT / SOCKS5 proxy of tests/api/proxy.rs.
+pproxy_ok() {
+    command -v pproxy >/dev/null 2>&1 && python3 -c 'import pproxy' >/dev/null 2>&1
+}
+if ! pproxy_ok; then
+    if ! python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        'pproxy>=2.7,<3' >"$log_file" 2>&1; then
+        echo "install-test-peers: pip install pproxy failed" >&2
+        cat "$log_file" >&2
+        exit 1
+    fi
+    pproxy_ok || die "pproxy still not on PATH after pip install (python3 is $(command -v python3))"
+fi
+
+# DKIM tests (tests/peers/dkim_peers.py): dkimpy verifies signatures (PyNaCl
+# for Ed25519), dnslib serves the TXT records on loopback.
+dkim_peers_ok() {
+    python3 -c 'import dkim, nacl.signing, dnslib.server' >/dev/null 2>&1
+}
+if ! dkim_peers_ok; then
+    if ! python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        'dkimpy>=1.1,<2' 'pynacl>=1.5' 'dnslib>=0.9,<1' >"$log_file" 2>&1; then
+        if grep -q externally-managed-environment "$log_file"; then
+            run_quiet "apt-get install python3-dkim python3-nacl python3-dnslib" as_root env \
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+                python3-dkim python3-nacl python3-dnslib
+        else
+            echo "install-test-peers: pip install dkimpy pynacl dnslib failed" >&2
+            cat "$log_file" >&2
+            exit 1
+        fi
+    fi
+    dkim_peers_ok || die "dkimpy / PyNaCl / dnslib still not importable by $(command -v python3)"
+fi
+
 # ------------------------------------------------------------------ npm
 command -v node >/dev/null 2>&1 || die "node not found on PATH (Node >= 20 is needed)"
 command -v npm >/dev/null 2>&1 || die "npm not found on PATH"
@@ -122,7 +159,9 @@ npmver() {
         "$peers_dir/node_modules/$1/package.json" 2>/dev/null || echo '?'
 }
 aiosmtpd_ver="$(python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)' 2>/dev/null || echo '?')"
+pproxy_ver="$(python3 -m pip show pproxy 2>/dev/null | sed -n 's/^Version: //p')"
 echo "test peers ready: postfix $(pkgver postfix), swaks $(pkgver swaks), openssl $(pkgver openssl)," \
-    "python $(python3 -c 'import platform; print(platform.python_version())') aiosmtpd $aiosmtpd_ver," \
+    "python $(python3 -c 'import platform; print(platform.python_version())') aiosmtpd $aiosmtpd_ver" \
+    "pproxy ${pproxy_ver:-?}," \
     "node $(node --version) smtp-server $(npmver smtp-server) oauth2-mock-server $(npmver oauth2-mock-server)," \
     "chromium $(pkgver chromium) playwright-core $(npmver playwright-core)"

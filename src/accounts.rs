@@ -38,6 +38,19 @@ pub struct AccountInput {
     pub limits: Option<LimitsInput>,
     /// Id or name of another account of the tenant; empty string clears it.
     pub backup_account: Option<String>,
+    /// The proxy to reach the server through; `null` removes it (the
+    /// platform default applies again), `{"kind":"none"}` connects directly.
+    #[serde(default, deserialize_with = "present")]
+    pub proxy: Option<Option<crate::proxy::ProxyDoc>>,
+}
+
+/// A field that may be absent (keep), `null` (clear) or a value.
+fn present<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -47,6 +60,8 @@ pub struct AuthInput {
     pub username: Option<String>,
     pub secret: Option<String>,
     pub oauth: Option<crate::oauth::OAuthInput>,
+    /// A Google service account's JSON key (method google_service_account); write-only.
+    pub service_account_key: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -61,6 +76,8 @@ pub struct FromInput {
 pub struct TlsInput {
     pub ca_pem: Option<String>,
     pub skip_verify: Option<bool>,
+    /// Hex SHA-256 of the one server certificate to trust; empty string clears it.
+    pub pin_sha256: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -86,6 +103,9 @@ pub struct AccountView {
     pub timeout_secs: u64,
     pub limits: LimitsView,
     pub backup_account: Option<String>,
+    /// The account's own proxy (its secret never shown); absent: the platform default, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<crate::proxy::ProxyDoc>,
     pub status: AccountStatus,
     pub status_message: Option<String>,
     /// The OAuth2 redirect URI to register at the provider.
@@ -115,6 +135,9 @@ pub struct FromView {
 pub struct TlsView {
     pub ca_pem: Option<String>,
     pub skip_verify: bool,
+    /// The pinned certificate's SHA-256 (lower-case hex), when one is pinned.
+    #[serde(default)]
+    pub pin_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,6 +170,7 @@ impl AccountView {
             tls: TlsView {
                 ca_pem: row.tls_ca_pem.clone(),
                 skip_verify: row.tls_skip_verify,
+                pin_sha256: row.tls_pin_sha256.clone(),
             },
             timeout_secs: row.timeout_secs,
             limits: LimitsView {
@@ -155,6 +179,8 @@ impl AccountView {
                 per_day: row.limit_per_day,
             },
             backup_account: row.backup_account.clone(),
+            proxy: crate::proxy::ProxySettings::from_stored(row.proxy.as_deref())
+                .map(|p| p.view(row.proxy_secret.is_some())),
             status: row.status,
             status_message: row.status_message.clone(),
             redirect_uri,
@@ -180,6 +206,12 @@ struct Draft {
     from_name: Option<String>,
     ca_pem: Option<String>,
     skip_verify: bool,
+    pin_sha256: Option<String>,
+    /// The stored proxy, and whether its password is stored.
+    proxy_current: Option<crate::proxy::ProxySettings>,
+    has_proxy_secret: bool,
+    /// The proxy as given: `Some(None)` removes it.
+    proxy_input: Option<Option<crate::proxy::ProxyDoc>>,
     timeout_secs: u64,
     limits: (Option<u32>, Option<u32>, Option<u32>),
     limits_given: bool,
@@ -187,6 +219,10 @@ struct Draft {
     oauth_current: Option<crate::oauth::OAuthSettings>,
     oauth_input: Option<crate::oauth::OAuthInput>,
     has_client_secret: bool,
+    /// A new service account key given.
+    new_service_account_key: Option<String>,
+    /// The stored secret is a service account key (the stored method is google_service_account).
+    has_service_account_key: bool,
 }
 
 impl Draft {
@@ -205,6 +241,10 @@ impl Draft {
             from_name: None,
             ca_pem: None,
             skip_verify: false,
+            pin_sha256: None,
+            proxy_current: None,
+            has_proxy_secret: false,
+            proxy_input: None,
             timeout_secs: DEFAULT_TIMEOUT_SECS,
             limits: (None, None, None),
             limits_given: false,
@@ -212,6 +252,8 @@ impl Draft {
             oauth_current: None,
             oauth_input: None,
             has_client_secret: false,
+            new_service_account_key: None,
+            has_service_account_key: false,
         }
     }
 
@@ -225,11 +267,15 @@ impl Draft {
             auth_method: Some(r.auth_method.as_str().to_string()),
             username: r.username.clone(),
             new_secret: None,
-            has_secret: r.secret.is_some(),
+            has_secret: r.secret.is_some() && r.auth_method == AuthMethod::Password,
             from_address: Some(r.from_address.as_str().to_string()),
             from_name: r.from_name.clone(),
             ca_pem: r.tls_ca_pem.clone(),
             skip_verify: r.tls_skip_verify,
+            pin_sha256: r.tls_pin_sha256.clone(),
+            proxy_current: crate::proxy::ProxySettings::from_stored(r.proxy.as_deref()),
+            has_proxy_secret: r.proxy_secret.is_some(),
+            proxy_input: None,
             timeout_secs: r.timeout_secs,
             limits: (r.limit_connections, r.limit_per_minute, r.limit_per_day),
             limits_given: true,
@@ -237,6 +283,8 @@ impl Draft {
             oauth_current: crate::oauth::settings_of(r),
             oauth_input: None,
             has_client_secret: r.oauth_client_secret.is_some(),
+            new_service_account_key: None,
+            has_service_account_key: r.auth_method == AuthMethod::GoogleServiceAccount && r.secret.is_some(),
         }
     }
 
@@ -280,6 +328,13 @@ impl Draft {
             if let Some(s) = a.secret.filter(|s| !is_mask(s)) {
                 self.new_secret = Some(s);
             }
+            // A service account key without a method means "sign in as the service account".
+            if let Some(k) = a.service_account_key.filter(|s| !is_mask(s)) {
+                if a.method.is_none() {
+                    self.auth_method = Some(AuthMethod::GoogleServiceAccount.as_str().into());
+                }
+                self.new_service_account_key = Some(k);
+            }
             // OAuth settings without a method mean "sign in with OAuth2".
             if let Some(mut o) = a.oauth {
                 if a.method.is_none() {
@@ -304,6 +359,12 @@ impl Draft {
             if let Some(s) = t.skip_verify {
                 self.skip_verify = s;
             }
+            if t.pin_sha256.is_some() {
+                self.pin_sha256 = t.pin_sha256;
+            }
+        }
+        if input.proxy.is_some() {
+            self.proxy_input = input.proxy;
         }
         if let Some(t) = input.timeout_secs {
             self.timeout_secs = t;
@@ -342,6 +403,10 @@ struct Checked {
     from_name: Option<String>,
     ca_pem: Option<String>,
     skip_verify: bool,
+    pin_sha256: Option<String>,
+    /// The proxy to store (`None`: none of its own), and what happens to its password.
+    proxy: Option<crate::proxy::ProxySettings>,
+    proxy_secret: crate::proxy::SecretChange,
     timeout_secs: u64,
     limits: (Option<u32>, Option<u32>, Option<u32>),
     oauth: Option<crate::oauth::OAuthSettings>,
@@ -522,7 +587,26 @@ fn check(d: &Draft, creating: bool) -> Result<Checked> {
                 Err(e) => return Err(e),
             }
         }
-        other => p.add("auth.method", format!("'{other}' is not one of none, password, oauth2")),
+        "google_service_account" => {
+            // The token's `sub` and the XOAUTH2 user are the sender.
+            username = from_address.as_ref().map(|a| a.as_str().to_string());
+            match d.new_service_account_key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
+                Some(k) => {
+                    if let Err(m) = crate::oauth::service_account::ServiceAccountKey::parse(k) {
+                        p.add("auth.service_account_key", m);
+                    }
+                }
+                None if !creating && d.has_service_account_key => {}
+                None => p.add(
+                    "auth.service_account_key",
+                    "is required with auth.method google_service_account: paste the service account's JSON key (Google Cloud console → IAM & Admin → Service Accounts → Keys; write-only: stored encrypted and never shown again)",
+                ),
+            }
+        }
+        other => p.add(
+            "auth.method",
+            format!("'{other}' is not one of none, password, oauth2, google_service_account"),
+        ),
     }
 
     let ca_pem = d
@@ -536,6 +620,28 @@ fn check(d: &Draft, creating: bool) -> Result<Checked> {
     {
         p.add("tls.ca_pem", m);
     }
+    let pin_sha256 = match d.pin_sha256.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(pin) => p
+            .check("tls.pin_sha256", crate::smtp::certificate::parse_pin(pin))
+            .map(|pin| crate::smtp::certificate::pin_text(&pin)),
+    };
+    if pin_sha256.is_some() && d.skip_verify {
+        p.add(
+            "tls.pin_sha256",
+            "cannot be combined with tls.skip_verify: a pinned certificate is verified; set tls.skip_verify to false",
+        );
+    }
+    let (proxy, proxy_secret) = match &d.proxy_input {
+        None => (d.proxy_current.clone(), crate::proxy::SecretChange::Keep),
+        Some(None) => (None, crate::proxy::SecretChange::Clear),
+        Some(Some(doc)) => {
+            match crate::proxy::check("proxy", doc, d.proxy_current.as_ref(), d.has_proxy_secret, &mut p) {
+                Some((s, secret)) => (Some(s), secret),
+                None => (None, crate::proxy::SecretChange::Keep),
+            }
+        }
+    };
     if !(1..=600).contains(&d.timeout_secs) {
         p.add("timeout_secs", "must be between 1 and 600 seconds");
     }
@@ -572,6 +678,9 @@ fn check(d: &Draft, creating: bool) -> Result<Checked> {
         from_name,
         ca_pem,
         skip_verify: d.skip_verify,
+        pin_sha256,
+        proxy,
+        proxy_secret,
         timeout_secs: d.timeout_secs,
         limits,
         oauth,
@@ -647,6 +756,21 @@ impl Accounts {
         )
     }
 
+    /// The proxy password to store: sealed when a new one is given, the
+    /// stored one kept, or none.
+    fn proxy_secret(&self, id: &str, c: &Checked, stored: Option<&Vec<u8>>) -> Option<Vec<u8>> {
+        use crate::proxy::SecretChange;
+        c.proxy.as_ref().filter(|p| p.username.is_some())?;
+        match &c.proxy_secret {
+            SecretChange::Set(s) => Some(
+                self.keys
+                    .seal(&crate::proxy::account_secret_context(id), &Secret::new(s.as_str())),
+            ),
+            SecretChange::Keep => stored.cloned(),
+            SecretChange::Clear => None,
+        }
+    }
+
     /// The status a new or re-configured OAuth account starts in.
     fn oauth_start_status(oauth: Option<&crate::oauth::OAuthSettings>) -> AccountStatus {
         match oauth.map(|o| o.flow) {
@@ -663,17 +787,20 @@ impl Accounts {
         let id = crate::store::new_id();
         let backup = resolve_backup(&self.store, tenant, &id, draft.backup.as_deref()).await?;
         let now = crate::now_ms();
-        let secret = draft
-            .new_secret
-            .as_deref()
-            .filter(|s| !s.is_empty() && c.auth_method == AuthMethod::Password)
-            .map(|s| self.keys.seal(&secret_context(&id), &Secret::new(s)));
+        let secret = match c.auth_method {
+            AuthMethod::GoogleServiceAccount => draft.new_service_account_key.as_deref().map(str::trim),
+            AuthMethod::Password => draft.new_secret.as_deref(),
+            _ => None,
+        }
+        .filter(|s| !s.is_empty())
+        .map(|s| self.keys.seal(&secret_context(&id), &Secret::new(s)));
         let oauth_json = c
             .oauth
             .as_ref()
             .map(|o| serde_json::to_string(o).expect("serializable"));
         let client_secret = c.oauth.as_ref().and_then(|_| self.seal_client_secret(&id, &draft));
         let start_status = Self::oauth_start_status(c.oauth.as_ref());
+        let proxy_secret = self.proxy_secret(&id, &c, None);
         let row = Account {
             id,
             tenant_id: tenant.to_string(),
@@ -691,6 +818,9 @@ impl Accounts {
             from_name: c.from_name,
             tls_ca_pem: c.ca_pem,
             tls_skip_verify: c.skip_verify,
+            tls_pin_sha256: c.pin_sha256,
+            proxy: c.proxy.as_ref().map(|p| p.to_stored()),
+            proxy_secret,
             timeout_secs: c.timeout_secs,
             limit_connections: c.limits.0,
             limit_per_minute: c.limits.1,
@@ -742,10 +872,19 @@ impl Accounts {
         draft.apply(input);
         let c = check(&draft, false)?;
         let backup = resolve_backup(&self.store, tenant, &old.id, draft.backup.as_deref()).await?;
-        let secret = match draft.new_secret.as_deref() {
-            _ if c.auth_method != AuthMethod::Password => None,
-            Some(s) if !s.is_empty() => Some(self.keys.seal(&secret_context(&old.id), &Secret::new(s))),
-            _ => old.secret.clone(),
+        let secret = match c.auth_method {
+            AuthMethod::GoogleServiceAccount => match draft.new_service_account_key.as_deref().map(str::trim) {
+                Some(k) if !k.is_empty() => Some(self.keys.seal(&secret_context(&old.id), &Secret::new(k))),
+                _ if draft.has_service_account_key => old.secret.clone(),
+                _ => None,
+            },
+            AuthMethod::Password => match draft.new_secret.as_deref() {
+                Some(s) if !s.is_empty() => Some(self.keys.seal(&secret_context(&old.id), &Secret::new(s))),
+                // A service account key is not a password.
+                _ if old.auth_method == AuthMethod::Password => old.secret.clone(),
+                _ => None,
+            },
+            _ => None,
         };
         let oauth_json = c
             .oauth
@@ -757,7 +896,11 @@ impl Accounts {
                 .seal_client_secret(&old.id, &draft)
                 .or_else(|| old.oauth_client_secret.clone()),
         };
+        let proxy_secret = self.proxy_secret(&old.id, &c, old.proxy_secret.as_ref());
         let mut row = Account {
+            tls_pin_sha256: c.pin_sha256,
+            proxy: c.proxy.as_ref().map(|p| p.to_stored()),
+            proxy_secret,
             oauth: oauth_json,
             oauth_client_secret: client_secret,
             name: c.name,
@@ -789,12 +932,18 @@ impl Accounts {
             || row.username != old.username
             || row.secret != old.secret
             || row.tls_ca_pem != old.tls_ca_pem
-            || row.tls_skip_verify != old.tls_skip_verify;
+            || row.tls_skip_verify != old.tls_skip_verify
+            || row.tls_pin_sha256 != old.tls_pin_sha256
+            || row.proxy != old.proxy
+            || row.proxy_secret != old.proxy_secret;
         // Tokens belong to a provider, a client and a scope: any change to
         // those discards them, and a person must authorize again.
         let oauth_changed = crate::oauth::settings_of(&row) != crate::oauth::settings_of(&old)
             || row.oauth_client_secret != old.oauth_client_secret
-            || row.auth_method != old.auth_method;
+            || row.auth_method != old.auth_method
+            // A service account's token is for its key and for the sender it acts as.
+            || (row.auth_method == AuthMethod::GoogleServiceAccount
+                && (row.secret != old.secret || row.from_address != old.from_address));
         self.store
             .update_account(&AccountRow::from(&row))
             .await

@@ -157,9 +157,12 @@ pub struct Hint {
     /// code match, never replaces it.
     pub contains: Option<String>,
     /// A condition detected without a reply: `dns_failed`, `connect_refused`,
-    /// `connect_timeout`, `tls_untrusted`, `tls_not_tls`, `tls_failed`,
-    /// `starttls_missing`, `auth_unsupported`, `auth_not_offered`, `timeout`,
-    /// `closed`.
+    /// `connect_timeout`, `tls_untrusted`, `tls_self_signed`, `tls_ca_as_server`,
+    /// `tls_expired`, `tls_not_yet_valid`, `tls_wrong_host`, `tls_pin_mismatch`,
+    /// `tls_not_tls`, `tls_failed`, `starttls_missing`, `auth_unsupported`,
+    /// `auth_not_offered`, `timeout`, `closed`, `proxy_unreachable`,
+    /// `proxy_auth_failed`, `proxy_target_refused`, `proxy_protocol`. Hints may
+    /// say `{sha256}`: the presented certificate's fingerprint.
     pub condition: Option<String>,
     /// Overrides the class derived from the code.
     pub class: Option<Class>,

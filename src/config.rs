@@ -35,6 +35,12 @@ pub struct Config {
     /// `HERALD_SECRET_KEY`: base64 of 32 bytes, instead of the data directory's
     /// key file; nodes sharing a database must share it.
     pub secret_key: Option<String>,
+    /// `HERALD_DNS_SERVER`: the DNS server (`ip:port`) the DKIM check asks,
+    /// instead of the system's (resolv.conf).
+    pub dns_server: Option<SocketAddr>,
+    /// `HERALD_ALLOW_NETWORKS`: networks (CIDR) and host names a tenant's
+    /// servers may be on besides public addresses, comma-separated.
+    pub allow_networks: std::sync::Arc<crate::netguard::AllowList>,
 }
 
 /// The config file's keys: the environment variables' names in lower case
@@ -53,6 +59,8 @@ struct FileConfig {
     lease_secs: Option<u64>,
     log_format: Option<String>,
     secret_key: Option<String>,
+    dns_server: Option<String>,
+    allow_networks: Option<String>,
 }
 
 /// Where the settings come from; tests pass their own environment.
@@ -142,7 +150,23 @@ impl Config {
             other => bail!("HERALD_LOG_FORMAT={other:?} must be text or json"),
         };
         let secret_key = pick("HERALD_SECRET_KEY", file.secret_key);
+        let dns_server = match pick("HERALD_DNS_SERVER", file.dns_server) {
+            None => None,
+            Some(v) => Some(v.trim().parse::<SocketAddr>().or_else(|_| {
+                v.trim()
+                    .parse::<std::net::IpAddr>()
+                    .map(|ip| SocketAddr::new(ip, 53))
+                    .with_context(|| {
+                        format!("HERALD_DNS_SERVER={v:?} is not an address such as 192.0.2.53 or 127.0.0.1:5353")
+                    })
+            })?),
+        };
+        let allow_raw = pick("HERALD_ALLOW_NETWORKS", file.allow_networks).unwrap_or_default();
+        let allow_networks = crate::netguard::AllowList::parse(&allow_raw)
+            .map_err(|e| anyhow::anyhow!("HERALD_ALLOW_NETWORKS: {e}; list networks and hosts separated by commas"))?;
         Ok(Config {
+            dns_server,
+            allow_networks: std::sync::Arc::new(allow_networks),
             secret_key,
             listen,
             data_dir,
@@ -196,8 +220,21 @@ mod tests {
         assert!(e.contains("HERALD_DATABASE_URL"), "{e}");
         let e = load(&[("HERALD_ADMIN_TOKEN", "short")]).unwrap_err().to_string();
         assert!(e.contains("HERALD_ADMIN_TOKEN"), "{e}");
+        let e = load(&[("HERALD_ALLOW_NETWORKS", "10.0.0.0/8, not a host")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("HERALD_ALLOW_NETWORKS") && e.contains("not a host"), "{e}");
         let e = load(&[("HERALD_LEASE_SECS", "1")]).unwrap_err().to_string();
         assert!(e.contains("HERALD_LEASE_SECS") && e.contains("at least 2"), "{e}");
         assert_eq!(load(&[]).unwrap().lease_secs, 120);
+        let e = load(&[("HERALD_DNS_SERVER", "dns.example")]).unwrap_err().to_string();
+        assert!(e.contains("HERALD_DNS_SERVER"), "{e}");
+        let c = load(&[("HERALD_DNS_SERVER", "192.0.2.53")]).unwrap();
+        assert_eq!(
+            c.dns_server,
+            Some("192.0.2.53:53".parse().unwrap()),
+            "port 53 unless given"
+        );
+        assert_eq!(load(&[]).unwrap().dns_server, None);
     }
 }

@@ -7,10 +7,13 @@ use crate::diagnosis::{Condition, Failure, Stage};
 use crate::domain::Account;
 use crate::error::{Error, Result};
 use crate::health::{Health, Observation};
+use crate::netguard::{AllowList, NetPolicy};
 use crate::oauth::tokens::{TokenProblem, Tokens};
 use crate::secrets::Keyring;
-use crate::smtp::{Credentials, ServerSettings, Session, Transcript};
+use crate::smtp::{Credentials, Dialer, Direct, ServerSettings, Session, Transcript};
 use crate::status::AuthMethod;
+use crate::store::Store;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The context an account's password is sealed under.
@@ -40,19 +43,26 @@ pub fn connection_version(row: &Account) -> i64 {
         row.from_address.as_str(),
     )
         .hash(&mut h);
+    (&row.tls_pin_sha256, &row.proxy, &row.proxy_secret).hash(&mut h);
     h.finish() as i64
 }
 
-/// How to reach and sign in to the account's server.
-pub fn server_settings(row: &Account) -> ServerSettings {
+/// How to reach and sign in to the account's server; `net` says which
+/// addresses its host may resolve to.
+pub fn server_settings(row: &Account, net: NetPolicy) -> ServerSettings {
     ServerSettings {
         host: row.host.clone(),
         port: row.port,
         security: row.security,
         ca_pem: row.tls_ca_pem.clone(),
         skip_verify: row.tls_skip_verify,
+        pin_sha256: row
+            .tls_pin_sha256
+            .as_deref()
+            .and_then(|p| crate::smtp::certificate::parse_pin(p).ok()),
         timeout: Duration::from_secs(row.timeout_secs.max(1)),
         helo_name: helo_name(row.from_address.ascii_domain()),
+        net,
     }
 }
 
@@ -81,9 +91,9 @@ pub fn credentials(row: &Account, keys: &Keyring) -> Result<Credentials> {
                 secret,
             })
         }
-        AuthMethod::OAuth2 => Err(Error::field(
+        AuthMethod::OAuth2 | AuthMethod::GoogleServiceAccount => Err(Error::field(
             "auth.method",
-            "oauth2 signs in with an access token, not a stored secret",
+            "oauth2 and google_service_account sign in with an access token, not a stored secret",
         )),
     }
 }
@@ -100,24 +110,82 @@ fn token_failure(p: &TokenProblem) -> Failure {
 /// Opens authenticated sessions for accounts.
 #[derive(Clone)]
 pub struct Connector {
+    store: Store,
     keys: Keyring,
     tokens: Tokens,
     health: Health,
+    allow: Arc<AllowList>,
+    dkim: crate::dkim::Dkim,
 }
 
 impl Connector {
-    /// Passwords are opened with `keys`; access tokens come from `tokens`.
-    pub fn new(keys: Keyring, tokens: Tokens, health: Health) -> Connector {
-        Connector { keys, tokens, health }
+    /// Passwords are opened with `keys`; access tokens come from `tokens`;
+    /// a tenant's servers (and its own proxy) must be public or on `allow`;
+    /// messages are signed with the tenant's DKIM keys.
+    pub fn new(
+        store: Store,
+        keys: Keyring,
+        tokens: Tokens,
+        health: Health,
+        allow: Arc<AllowList>,
+        dkim: crate::dkim::Dkim,
+    ) -> Connector {
+        Connector {
+            store,
+            keys,
+            tokens,
+            health,
+            allow,
+            dkim,
+        }
+    }
+
+    /// The message as composed for the account, DKIM-signed when the
+    /// account's tenant has a key for the sender's domain.
+    pub async fn sign(&self, row: &Account, raw: Vec<u8>) -> Vec<u8> {
+        self.dkim.sign(&row.tenant_id, &row.from_address, raw).await
+    }
+
+    /// The platform's accounts may use internal relays; a tenant's may not.
+    pub fn net_policy(&self, row: &Account) -> NetPolicy {
+        if row.tenant_id == crate::store::PLATFORM {
+            NetPolicy::unrestricted()
+        } else {
+            NetPolicy::restricted(self.allow.clone())
+        }
+    }
+
+    /// How the account's server is reached: through its proxy (its own, else
+    /// the platform default), else directly. A tenant's own proxy must be on
+    /// an address the tenant may reach; the platform's default proxy is the
+    /// platform admin's choice, wherever it is.
+    async fn dialer(&self, row: &Account, transcript: &Transcript) -> std::result::Result<Box<dyn Dialer>, Failure> {
+        match crate::proxy::route_for(&self.store, &self.keys, row).await {
+            Ok(Some(mut route)) => {
+                if route.source == crate::proxy::Source::Account {
+                    route.dialer.net = self.net_policy(row);
+                } else {
+                    transcript.note("the account has no proxy of its own: the platform default proxy applies");
+                }
+                Ok(Box::new(route.dialer))
+            }
+            Ok(None) => Ok(Box::new(Direct)),
+            Err(e) => Err(Failure::condition(
+                Stage::Proxy,
+                Condition::ProxyUnreachable,
+                format!("the proxy settings could not be read: {e}"),
+            )),
+        }
     }
 
     /// A session signed in as the account, recorded into `transcript`.
     pub async fn open_session(&self, row: &Account, transcript: &Transcript) -> std::result::Result<Session, Failure> {
-        let settings = server_settings(row);
-        if row.auth_method != AuthMethod::OAuth2 {
+        let settings = server_settings(row, self.net_policy(row));
+        let dialer = self.dialer(row, transcript).await?;
+        if !row.auth_method.uses_tokens() {
             let credentials = credentials(row, &self.keys)
                 .map_err(|e| Failure::condition(Stage::Auth, Condition::AuthUnsupported, e.to_string()))?;
-            return Session::open(&settings, &credentials, transcript.clone()).await;
+            return Session::open_with(dialer.as_ref(), &settings, &credentials, transcript.clone()).await;
         }
         let username = row.login();
         let mut token = self
@@ -135,7 +203,7 @@ impl Connector {
                 username: username.clone(),
                 token: token.token.clone(),
             };
-            match Session::open(&settings, &credentials, transcript.clone()).await {
+            match Session::open_with(dialer.as_ref(), &settings, &credentials, transcript.clone()).await {
                 // The server refused a token we had not just obtained: it may
                 // have been revoked early. Get a new one and try once more.
                 Err(f) if f.stage() == Stage::Auth && f.reply().is_some() && !token.fresh => {

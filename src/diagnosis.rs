@@ -5,7 +5,7 @@
 
 use crate::catalog::{Catalog, Class, Hint, Provider};
 use crate::i18n::Locale;
-use crate::smtp::Line;
+use crate::smtp::{Line, PeerCertificate};
 use serde::{Deserialize, Serialize};
 
 /// The session's failure types, re-exported where callers have always found them.
@@ -54,6 +54,10 @@ pub struct Report {
     pub hint: Option<String>,
     pub transcript: Vec<Line>,
     pub elapsed_ms: u64,
+    /// The certificate the server presented, when TLS refused it: check it,
+    /// and pin it (`tls.pin_sha256` = its `sha256`) if it is the right one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<PeerCertificate>,
 }
 
 impl Report {
@@ -68,6 +72,7 @@ impl Report {
             hint: None,
             transcript,
             elapsed_ms,
+            certificate: None,
         }
     }
 
@@ -79,7 +84,15 @@ impl Report {
         transcript: Vec<Line>,
         elapsed_ms: u64,
     ) -> Report {
-        let diagnosis = diagnose(failure, provider, oauth, locale);
+        let mut diagnosis = diagnose(failure, provider, oauth, locale);
+        let certificate = failure.certificate.as_deref().cloned();
+        // Hints about a certificate name its fingerprint, to pin it by.
+        let fingerprint = match (&certificate, locale) {
+            (Some(c), _) => c.sha256.clone(),
+            (None, Locale::En) => "the certificate's SHA-256 fingerprint".into(),
+            (None, Locale::ZhCn) => "证书的 SHA-256 指纹".into(),
+        };
+        diagnosis.hint = diagnosis.hint.replace("{sha256}", &fingerprint);
         Report {
             ok: false,
             stage: failure.stage,
@@ -96,6 +109,7 @@ impl Report {
             hint: Some(diagnosis.hint),
             transcript,
             elapsed_ms,
+            certificate,
         }
     }
 
@@ -206,7 +220,12 @@ fn hint_matches(h: &Hint, f: &Failure) -> bool {
         return false;
     }
     if let Some(cond) = &h.condition {
-        return f.condition.map(|c| c.as_str()) == Some(cond.as_str());
+        // `contains` refines a condition by words of what Herald noted
+        // (a token endpoint's error code, `unauthorized_client`).
+        return f.condition.map(|c| c.as_str()) == Some(cond.as_str())
+            && h.contains
+                .as_ref()
+                .is_none_or(|w| f.detail.to_lowercase().contains(&w.to_lowercase()));
     }
     // Hints about replies need a reply; a condition failure never matches them.
     let Some(reply) = &f.reply else { return false };
@@ -406,6 +425,16 @@ mod tests {
     fn conditions_have_hints_in_both_languages() {
         for (stage, c) in [
             (Stage::Tls, Condition::TlsUntrusted),
+            (Stage::Tls, Condition::TlsSelfSigned),
+            (Stage::Tls, Condition::TlsCaAsServer),
+            (Stage::Tls, Condition::TlsExpired),
+            (Stage::Tls, Condition::TlsNotYetValid),
+            (Stage::Tls, Condition::TlsWrongHost),
+            (Stage::Tls, Condition::TlsPinMismatch),
+            (Stage::Proxy, Condition::ProxyUnreachable),
+            (Stage::Proxy, Condition::ProxyAuthFailed),
+            (Stage::Proxy, Condition::ProxyTargetRefused),
+            (Stage::Proxy, Condition::ProxyProtocol),
             (Stage::Tls, Condition::TlsNotTls),
             (Stage::Starttls, Condition::StarttlsMissing),
             (Stage::Connect, Condition::ConnectRefused),
@@ -424,6 +453,36 @@ mod tests {
         }
         let f = Failure::condition(Stage::Starttls, Condition::StarttlsMissing, "x");
         assert_eq!(diagnose(&f, None, false, Locale::En).class, Class::Configuration);
+    }
+
+    #[test]
+    fn a_certificate_hint_names_the_fingerprint_to_pin() {
+        let cert = PeerCertificate {
+            sha256: "ab".repeat(32),
+            subject: "CN=localhost".into(),
+            issuer: "CN=localhost".into(),
+            names: vec!["localhost".into()],
+            not_before: "2026-01-01T00:00:00Z".into(),
+            not_after: "2026-01-03T00:00:00Z".into(),
+            self_signed: true,
+            ca: true,
+        };
+        let f = Failure::condition(Stage::Tls, Condition::TlsSelfSigned, "self-signed").with_certificate(cert);
+        for locale in [Locale::En, Locale::ZhCn] {
+            let r = Report::failure(&f, None, false, locale, Vec::new(), 1);
+            let hint = r.hint.unwrap();
+            assert!(
+                hint.contains(&"ab".repeat(32)) && hint.contains("tls.pin_sha256"),
+                "{hint}"
+            );
+            assert!(!hint.contains("{sha256}"), "{hint}");
+            assert_eq!(r.certificate.as_ref().map(|c| c.subject.as_str()), Some("CN=localhost"));
+        }
+        let f = Failure::condition(Stage::Tls, Condition::TlsExpired, "expired");
+        let hint = Report::failure(&f, None, false, Locale::En, Vec::new(), 1)
+            .hint
+            .unwrap();
+        assert!(hint.contains("the certificate's SHA-256 fingerprint"), "{hint}");
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub struct Wired {
     pub(crate) authorizations: Authorizations,
     pub(crate) test_mail: TestMail,
     pub(crate) worker: Worker,
+    pub(crate) dkim: crate::dkim::Dkim,
     pub(crate) console_users: ConsoleUsers,
     /// Closed at shutdown; the services hold clones of it.
     store: Store,
@@ -72,6 +73,7 @@ extract!(
     authorizations: Authorizations,
     test_mail: TestMail,
     worker: Worker,
+    dkim: crate::dkim::Dkim,
     console_users: ConsoleUsers,
 );
 
@@ -102,18 +104,26 @@ impl Services {
         let wake = Arc::new(Notify::new());
         // Wakes the rules' event feed when an account event was written.
         let events = Arc::new(Notify::new());
-        let http = crate::oauth::http_client();
+        let http = crate::oauth::TokenHttp::new(config.allow_networks.clone());
 
         let health = Health::new(store.clone(), events.clone(), wake.clone());
         let tokens = Tokens::new(store.clone(), keys.clone(), http.clone(), health.clone());
-        let connector = crate::connect::Connector::new(keys.clone(), tokens, health.clone());
+        let dkim = crate::dkim::Dkim::new(store.clone(), keys.clone(), config.dns_server);
+        let connector = crate::connect::Connector::new(
+            store.clone(),
+            keys.clone(),
+            tokens,
+            health.clone(),
+            config.allow_networks.clone(),
+            dkim.clone(),
+        );
         let templates = Templates::new(store.clone());
         let outbox = Outbox::new(store.clone(), metrics.clone(), wake.clone(), templates.clone());
         let rules = Rules::new(store.clone(), outbox.clone(), templates.clone(), events);
         let accounts = Accounts::new(store.clone(), keys.clone(), config.redirect_uri(), health.clone());
         let app = Services(Arc::new(Wired {
             tenants: Tenants::new(store.clone(), rules.clone(), config.admin_token.clone()),
-            settings: SettingsBook::new(store.clone(), config.public_url.clone()),
+            settings: SettingsBook::new(store.clone(), keys.clone(), config.public_url.clone()),
             authorizations: Authorizations::new(
                 store.clone(),
                 keys.clone(),
@@ -129,6 +139,7 @@ impl Services {
                 metrics.clone(),
             ),
             worker: Worker::new(store.clone(), config.clone(), connector, health, metrics.clone(), wake),
+            dkim,
             console_users: ConsoleUsers::new(store.clone(), config.public_url.clone()),
             accounts,
             outbox,

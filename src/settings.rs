@@ -30,20 +30,30 @@ pub struct Settings {
     /// Platform only: messages per tenant per 24 h through the platform's account.
     #[serde(default)]
     pub tenant_daily_cap: Option<i64>,
+    /// Platform only: the proxy every account without one of its own goes
+    /// through (SMTP and OAuth2 token requests); its `secret` is write-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<crate::proxy::ProxyDoc>,
 }
 
 /// The settings of each tenant and of the platform.
 #[derive(Clone)]
 pub struct SettingsBook {
     store: Store,
+    /// Seals the default proxy's password.
+    keys: crate::secrets::Keyring,
     /// HERALD_PUBLIC_URL, shown read-only.
     public_url: String,
 }
 
 impl SettingsBook {
     /// The service over the store.
-    pub fn new(store: Store, public_url: String) -> SettingsBook {
-        SettingsBook { store, public_url }
+    pub fn new(store: Store, keys: crate::secrets::Keyring, public_url: String) -> SettingsBook {
+        SettingsBook {
+            store,
+            keys,
+            public_url,
+        }
     }
 
     fn settings_view(&self, s: &SettingsRow) -> Settings {
@@ -55,6 +65,8 @@ impl SettingsBook {
             fallback_to_platform: Some(s.fallback_to_platform != 0),
             admin_emails: Some(admin_emails(s)),
             tenant_daily_cap: s.tenant_daily_cap,
+            proxy: crate::proxy::ProxySettings::from_stored(s.proxy.as_deref())
+                .map(|p| p.view(s.proxy_secret.is_some())),
         }
     }
 
@@ -126,7 +138,45 @@ impl SettingsBook {
         if input.tenant_daily_cap.is_some_and(|c| c < 1) {
             p.add("tenant_daily_cap", "must be at least 1, or left out for no cap");
         }
+        let stored = self.store.get_settings(tenant).await?;
+        let current_proxy = crate::proxy::ProxySettings::from_stored(stored.proxy.as_deref());
+        let proxy = match &input.proxy {
+            None => None,
+            Some(_) if tenant != PLATFORM => {
+                p.add(
+                    "proxy",
+                    "is a platform setting: only the platform admin sets the default proxy (a tenant sets one per account)",
+                );
+                None
+            }
+            Some(doc) => crate::proxy::check(
+                "proxy",
+                doc,
+                current_proxy.as_ref(),
+                stored.proxy_secret.is_some(),
+                &mut p,
+            ),
+        };
+        if let Some((s, _)) = &proxy
+            && s.kind == "none"
+        {
+            p.add(
+                "proxy.kind",
+                "none is for an account (connect directly despite the default); leave proxy out for no default proxy",
+            );
+        }
         p.into_result()?;
+        let proxy_secret = match &proxy {
+            Some((s, change)) if s.username.is_some() => match change {
+                crate::proxy::SecretChange::Set(secret) => Some(self.keys.seal(
+                    &crate::proxy::settings_secret_context(tenant),
+                    &crate::secrets::Secret::new(secret.as_str()),
+                )),
+                crate::proxy::SecretChange::Keep => stored.proxy_secret.clone(),
+                crate::proxy::SecretChange::Clear => None,
+            },
+            _ => None,
+        };
         let row = SettingsRow {
             tenant_id: tenant.to_string(),
             default_account,
@@ -136,6 +186,8 @@ impl SettingsBook {
             updated_at: crate::now_ms(),
             admin_emails: Some(serde_json::to_string(&admins).expect("serializable")),
             tenant_daily_cap: input.tenant_daily_cap,
+            proxy: proxy.as_ref().map(|(s, _)| s.to_stored()),
+            proxy_secret,
         };
         self.store.put_settings(&row).await?;
         Ok(self.settings_view(&row))

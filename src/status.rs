@@ -84,6 +84,16 @@ text_enum! {
         Password = "password",
         /// XOAUTH2 with an OAuth2 access token.
         OAuth2 = "oauth2",
+        /// XOAUTH2 as the sender, with a token a Google service account's
+        /// key obtains through domain-wide delegation (JWT bearer grant).
+        GoogleServiceAccount = "google_service_account",
+    }
+}
+
+impl AuthMethod {
+    /// Signs in with an OAuth2 access token (XOAUTH2).
+    pub fn uses_tokens(self) -> bool {
+        matches!(self, AuthMethod::OAuth2 | AuthMethod::GoogleServiceAccount)
     }
 }
 

@@ -16,6 +16,9 @@ use crate::templates::Templates;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// How long a failed test email waits for the sender domain's MX records.
+const MX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The test email of an account.
 #[derive(Clone)]
 pub struct TestMail {
@@ -72,6 +75,7 @@ impl TestMail {
             html: rendered.html.as_deref(),
             message_id: &message_id,
         });
+        let content = self.connector.sign(&row, content).await;
 
         let started = Instant::now();
         let transcript = Transcript::default();
@@ -84,10 +88,19 @@ impl TestMail {
         }
         .await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
-        let oauth = row.auth_method == crate::status::AuthMethod::OAuth2;
+        let oauth = row.auth_method.uses_tokens();
         let report = match &outcome {
             Ok(sent) => Report::success(Some(&sent.reply), transcript.lines(), elapsed_ms),
-            Err(f) => Report::failure(f, provider, oauth, locale, transcript.lines(), elapsed_ms),
+            Err(f) => {
+                // Typed in by hand on a host the catalog does not know: the
+                // sender domain's MX may still say who the provider is.
+                let by_mx = match provider {
+                    Some(_) => None,
+                    None => crate::discovery::provider_by_mx(row.from_address.ascii_domain(), MX_TIMEOUT).await,
+                };
+                let provider = provider.or_else(|| by_mx.and_then(|id| Catalog::get().provider(&id)));
+                Report::failure(f, provider, oauth, locale, transcript.lines(), elapsed_ms)
+            }
         };
         self.metrics.record_test(report.ok);
         let report_json = serde_json::to_string(&report).map_err(anyhow::Error::from)?;

@@ -11,14 +11,21 @@ use std::path::Path;
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "foundation",
-        &["domain", "i18n", "secrets", "catalog", "config", "status", "metrics"],
+        &[
+            "domain", "i18n", "secrets", "catalog", "config", "status", "metrics", "netguard",
+        ],
     ),
     (
         "transports and storage",
         &["smtp", "compose", "diagnosis", "discovery", "store"],
     ),
     // `error` is the services' error: it converts the store's (`StoreError`).
-    ("engine", &["error", "health", "oauth", "connect", "pool", "delivery"]),
+    (
+        "engine",
+        &[
+            "error", "health", "oauth", "connect", "proxy", "dkim", "pool", "delivery",
+        ],
+    ),
     (
         "services",
         &[

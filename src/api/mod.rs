@@ -3,6 +3,7 @@
 //! route family. Every error is `application/problem+json` (RFC 9457).
 
 mod accounts;
+mod dkim;
 mod messages;
 pub mod oauth;
 mod ops;
@@ -53,6 +54,9 @@ pub fn router(app: Services) -> Router {
         )
         .route("/api/v1/tenants", get(tenants::list).post(tenants::create))
         .route("/api/v1/tenants/{id}", delete(tenants::remove))
+        .route("/api/v1/dkim", get(dkim::list).post(dkim::create))
+        .route("/api/v1/dkim/{id}", get(dkim::show).delete(dkim::remove))
+        .route("/api/v1/dkim/{id}/check", post(dkim::check))
         .route("/api/v1/templates", get(templates::list))
         .route(
             "/api/v1/templates/{name}/{locale}",

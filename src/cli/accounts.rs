@@ -63,7 +63,7 @@ pub(super) struct AccountArgs {
     /// none, tls (implicit, 465) or starttls (587).
     #[arg(long)]
     security: Option<String>,
-    /// none or password.
+    /// none, password, oauth2 or google_service_account.
     #[arg(long)]
     auth: Option<String>,
     /// Login name, when it differs from the sender address.
@@ -87,6 +87,26 @@ pub(super) struct AccountArgs {
     /// Do not verify the server certificate (only for servers you control).
     #[arg(long)]
     skip_verify: Option<bool>,
+    /// Trust exactly the server certificate with this SHA-256 fingerprint
+    /// (hex, colons allowed: the test report's certificate.sha256); "" removes the pin.
+    #[arg(long)]
+    pin_sha256: Option<String>,
+    /// Proxy to reach the server through: http (HTTP CONNECT), socks5, none
+    /// (directly, despite a platform default) or default (the platform's, if any).
+    #[arg(long)]
+    proxy: Option<String>,
+    #[arg(long)]
+    proxy_host: Option<String>,
+    #[arg(long)]
+    proxy_port: Option<u16>,
+    #[arg(long)]
+    proxy_username: Option<String>,
+    /// Read the proxy password from stdin.
+    #[arg(long, conflicts_with_all = ["secret_stdin", "client_secret_stdin"])]
+    proxy_secret_stdin: bool,
+    /// Read the proxy password from a file.
+    #[arg(long)]
+    proxy_secret_file: Option<PathBuf>,
     #[arg(long)]
     timeout_secs: Option<u64>,
     #[arg(long)]
@@ -121,6 +141,10 @@ pub(super) struct AccountArgs {
     token_url: Option<String>,
     #[arg(long)]
     scope: Option<String>,
+    /// A Google service account's JSON key file (sets --auth google_service_account): sends as
+    /// --from through domain-wide delegation.
+    #[arg(long)]
+    service_account_key_file: Option<PathBuf>,
 }
 
 /// Runs one `herald account` subcommand within `tenant`.
@@ -191,21 +215,52 @@ fn account_input(args: &AccountArgs) -> anyhow::Result<AccountInput> {
         scope: args.scope.clone(),
         issuer: None,
     });
-    let auth =
-        (args.auth.is_some() || args.username.is_some() || secret.is_some() || oauth.is_some()).then(|| AuthInput {
-            method: args.auth.clone(),
-            username: args.username.clone(),
-            secret,
-            oauth,
-        });
+    let service_account_key = read_optional_file("--service-account-key-file", args.service_account_key_file.as_ref())?;
+    let auth = (args.auth.is_some()
+        || args.username.is_some()
+        || secret.is_some()
+        || oauth.is_some()
+        || service_account_key.is_some())
+    .then(|| AuthInput {
+        method: args.auth.clone(),
+        username: args.username.clone(),
+        secret,
+        oauth,
+        service_account_key,
+    });
     let from = (args.from.is_some() || args.from_name.is_some()).then(|| FromInput {
         address: args.from.clone(),
         name: args.from_name.clone(),
     });
-    let tls = (ca_pem.is_some() || args.skip_verify.is_some()).then_some(TlsInput {
+    let tls = (ca_pem.is_some() || args.skip_verify.is_some() || args.pin_sha256.is_some()).then_some(TlsInput {
         ca_pem,
         skip_verify: args.skip_verify,
+        pin_sha256: args.pin_sha256.clone(),
     });
+    let proxy_secret = read_secret(
+        args.proxy_secret_stdin,
+        args.proxy_secret_file.as_deref(),
+        "--proxy-secret-file",
+    )?;
+    let proxy = match args.proxy.as_deref() {
+        Some("default") => Some(None),
+        kind if kind.is_some()
+            || args.proxy_host.is_some()
+            || args.proxy_port.is_some()
+            || args.proxy_username.is_some()
+            || proxy_secret.is_some() =>
+        {
+            Some(Some(crate::proxy::ProxyDoc {
+                kind: kind.map(str::to_string),
+                host: args.proxy_host.clone(),
+                port: args.proxy_port,
+                username: args.proxy_username.clone(),
+                secret: proxy_secret,
+                secret_set: None,
+            }))
+        }
+        _ => None,
+    };
     let limits = (args.limit_connections.is_some() || args.limit_per_minute.is_some() || args.limit_per_day.is_some())
         .then_some(LimitsInput {
             connections: args.limit_connections,
@@ -224,6 +279,7 @@ fn account_input(args: &AccountArgs) -> anyhow::Result<AccountInput> {
         timeout_secs: args.timeout_secs,
         limits,
         backup_account: args.backup_account.clone(),
+        proxy,
     })
 }
 

@@ -9,6 +9,7 @@
 
 mod accounts;
 mod admin;
+mod dkim;
 mod messages;
 mod providers;
 mod rules;
@@ -74,6 +75,9 @@ enum Command {
     Rule(Box<rules::RuleCommand>),
     /// Post an event: matching rules turn it into messages.
     Event(rules::EventArgs),
+    /// DKIM keys per sending domain: the TXT record to publish, its check.
+    #[command(subcommand)]
+    Dkim(dkim::DkimCommand),
     /// The web console's users (`herald admin reset-password`).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
@@ -161,6 +165,7 @@ async fn run(cli: Cli, config: Config, serve: Serve) -> anyhow::Result<ExitCode>
         Command::Tenant(cmd) => tenants::run(&app, tenant, cmd, json).await?,
         Command::Rule(cmd) => rules::run(&app, tenant, *cmd, json).await?,
         Command::Event(args) => rules::event(&app, tenant, args, json).await?,
+        Command::Dkim(cmd) => dkim::run(&app, tenant, cmd, json).await?,
         Command::Admin(cmd) => admin::run(&app, cmd, json).await?,
     };
     close(&app).await?;

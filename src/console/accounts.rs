@@ -97,6 +97,7 @@ fn input_of(f: &Fields, ctx: &Ctx) -> Result<AccountInput, Error> {
             username: f.opt("username"),
             secret: f.opt("secret"),
             oauth,
+            ..Default::default()
         }),
         from: Some(FromInput {
             address: f.opt("address"),
@@ -105,10 +106,13 @@ fn input_of(f: &Fields, ctx: &Ctx) -> Result<AccountInput, Error> {
         tls: Some(TlsInput {
             ca_pem: f.opt("ca_pem").map(|_| f.raw("ca_pem")),
             skip_verify: None,
+            ..Default::default()
         }),
         timeout_secs: None,
         limits: None,
         backup_account: None,
+        // Absent: an edit keeps the account's proxy (the API sets it).
+        ..Default::default()
     })
 }
 

@@ -288,7 +288,13 @@ async fn save(form: Form, target: Target) -> Page {
     let result = if let Some(Err(_)) = cap_parsed {
         Err(Error::field("tenant_daily_cap", ctx.t("error_whole_number")))
     } else {
+        // The default proxy is set through the API: the form keeps it.
+        let proxy = match ctx.app.settings.settings(&target.tenant).await {
+            Ok(s) => s.proxy,
+            Err(e) => return ctx.error(e),
+        };
         let input = Settings {
+            proxy,
             default_account: fields.opt("default_account"),
             from_name: fields.opt("from_name"),
             locale: fields.opt("locale"),

@@ -12,7 +12,7 @@ use crate::domain::{EmailAddress, HeaderText};
 use crate::error::Result;
 use crate::health::Observation;
 use crate::smtp::{Envelope, Transcript};
-use crate::status::{AuthMethod, MessageStatus, RouteKind};
+use crate::status::{MessageStatus, RouteKind};
 use crate::store::PLATFORM;
 use crate::store::messages::{AttemptRow, MessageRow};
 use std::collections::HashMap;
@@ -277,6 +277,7 @@ impl Worker {
         // Composed once a slot is ours: the messages waiting for one hold
         // only their row, not a rendered copy.
         let raw = content.render(&envelope.from, from_name.as_ref(), &row.message_id);
+        let raw = self.connector.sign(account, raw).await;
         let started = Instant::now();
         let max_idle = account
             .limit_connections
@@ -326,7 +327,7 @@ impl Worker {
         };
         self.metrics.observe_send(started.elapsed());
         let provider = Catalog::get().provider_of(&account.provider, &account.host);
-        let oauth = account.auth_method == AuthMethod::OAuth2;
+        let oauth = account.auth_method.uses_tokens();
         match outcome {
             Ok(sent) => {
                 let mut report = Report::success(Some(&sent.reply), transcript.lines(), 0);

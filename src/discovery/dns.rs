@@ -6,7 +6,7 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 use std::time::Duration;
 
 /// The resolver type the DNS sources take.
-pub(super) type Resolver = hickory_resolver::TokioResolver;
+pub(crate) type Resolver = hickory_resolver::TokioResolver;
 
 /// A resolver from the system configuration (resolv.conf), with one attempt
 /// per query so a dead server costs one timeout.
@@ -18,9 +18,38 @@ pub(super) fn build_resolver(timeout: Duration) -> Result<Resolver, String> {
     builder.build().map_err(|e| e.to_string())
 }
 
+/// A resolver that asks `server` (an `ip:port`, `HERALD_DNS_SERVER`) when one
+/// is configured, else the system's; EDNS0, so a long TXT record (an
+/// RSA-2048 DKIM key) fits in one UDP answer.
+pub(crate) fn resolver_at(server: Option<std::net::SocketAddr>, timeout: Duration) -> Result<Resolver, String> {
+    use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+    use hickory_resolver::net::runtime::TokioRuntimeProvider;
+    let Some(server) = server else {
+        let mut builder = Resolver::builder_tokio().map_err(|e| e.to_string())?;
+        let opts = builder.options_mut();
+        opts.timeout = timeout;
+        opts.attempts = 1;
+        opts.edns0 = true;
+        return builder.build().map_err(|e| e.to_string());
+    };
+    let mut ns = NameServerConfig::udp_and_tcp(server.ip());
+    for c in &mut ns.connections {
+        c.port = server.port();
+    }
+    let config = ResolverConfig::from_name_servers(vec![ns]);
+    let mut builder = Resolver::builder_with_config(config, TokioRuntimeProvider::default());
+    let opts = builder.options_mut();
+    opts.timeout = timeout;
+    opts.attempts = 1;
+    opts.edns0 = true;
+    // A check must see a record just published, not one cached a minute ago.
+    opts.cache_size = 0;
+    builder.build().map_err(|e| e.to_string())
+}
+
 /// The answers of type `record_type` for `name`; the error is a note fragment
 /// ("no record", "no answer within 5s", the resolver's own words).
-pub(super) async fn lookup(
+pub(crate) async fn lookup(
     resolver: &Resolver,
     name: &str,
     record_type: RecordType,

@@ -10,7 +10,7 @@
 
 mod autoconfig;
 mod catalog;
-mod dns;
+pub(crate) mod dns;
 mod mx;
 mod srv;
 
@@ -18,6 +18,38 @@ use crate::catalog::Security;
 use crate::domain::EmailAddress;
 use serde::Serialize;
 use std::time::Duration;
+
+/// Who hosts `domain`'s mail, by its MX records: the catalog provider's id,
+/// or `None` (not a catalog provider, no answer within `timeout`, or a
+/// reserved name such as `*.test` that is never looked up). Answers are
+/// remembered for ten minutes, so failing deliveries do not ask again.
+pub async fn provider_by_mx(domain: &str, timeout: Duration) -> Option<String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    use std::time::Instant;
+    /// A domain's provider id (or none), and when it was looked up.
+    type Known = HashMap<String, (Option<String>, Instant)>;
+    static KNOWN: OnceLock<Mutex<Known>> = OnceLock::new();
+    const KEEP: Duration = Duration::from_secs(600);
+
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let reserved = [".test", ".example", ".invalid", ".localhost", ".local"];
+    if domain.is_empty() || !domain.contains('.') || reserved.iter().any(|r| domain.ends_with(r)) {
+        return None;
+    }
+    let known = KNOWN.get_or_init(Mutex::default);
+    if let Some((id, at)) = known.lock().expect("the MX cache lock").get(&domain)
+        && at.elapsed() < KEEP
+    {
+        return id.clone();
+    }
+    let resolver = dns::build_resolver(timeout).ok()?;
+    let id = mx::provider_of_domain(&resolver, &domain, timeout).await;
+    let mut known = known.lock().expect("the MX cache lock");
+    known.retain(|_, (_, at)| at.elapsed() < KEEP);
+    known.insert(domain, (id.clone(), Instant::now()));
+    id
+}
 
 /// How far discovery may reach.
 #[derive(Debug, Clone)]

@@ -74,6 +74,14 @@ pub(super) async fn from_mx(
     }
 }
 
+/// The catalog provider whose MX patterns match `domain`'s best MX host:
+/// who hosts the domain's mail, for hints on an account typed in by hand.
+pub(super) async fn provider_of_domain(resolver: &Resolver, domain: &str, timeout: Duration) -> Option<String> {
+    let hosts = lookup_mx(resolver, domain, timeout).await.ok()?;
+    let catalog = Catalog::get();
+    hosts.iter().find_map(|h| catalog.by_mx(h).map(|p| p.id.clone()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +150,30 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err, "no record");
+    }
+
+    #[tokio::test]
+    async fn the_mx_names_the_provider_hosting_a_domain() {
+        use hickory_resolver::proto::rr::rdata::MX;
+        use hickory_resolver::proto::rr::{Name, RData, Record};
+        let mx = |pref, host: &str| {
+            Record::from_rdata(
+                Name::from_ascii("contoso.example.").unwrap(),
+                300,
+                RData::MX(MX::new(pref, Name::from_ascii(host).unwrap())),
+            )
+        };
+        let resolver = crate::discovery::dns::loopback_resolver(vec![
+            mx(5, "mail.contoso.example."),
+            mx(10, "contoso-example.mail.protection.outlook.com."),
+        ])
+        .await;
+        let found = provider_of_domain(&resolver, "contoso.example", Duration::from_secs(5)).await;
+        assert_eq!(found.as_deref(), Some("office365"));
+        let nothing = crate::discovery::dns::loopback_resolver(vec![mx(5, "mail.contoso.example.")]).await;
+        assert_eq!(
+            provider_of_domain(&nothing, "contoso.example", Duration::from_secs(5)).await,
+            None
+        );
     }
 }

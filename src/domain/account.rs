@@ -30,6 +30,12 @@ pub struct Account {
     pub from_name: Option<String>,
     pub tls_ca_pem: Option<String>,
     pub tls_skip_verify: bool,
+    /// Lower-case hex SHA-256 of the one server certificate trusted (`tls.pin_sha256`).
+    pub tls_pin_sha256: Option<String>,
+    /// The account's own proxy as JSON (`proxy::ProxySettings`); none: the platform default.
+    pub proxy: Option<String>,
+    /// The proxy password, sealed.
+    pub proxy_secret: Option<Vec<u8>>,
     pub timeout_secs: u64,
     pub limit_connections: Option<u32>,
     pub limit_per_minute: Option<u32>,

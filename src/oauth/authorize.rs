@@ -22,7 +22,7 @@ use std::time::Duration;
 pub struct Authorizations {
     store: Store,
     keys: Keyring,
-    http: reqwest::Client,
+    http: super::TokenHttp,
     /// `HERALD_PUBLIC_URL/oauth2/callback`.
     redirect_uri: String,
     health: Health,
@@ -33,7 +33,7 @@ impl Authorizations {
     pub fn new(
         store: Store,
         keys: Keyring,
-        http: reqwest::Client,
+        http: super::TokenHttp,
         redirect_uri: String,
         health: Health,
     ) -> Authorizations {
@@ -166,10 +166,18 @@ impl Authorizations {
         let verifier = self.keys.open(&token_context(&row.id, "pkce"), &st.verifier)?;
         let secret = client_secret(&row, &self.keys)?;
         let client = token_client(&settings, secret.as_ref(), Some(&st.redirect_uri))?;
+        let http = self
+            .http
+            .for_account_via_proxy(&self.store, &self.keys, &row, &settings.token_url)
+            .await
+            .map_err(|problem| match problem {
+                tokens::TokenProblem::Configuration(m) => Error::field("oauth.token_url", m),
+                other => Error::Conflict(other.message().to_string()),
+            })?;
         let tokens = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_string()))
-            .request_async(&self.http)
+            .request_async(&http)
             .await
             .map_err(|e| {
                 let problem = tokens::classify(&e);

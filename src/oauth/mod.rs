@@ -9,6 +9,7 @@
 //! authorization server, so a response from another server is refused (mix-up).
 
 mod authorize;
+pub mod service_account;
 pub mod tokens;
 
 pub use authorize::Authorizations;
@@ -16,6 +17,7 @@ pub use authorize::Authorizations;
 use crate::catalog::{Catalog, OAuthPreset};
 use crate::domain::Account;
 use crate::error::{Error, Problems, Result};
+use crate::netguard::{AllowList, GuardedResolver, NetPolicy, Refused};
 use crate::secrets::{Keyring, Secret};
 use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
@@ -25,6 +27,7 @@ use oauth2::{
     StandardTokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a started authorization may take before its state expires.
@@ -413,16 +416,90 @@ pub fn token_client(s: &OAuthSettings, secret: Option<&Secret>, redirect_uri: Op
 }
 
 /// HTTP for token endpoints: no redirects (a token endpoint never redirects,
-/// and following one could leak the code), bounded time.
-pub fn http_client() -> reqwest::Client {
+/// and following one could leak the code), bounded time. `net` decides which
+/// addresses the endpoint's name may resolve to.
+fn http_client(net: NetPolicy) -> reqwest::Client {
+    http_builder(net).build().expect("the HTTP client builds")
+}
+
+/// The same HTTP client through the account's proxy (`proxy`); `net`
+/// decides which addresses the proxy's name may resolve to (the proxy
+/// resolves the endpoint's). Header names go out title-cased
+/// (`Proxy-Authorization`): some proxies (pproxy among them) read them
+/// case-sensitively and answer 407 otherwise.
+fn http_client_via(proxy: reqwest::Proxy, net: NetPolicy) -> reqwest::Result<reqwest::Client> {
+    http_builder(net).proxy(proxy).http1_title_case_headers().build()
+}
+
+fn http_builder(net: NetPolicy) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .use_preconfigured_tls(crate::smtp::tls::https_client_config())
         .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(GuardedResolver::new(net)))
         .timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("the HTTP client builds")
+}
+
+/// The HTTP clients for token endpoints: the platform's accounts may use an
+/// internal authorization server; a tenant's token endpoint must be public
+/// (or on the platform's allow list), checked on the address connected to.
+#[derive(Clone)]
+pub struct TokenHttp {
+    platform: reqwest::Client,
+    tenants: reqwest::Client,
+    tenant_policy: NetPolicy,
+}
+
+impl TokenHttp {
+    /// Clients for the platform and for tenants, whose hosts must be public or on `allow`.
+    pub fn new(allow: Arc<AllowList>) -> TokenHttp {
+        let tenant_policy = NetPolicy::restricted(allow);
+        TokenHttp {
+            platform: http_client(NetPolicy::unrestricted()),
+            tenants: http_client(tenant_policy.clone()),
+            tenant_policy,
+        }
+    }
+
+    /// The client for `row`'s requests to `token_url`, or why the URL may not be used.
+    pub(crate) fn for_account(&self, row: &Account, token_url: &str) -> std::result::Result<&reqwest::Client, Refused> {
+        if row.tenant_id == crate::store::PLATFORM {
+            return Ok(&self.platform);
+        }
+        self.tenant_policy.check_url(token_url)?;
+        Ok(&self.tenants)
+    }
+
+    /// The client for `row`'s requests to `token_url`, through the account's
+    /// proxy when it has one (its own, else the platform default), as its
+    /// SMTP goes. A tenant's own proxy must be on an address it may reach.
+    pub(crate) async fn for_account_via_proxy(
+        &self,
+        store: &crate::store::Store,
+        keys: &Keyring,
+        row: &Account,
+        token_url: &str,
+    ) -> std::result::Result<reqwest::Client, tokens::TokenProblem> {
+        use tokens::TokenProblem;
+        let direct = self
+            .for_account(row, token_url)
+            .map_err(|refused| TokenProblem::Configuration(format!("the token endpoint was not called: {refused}")))?;
+        let route = crate::proxy::route_for(store, keys, row)
+            .await
+            .map_err(|e| TokenProblem::Unavailable(format!("the proxy settings could not be read: {e}")))?;
+        let Some(route) = route else {
+            return Ok(direct.clone());
+        };
+        let net = if route.source == crate::proxy::Source::Account && row.tenant_id != crate::store::PLATFORM {
+            self.tenant_policy.clone()
+        } else {
+            NetPolicy::unrestricted()
+        };
+        let proxy = crate::proxy::reqwest_proxy(&route.dialer)
+            .map_err(|e| TokenProblem::Configuration(format!("the proxy cannot be used: {e}")))?;
+        http_client_via(proxy, net).map_err(|e| TokenProblem::Configuration(format!("the proxy cannot be used: {e}")))
+    }
 }
 
 /// What `POST /accounts/{id}/authorize` answers.

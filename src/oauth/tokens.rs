@@ -121,10 +121,16 @@ pub fn classify<RE: std::error::Error + 'static>(e: &RequestTokenError<RE, Basic
         }
         RequestTokenError::Request(e) => {
             let mut msg = e.to_string();
+            let mut refused = false;
             let mut src = e.source();
             while let Some(s) = src {
                 msg = format!("{msg}: {s}");
+                refused |= s.is::<crate::netguard::Refused>();
                 src = s.source();
+            }
+            if refused {
+                // Waiting will not help: the endpoint's name points inside the platform.
+                return TokenProblem::Configuration(format!("the token endpoint was not called: {msg}"));
             }
             TokenProblem::Unavailable(format!("the token endpoint could not be reached: {msg}"))
         }
@@ -138,7 +144,7 @@ pub struct Tokens {
     store: Store,
     keys: Keyring,
     /// HTTP client for the token endpoints.
-    http: reqwest::Client,
+    http: super::TokenHttp,
     /// One refresh at a time per account in this process.
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     health: Health,
@@ -146,7 +152,7 @@ pub struct Tokens {
 
 impl Tokens {
     /// The token manager over the store; tokens are sealed with `keys`.
-    pub fn new(store: Store, keys: Keyring, http: reqwest::Client, health: Health) -> Tokens {
+    pub fn new(store: Store, keys: Keyring, http: super::TokenHttp, health: Health) -> Tokens {
         Tokens {
             store,
             keys,
@@ -159,8 +165,15 @@ impl Tokens {
     /// A valid access token for the account; `force` refreshes even a token
     /// that looks valid (after the server rejected it).
     pub async fn access_token(&self, row: &Account, force: bool) -> Result<AccessToken, TokenProblem> {
-        let settings =
-            settings_of(row).ok_or_else(|| TokenProblem::Configuration("the account has no OAuth settings".into()))?;
+        // A service account has no OAuth settings: its key is its secret.
+        let settings = if row.auth_method == crate::status::AuthMethod::GoogleServiceAccount {
+            None
+        } else {
+            Some(
+                settings_of(row)
+                    .ok_or_else(|| TokenProblem::Configuration("the account has no OAuth settings".into()))?,
+            )
+        };
         let internal =
             |e: crate::store::StoreError| TokenProblem::Unavailable(crate::error::Error::from(e).to_string());
         let seen = self.store.get_tokens(&row.id).await.map_err(internal)?;
@@ -185,14 +198,15 @@ impl Tokens {
         {
             return Ok(AccessToken { token: t, fresh: true });
         }
-        if settings.flow == Flow::AuthorizationCode && now_row.as_ref().and_then(|t| t.refresh_token.as_ref()).is_none()
+        if settings.as_ref().is_some_and(|s| s.flow == Flow::AuthorizationCode)
+            && now_row.as_ref().and_then(|t| t.refresh_token.as_ref()).is_none()
         {
             return Err(TokenProblem::Expired(
                 "no refresh token is stored: the account was never authorized".into(),
             ));
         }
         if now_row.is_none() {
-            // Client credentials: create the row so the lease has something to hold.
+            // Client credentials, service account: create the row so the lease has something to hold.
             let now = crate::now_ms();
             self.store
                 .put_tokens(&crate::store::oauth::TokenRow {
@@ -245,7 +259,10 @@ impl Tokens {
             let _ = self.store.unlock_refresh(&row.id).await;
             return Ok(AccessToken { token: t, fresh: true });
         }
-        let result = self.request_token(row, &settings, current.as_ref()).await;
+        let result = match &settings {
+            Some(settings) => self.request_token(row, settings, current.as_ref()).await,
+            None => self.request_service_account_token(row).await,
+        };
         match result {
             Ok(t) => Ok(AccessToken { token: t, fresh: true }),
             Err(problem) => {
@@ -279,6 +296,10 @@ impl Tokens {
         stored: Option<&crate::store::oauth::TokenRow>,
     ) -> Result<Secret, TokenProblem> {
         let secret = client_secret(row, &self.keys).map_err(|e| TokenProblem::Configuration(format!("{e}")))?;
+        let http = self
+            .http
+            .for_account_via_proxy(&self.store, &self.keys, row, &settings.token_url)
+            .await?;
         let client =
             token_client(settings, secret.as_ref(), None).map_err(|e| TokenProblem::Configuration(format!("{e}")))?;
         let now = crate::now_ms();
@@ -294,7 +315,7 @@ impl Tokens {
                     .map_err(|e| TokenProblem::Configuration(format!("{e}")))?;
                 client
                     .exchange_refresh_token(&RefreshToken::new(refresh.expose().to_string()))
-                    .request_async(&self.http)
+                    .request_async(&http)
                     .await
             }
             Flow::ClientCredentials => {
@@ -302,7 +323,7 @@ impl Tokens {
                 for s in settings.scope.split_whitespace() {
                     req = req.add_scope(Scope::new(s.to_string()));
                 }
-                req.request_async(&self.http).await
+                req.request_async(&http).await
             }
         };
         let tokens = response.map_err(|e| classify(&e))?;
@@ -330,6 +351,42 @@ impl Tokens {
             .map_err(|e| TokenProblem::Unavailable(format!("{e}")))?;
         tracing::info!(account = %row.id, rotated = rotated.is_some(), "access token refreshed");
         Ok(Secret::new(access))
+    }
+
+    /// A token for a service account to act as the account's sender (`sub`),
+    /// stored like any other access token.
+    async fn request_service_account_token(&self, row: &Account) -> Result<Secret, TokenProblem> {
+        use super::service_account::{ServiceAccountKey, request};
+        // The key is the account's secret, sealed under the same context as a password.
+        let sealed = row.secret.as_deref().ok_or_else(|| {
+            TokenProblem::Configuration("no service account key is stored: set auth.service_account_key".into())
+        })?;
+        let json = self
+            .keys
+            .open(&format!("account:{}:secret", row.id), sealed)
+            .map_err(|e| TokenProblem::Configuration(format!("{e}")))?;
+        let key = ServiceAccountKey::parse(json.expose())
+            .map_err(|e| TokenProblem::Configuration(format!("auth.service_account_key {e}")))?;
+        // A tenant's token endpoint must be public, like any other (netguard).
+        let http = self
+            .http
+            .for_account(row, key.token_uri())
+            .map_err(|refused| TokenProblem::Configuration(format!("the token endpoint was not called: {refused}")))?;
+        let now = crate::now_ms();
+        let (access, lifetime) = request(http, &key, row.from_address.as_str()).await?;
+        let expires_at = now + lifetime.as_millis() as i64;
+        self.store
+            .store_refreshed(
+                &row.id,
+                &self.keys.seal(&token_context(&row.id, "access"), &access),
+                expires_at,
+                None,
+                None,
+            )
+            .await
+            .map_err(|e| TokenProblem::Unavailable(format!("{e}")))?;
+        tracing::info!(account = %row.id, service_account = %key.client_email, "service account token obtained");
+        Ok(access)
     }
 
     /// Puts what a token failure means on the account, where people look;

@@ -25,7 +25,7 @@ pub type DialFuture<'a> = Pin<Box<dyn Future<Output = Result<BoxStream, Failure>
 /// Opens the stream to `settings.host:settings.port` within `settings.timeout`.
 pub trait Dialer: Send + Sync {
     /// Dials, noting in the transcript what it connects to; a failure names
-    /// the `dns` or `connect` stage.
+    /// the `dns` or `connect` stage (`proxy` for a proxy's own failures).
     fn dial<'a>(&'a self, settings: &'a ServerSettings, transcript: &'a Transcript) -> DialFuture<'a>;
 }
 
@@ -56,6 +56,12 @@ async fn connect_tcp(settings: &ServerSettings, transcript: &Transcript) -> Resu
     if addrs.is_empty() {
         return Err(dns_failed(format!("{} has no address", settings.host)));
     }
+    // Checked on the addresses about to be connected to, not on an earlier
+    // lookup, so that a name rebinding to an internal address gains nothing.
+    let addrs = settings.net.filter(&settings.host, addrs).map_err(|refused| {
+        transcript.note(format!("not connecting to {target}: {refused}"));
+        Failure::condition(Stage::Connect, Condition::AddressNotAllowed, refused.to_string())
+    })?;
     transcript.note(format!("connecting to {target} ({})", settings.security.as_str()));
     let mut last_err = None;
     for addr in &addrs {

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Dns,
+    /// Reaching the server through the account's proxy.
+    Proxy,
     Connect,
     Tls,
     Greeting,
@@ -28,6 +30,7 @@ impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Dns => "dns",
+            Stage::Proxy => "proxy",
             Stage::Connect => "connect",
             Stage::Tls => "tls",
             Stage::Greeting => "greeting",
@@ -49,7 +52,23 @@ pub enum Condition {
     DnsFailed,
     ConnectRefused,
     ConnectTimeout,
+    /// The host resolves only to addresses a tenant may not reach (`netguard`).
+    AddressNotAllowed,
+    /// The certificate is issued by an authority that is not trusted.
     TlsUntrusted,
+    /// The certificate has expired.
+    TlsExpired,
+    /// The certificate is not valid yet.
+    TlsNotYetValid,
+    /// The certificate is for other host names.
+    TlsWrongHost,
+    /// The certificate is signed by itself (the server's own, not a CA's).
+    TlsSelfSigned,
+    /// A CA certificate is presented as the server's own (the one-step
+    /// `openssl req -x509` certificate, pasted as `tls.ca_pem`).
+    TlsCaAsServer,
+    /// The certificate is not the one pinned by `tls.pin_sha256`.
+    TlsPinMismatch,
     TlsNotTls,
     TlsFailed,
     StarttlsMissing,
@@ -63,6 +82,14 @@ pub enum Condition {
     OauthConfiguration,
     /// The token endpoint is down, slow or unreachable.
     OauthUnavailable,
+    /// The proxy cannot be resolved or connected to.
+    ProxyUnreachable,
+    /// The proxy refused the username and password (or wants some).
+    ProxyAuthFailed,
+    /// The proxy could not or would not reach the server.
+    ProxyTargetRefused,
+    /// The proxy does not speak the protocol of its kind.
+    ProxyProtocol,
 }
 
 impl Condition {
@@ -72,7 +99,14 @@ impl Condition {
             Condition::DnsFailed => "dns_failed",
             Condition::ConnectRefused => "connect_refused",
             Condition::ConnectTimeout => "connect_timeout",
+            Condition::AddressNotAllowed => "address_not_allowed",
             Condition::TlsUntrusted => "tls_untrusted",
+            Condition::TlsExpired => "tls_expired",
+            Condition::TlsNotYetValid => "tls_not_yet_valid",
+            Condition::TlsWrongHost => "tls_wrong_host",
+            Condition::TlsSelfSigned => "tls_self_signed",
+            Condition::TlsCaAsServer => "tls_ca_as_server",
+            Condition::TlsPinMismatch => "tls_pin_mismatch",
             Condition::TlsNotTls => "tls_not_tls",
             Condition::TlsFailed => "tls_failed",
             Condition::StarttlsMissing => "starttls_missing",
@@ -83,6 +117,10 @@ impl Condition {
             Condition::OauthExpired => "oauth_expired",
             Condition::OauthConfiguration => "oauth_configuration",
             Condition::OauthUnavailable => "oauth_unavailable",
+            Condition::ProxyUnreachable => "proxy_unreachable",
+            Condition::ProxyAuthFailed => "proxy_auth_failed",
+            Condition::ProxyTargetRefused => "proxy_target_refused",
+            Condition::ProxyProtocol => "proxy_protocol",
         }
     }
 
@@ -96,6 +134,8 @@ impl Condition {
                 | Condition::Timeout
                 | Condition::Closed
                 | Condition::OauthUnavailable
+                | Condition::ProxyUnreachable
+                | Condition::ProxyTargetRefused
         )
     }
 }
@@ -147,6 +187,8 @@ pub struct Failure {
     pub condition: Option<Condition>,
     /// What Herald saw, in English, for logs and the report when there is no reply.
     pub detail: String,
+    /// The certificate the server presented, when TLS refused it.
+    pub certificate: Option<Box<super::certificate::PeerCertificate>>,
 }
 
 impl Failure {
@@ -157,6 +199,7 @@ impl Failure {
             detail: reply.one_line(),
             reply: Some(reply),
             condition: None,
+            certificate: None,
         }
     }
 
@@ -172,7 +215,14 @@ impl Failure {
             reply: None,
             condition: Some(condition),
             detail: detail.into(),
+            certificate: None,
         }
+    }
+
+    /// The failure with the certificate the server presented.
+    pub fn with_certificate(mut self, certificate: super::certificate::PeerCertificate) -> Failure {
+        self.certificate = Some(Box::new(certificate));
+        self
     }
 
     /// Where the session stopped.

@@ -1,5 +1,6 @@
 //! The SMTP client session, one file per phase: `dial` opens the stream,
-//! `tls` secures it, `ehlo` greets, `starttls` upgrades, `auth` signs in,
+//! `proxy` dials through an HTTP CONNECT or SOCKS5 proxy, `tls` secures it
+//! (`certificate` reads what the server presented), `ehlo` greets, `starttls` upgrades, `auth` signs in,
 //! `envelope` and `data` send a message, and `session` ties them together.
 //! Each step that can fail names its `Stage` in a `Failure` (`error`), and
 //! everything that crosses the wire is recorded, masked where it must be,
@@ -10,12 +11,14 @@
 //! other way round.
 
 mod auth;
+pub mod certificate;
 mod client;
 mod data;
 mod dial;
 mod ehlo;
 mod envelope;
 mod error;
+mod proxy;
 mod session;
 mod starttls;
 pub mod tls;
@@ -27,10 +30,12 @@ mod testing;
 pub use auth::Credentials;
 // The transport seam: `Session::open_with` takes any `Dialer` (direct TCP
 // today, a proxy next); re-exported for the dialers outside this module.
+pub use certificate::PeerCertificate;
 #[allow(unused_imports)]
 pub use dial::{AsyncReadWrite, BoxStream, DialFuture, Dialer, Direct};
 pub use envelope::Envelope;
 pub use error::{Condition, Failure, Reply, Stage};
+pub use proxy::{ProxyDialer, ProxyKind};
 pub use session::Session;
 pub use transcript::{Dir, Line, Transcript};
 
@@ -49,8 +54,12 @@ pub struct ServerSettings {
     pub ca_pem: Option<String>,
     /// Accept any certificate: only when the account says so.
     pub skip_verify: bool,
+    /// Accept exactly the certificate with this SHA-256 (of its DER), and no other.
+    pub pin_sha256: Option<[u8; 32]>,
     /// The bound on each step: resolving, connecting, each reply.
     pub timeout: Duration,
     /// The name Herald gives in EHLO.
     pub helo_name: String,
+    /// Which addresses the host may resolve to (a tenant's: public ones).
+    pub net: crate::netguard::NetPolicy,
 }

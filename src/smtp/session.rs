@@ -18,7 +18,6 @@ use crate::catalog::Security;
 use crate::domain::EmailAddress;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_rustls::TlsConnector;
 
 /// The result of a send: the final reply, and recipients refused on the way.
 #[derive(Debug, Clone)]
@@ -40,6 +39,7 @@ pub struct Session {
 
 impl Session {
     /// Opens a session over direct TCP, up to and including authentication.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub async fn open(
         settings: &ServerSettings,
         credentials: &Credentials,
@@ -82,7 +82,7 @@ impl Session {
 
     async fn start(
         stream: BoxStream,
-        connector: Option<TlsConnector>,
+        connector: Option<tls::SessionTls>,
         settings: &ServerSettings,
         credentials: &Credentials,
         transcript: Transcript,

@@ -8,14 +8,13 @@ use super::ehlo::Capabilities;
 use super::error::{Condition, Failure, Stage};
 use super::tls;
 use std::time::Duration;
-use tokio_rustls::TlsConnector;
 
 /// Sends STARTTLS and runs the handshake over the same stream; the client
 /// comes back over TLS, to say EHLO again.
 pub(crate) async fn starttls(
     mut client: Client<BoxStream>,
     caps: &Capabilities,
-    connector: &TlsConnector,
+    connector: &tls::SessionTls,
     host: &str,
 ) -> Result<Client<BoxStream>, Failure> {
     if !caps.starttls {

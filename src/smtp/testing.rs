@@ -24,8 +24,10 @@ pub(crate) fn settings(security: Security) -> ServerSettings {
         security,
         ca_pem: None,
         skip_verify: false,
+        pin_sha256: None,
         timeout: Duration::from_secs(5),
         helo_name: "herald.test".into(),
+        net: crate::netguard::NetPolicy::unrestricted(),
     }
 }
 

@@ -1,18 +1,25 @@
 //! TLS policy: certificates are verified against the Mozilla roots by
-//! default, plus an account's own CA (`tls.ca_pem`) when given; verification
-//! is skipped only when the account says so explicitly (`tls.skip_verify`).
+//! default, plus an account's own CA (`tls.ca_pem`) when given; a pinned
+//! certificate (`tls.pin_sha256`) is accepted exactly, and nothing else;
+//! verification is skipped only when the account says so explicitly
+//! (`tls.skip_verify`). A refused certificate is worded plainly (expired,
+//! not yet valid, another host name, self-signed, unknown issuer, a CA used
+//! as the server's own) and shown with its fingerprint, names and validity.
 //! The handshake runs over whatever stream was dialed, for implicit TLS and
 //! for STARTTLS alike.
 
 use super::ServerSettings;
+use super::certificate::PeerCertificate;
 use super::error::{Condition, Failure, Stage};
 use super::transcript::Transcript;
 use crate::catalog::Security;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use std::sync::{Arc, OnceLock};
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -59,33 +66,144 @@ pub fn parse_ca_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
-/// The connector for an account's TLS settings.
-fn connector(ca_pem: Option<&str>, skip_verify: bool) -> Result<TlsConnector, String> {
-    static DEFAULT: OnceLock<TlsConnector> = OnceLock::new();
-    if skip_verify {
-        let config = builder()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(provider())))
-            .with_no_client_auth();
-        return Ok(TlsConnector::from(Arc::new(config)));
+/// The verifier for an account's TLS settings: a pinned certificate, no
+/// verification at all, or WebPKI over the Mozilla roots plus the account's
+/// own CA.
+fn verifier(settings: &ServerSettings) -> Result<Arc<dyn ServerCertVerifier>, String> {
+    static DEFAULT: OnceLock<Arc<dyn ServerCertVerifier>> = OnceLock::new();
+    if let Some(pin) = settings.pin_sha256 {
+        return Ok(Arc::new(Pinned {
+            pin,
+            provider: provider(),
+        }));
     }
-    match ca_pem.filter(|p| !p.trim().is_empty()) {
+    if settings.skip_verify {
+        return Ok(Arc::new(NoVerification(provider())));
+    }
+    let webpki = |roots: RootCertStore| -> Result<Arc<dyn ServerCertVerifier>, String> {
+        let v = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(v)
+    };
+    match settings.ca_pem.as_deref().filter(|p| !p.trim().is_empty()) {
         None => Ok(DEFAULT
-            .get_or_init(|| {
-                TlsConnector::from(Arc::new(
-                    builder().with_root_certificates(mozilla_roots()).with_no_client_auth(),
-                ))
-            })
+            .get_or_init(|| webpki(mozilla_roots()).expect("the Mozilla roots make a verifier"))
             .clone()),
         Some(pem) => {
             let mut roots = mozilla_roots();
             for cert in parse_ca_pem(pem)? {
                 roots.add(cert).map_err(|e| e.to_string())?;
             }
-            Ok(TlsConnector::from(Arc::new(
-                builder().with_root_certificates(roots).with_no_client_auth(),
-            )))
+            webpki(roots)
         }
+    }
+}
+
+/// The TLS side of one session: the connector, and the certificate the
+/// server presented (read for the report when it is refused).
+#[derive(Clone)]
+pub(crate) struct SessionTls {
+    connector: TlsConnector,
+    presented: Presented,
+    pinned: bool,
+}
+
+type Presented = Arc<Mutex<Option<CertificateDer<'static>>>>;
+
+/// Notes the end-entity certificate, then lets `inner` decide.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<dyn ServerCertVerifier>,
+    presented: Presented,
+}
+
+impl ServerCertVerifier for Recording {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        *self.presented.lock().expect("presented certificate") = Some(end_entity.clone().into_owned());
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Accepts exactly the certificate whose DER hashes to the pin (validity
+/// dates, names and issuer are what the user accepted when pinning it); the
+/// handshake's signatures are still verified against that certificate's
+/// key, so only the holder of its private key gets through.
+#[derive(Debug)]
+struct Pinned {
+    pin: [u8; 32],
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let digest: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
+        if bool::from(digest.ct_eq(&self.pin)) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -136,33 +254,57 @@ impl ServerCertVerifier for NoVerification {
 /// The connector a session needs: none in clear, else one built from the
 /// account's CA and verification settings (a bad `tls.ca_pem` fails here,
 /// before anything is dialed).
-pub(crate) fn session_connector(settings: &ServerSettings) -> Result<Option<TlsConnector>, Failure> {
+pub(crate) fn session_connector(settings: &ServerSettings) -> Result<Option<SessionTls>, Failure> {
     if settings.security == Security::None {
         return Ok(None);
     }
-    connector(settings.ca_pem.as_deref(), settings.skip_verify)
-        .map(Some)
-        .map_err(|m| Failure::condition(Stage::Tls, Condition::TlsFailed, format!("tls.ca_pem {m}")))
+    let inner = verifier(settings)
+        .map_err(|m| Failure::condition(Stage::Tls, Condition::TlsFailed, format!("tls.ca_pem {m}")))?;
+    let presented = Presented::default();
+    let config = builder()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Recording {
+            inner,
+            presented: presented.clone(),
+        }))
+        .with_no_client_auth();
+    Ok(Some(SessionTls {
+        connector: TlsConnector::from(Arc::new(config)),
+        presented,
+        pinned: settings.pin_sha256.is_some(),
+    }))
 }
 
 /// TLS over `stream` to `host`, within `timeout`; a failure says whether the
 /// certificate was refused or the peer does not speak TLS at all.
 pub(crate) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
-    connector: &TlsConnector,
+    tls: &SessionTls,
     host: &str,
     stream: S,
     timeout: Duration,
     transcript: &Transcript,
 ) -> Result<TlsStream<S>, Failure> {
     let name = server_name(host).map_err(|m| Failure::condition(Stage::Tls, Condition::TlsFailed, m))?;
-    match tokio::time::timeout(timeout, connector.connect(name, stream)).await {
+    let presented = || tls.presented.lock().expect("presented certificate").clone();
+    match tokio::time::timeout(timeout, tls.connector.connect(name, stream)).await {
         Err(_) => Err(Failure::condition(
             Stage::Tls,
             Condition::Timeout,
             "the TLS handshake timed out",
         )),
         Ok(Err(e)) => Err(match classify_handshake_error(&e) {
-            TlsProblem::Untrusted(m) => Failure::condition(Stage::Tls, Condition::TlsUntrusted, m),
+            TlsProblem::Certificate(c) => {
+                let cert = presented().map(|der| PeerCertificate::from_der(der.as_ref()));
+                let (condition, m) = describe_cert_error(&c, cert.as_ref(), host);
+                let f = Failure::condition(Stage::Tls, condition, m);
+                match cert {
+                    Some(cert) => {
+                        transcript.note(format!("the server presented: {}", cert.summary()));
+                        f.with_certificate(cert)
+                    }
+                    None => f,
+                }
+            }
             TlsProblem::NotTls => Failure::condition(
                 Stage::Tls,
                 Condition::TlsNotTls,
@@ -176,6 +318,14 @@ pub(crate) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
             let (_, conn) = s.get_ref();
             let version = conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default();
             transcript.note(format!("TLS established ({version})"));
+            if tls.pinned
+                && let Some(der) = presented()
+            {
+                transcript.note(format!(
+                    "the certificate is the pinned one (sha256 {})",
+                    super::certificate::fingerprint(der.as_ref())
+                ));
+            }
             Ok(s)
         }
     }
@@ -184,7 +334,7 @@ pub(crate) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
 /// What went wrong in a handshake, in the terms of the diagnosis.
 enum TlsProblem {
     /// The certificate is not trusted, expired, or for another host.
-    Untrusted(String),
+    Certificate(rustls::CertificateError),
     /// The peer does not speak TLS at all (a plain SMTP port).
     NotTls,
     Other(String),
@@ -193,7 +343,7 @@ enum TlsProblem {
 fn classify_handshake_error(err: &std::io::Error) -> TlsProblem {
     if let Some(inner) = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
         return match inner {
-            rustls::Error::InvalidCertificate(c) => TlsProblem::Untrusted(describe_cert_error(c)),
+            rustls::Error::InvalidCertificate(c) => TlsProblem::Certificate(c.clone()),
             rustls::Error::InvalidMessage(_) => TlsProblem::NotTls,
             other => TlsProblem::Other(other.to_string()),
         };
@@ -201,16 +351,81 @@ fn classify_handshake_error(err: &std::io::Error) -> TlsProblem {
     TlsProblem::Other(err.to_string())
 }
 
-fn describe_cert_error(e: &rustls::CertificateError) -> String {
+/// Why the certificate was refused, in plain words, with what it is for
+/// and what it says when it could be read.
+fn describe_cert_error(
+    e: &rustls::CertificateError,
+    cert: Option<&PeerCertificate>,
+    host: &str,
+) -> (Condition, String) {
     use rustls::CertificateError as C;
+    let fp = cert.map(|c| format!(" (sha256 {})", c.sha256)).unwrap_or_default();
+    let names = cert
+        .map(|c| c.names.join(", "))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "other names".into());
     match e {
-        C::UnknownIssuer => "the server's certificate is signed by an authority that is not trusted".into(),
-        C::Expired | C::ExpiredContext { .. } => "the server's certificate has expired".into(),
-        C::NotValidForName | C::NotValidForNameContext { .. } => {
-            "the server's certificate is not valid for this host name".into()
-        }
-        C::BadSignature => "the server's certificate has a bad signature".into(),
-        other => format!("the server's certificate was refused ({other:?})"),
+        C::Expired | C::ExpiredContext { .. } => (
+            Condition::TlsExpired,
+            match cert {
+                Some(c) => format!("the server's certificate expired on {}{fp}", c.not_after),
+                None => "the server's certificate has expired".into(),
+            },
+        ),
+        C::NotValidYet | C::NotValidYetContext { .. } => (
+            Condition::TlsNotYetValid,
+            match cert {
+                Some(c) => format!("the server's certificate is not valid until {}{fp}", c.not_before),
+                None => "the server's certificate is not valid yet".into(),
+            },
+        ),
+        C::NotValidForName | C::NotValidForNameContext { .. } => (
+            Condition::TlsWrongHost,
+            format!("the server's certificate is for {names}, not for {host}{fp}"),
+        ),
+        // rustls passes webpki's CaUsedAsEndEntity through as `Other`.
+        C::Other(o) if o.to_string().contains("CaUsedAsEndEntity") => (
+            Condition::TlsCaAsServer,
+            format!(
+                "the server presents a CA certificate as its own{}{fp} (what a one-step `openssl req -x509` makes): no trusted authority vouches for it, and a CA certificate cannot be trusted as tls.ca_pem for itself, only pinned",
+                if cert.is_some_and(|c| c.self_signed) {
+                    ", self-signed"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        C::UnknownIssuer if cert.is_some_and(|c| c.self_signed) => (
+            Condition::TlsSelfSigned,
+            format!(
+                "the server's certificate is self-signed ({}){fp}: no trusted authority vouches for it",
+                cert.map(|c| c.subject.as_str()).unwrap_or("")
+            ),
+        ),
+        C::UnknownIssuer => (
+            Condition::TlsUntrusted,
+            match cert {
+                Some(c) => format!(
+                    "the server's certificate is issued by {}, an authority that is not trusted{fp}",
+                    c.issuer
+                ),
+                None => "the server's certificate is signed by an authority that is not trusted".into(),
+            },
+        ),
+        C::ApplicationVerificationFailure => (
+            Condition::TlsPinMismatch,
+            format!(
+                "the server's certificate{fp} is not the one pinned in tls.pin_sha256: it changed, or this is another server"
+            ),
+        ),
+        C::BadSignature => (
+            Condition::TlsUntrusted,
+            format!("the server's certificate has a bad signature{fp}"),
+        ),
+        other => (
+            Condition::TlsUntrusted,
+            format!("the server's certificate was refused ({other:?}){fp}"),
+        ),
     }
 }
 

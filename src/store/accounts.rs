@@ -34,6 +34,9 @@ pub struct AccountRow {
     pub last_report: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub tls_pin_sha256: Option<String>,
+    pub proxy: Option<String>,
+    pub proxy_secret: Option<Vec<u8>>,
 }
 
 /// A stored row as the domain's `Account`; a row whose security, sign-in
@@ -65,6 +68,9 @@ impl TryFrom<AccountRow> for Account {
             oauth_client_secret: r.oauth_client_secret,
             from_name: r.from_name,
             tls_ca_pem: r.tls_ca_pem,
+            tls_pin_sha256: r.tls_pin_sha256,
+            proxy: r.proxy,
+            proxy_secret: r.proxy_secret,
             backup_account: r.backup_account,
             status_message: r.status_message,
             last_report: r.last_report,
@@ -104,6 +110,9 @@ impl From<&Account> for AccountRow {
             last_report: a.last_report.clone(),
             created_at: a.created_at,
             updated_at: a.updated_at,
+            tls_pin_sha256: a.tls_pin_sha256.clone(),
+            proxy: a.proxy.clone(),
+            proxy_secret: a.proxy_secret.clone(),
         }
     }
 }
@@ -115,14 +124,15 @@ fn parse(row: AccountRow) -> Result<Account> {
 
 const COLUMNS: &str = "id, tenant_id, name, provider, host, port, security, auth_method, username, secret, oauth, \
     oauth_client_secret, from_address, from_name, tls_ca_pem, tls_skip_verify, timeout_secs, limit_connections, \
-    limit_per_minute, limit_per_day, backup_account, status, status_message, last_report, created_at, updated_at";
+    limit_per_minute, limit_per_day, backup_account, status, status_message, last_report, created_at, updated_at, \
+    tls_pin_sha256, proxy, proxy_secret";
 
 impl Store {
     /// Inserts an account; `Duplicate` when the tenant has one of that name.
     pub async fn insert_account(&self, a: &AccountRow) -> Result<()> {
         let _changed = self.changing();
         let sql = format!(
-            "INSERT INTO accounts ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26)"
+            "INSERT INTO accounts ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29)"
         );
         on_pool!(self, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(&a.id)
@@ -151,6 +161,9 @@ impl Store {
             .bind(&a.last_report)
             .bind(a.created_at)
             .bind(a.updated_at)
+            .bind(&a.tls_pin_sha256)
+            .bind(&a.proxy)
+            .bind(&a.proxy_secret)
             .execute(p)
             .await
             .map(|r| r.rows_affected()))?;
@@ -166,7 +179,7 @@ impl Store {
             "UPDATE accounts SET name=$3, provider=$4, host=$5, port=$6, security=$7, auth_method=$8, username=$9, \
              secret=$10, oauth=$11, oauth_client_secret=$12, from_address=$13, from_name=$14, tls_ca_pem=$15, \
              tls_skip_verify=$16, timeout_secs=$17, limit_connections=$18, limit_per_minute=$19, limit_per_day=$20, \
-             backup_account=$21, updated_at=$22 \
+             backup_account=$21, updated_at=$22, tls_pin_sha256=$23, proxy=$24, proxy_secret=$25 \
              WHERE id=$1 AND tenant_id=$2"
         )
         .bind(&a.id)
@@ -191,6 +204,9 @@ impl Store {
         .bind(a.limit_per_day)
         .bind(&a.backup_account)
         .bind(a.updated_at)
+        .bind(&a.tls_pin_sha256)
+        .bind(&a.proxy)
+        .bind(&a.proxy_secret)
         .execute(p)
         .await
         .map(|r| r.rows_affected()))?;

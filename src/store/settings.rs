@@ -15,6 +15,10 @@ pub struct SettingsRow {
     pub admin_emails: Option<String>,
     /// Platform settings only: messages per tenant per day through the platform's account.
     pub tenant_daily_cap: Option<i64>,
+    /// The default proxy as JSON (`proxy::ProxySettings`); platform settings only.
+    pub proxy: Option<String>,
+    /// Its password, sealed.
+    pub proxy_secret: Option<Vec<u8>>,
 }
 
 impl Store {
@@ -22,7 +26,7 @@ impl Store {
         let row = on_pool!(self, |p| {
             sqlx::query_as::<_, SettingsRow>(
                 "SELECT tenant_id, default_account, from_name, locale, fallback_to_platform, updated_at, admin_emails, \
-             tenant_daily_cap FROM settings WHERE tenant_id = $1",
+             tenant_daily_cap, proxy, proxy_secret FROM settings WHERE tenant_id = $1",
             )
             .bind(tenant_id)
             .fetch_optional(p)
@@ -40,10 +44,11 @@ impl Store {
         on_pool!(self, |p| {
             sqlx::query(
             "INSERT INTO settings (tenant_id, default_account, from_name, locale, fallback_to_platform, updated_at, \
-             admin_emails, tenant_daily_cap) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (tenant_id) DO UPDATE SET \
+             admin_emails, tenant_daily_cap, proxy, proxy_secret) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (tenant_id) DO UPDATE SET \
              default_account = excluded.default_account, from_name = excluded.from_name, locale = excluded.locale, \
              fallback_to_platform = excluded.fallback_to_platform, updated_at = excluded.updated_at, \
-             admin_emails = excluded.admin_emails, tenant_daily_cap = excluded.tenant_daily_cap"
+             admin_emails = excluded.admin_emails, tenant_daily_cap = excluded.tenant_daily_cap, \
+             proxy = excluded.proxy, proxy_secret = excluded.proxy_secret"
         )
         .bind(&s.tenant_id)
         .bind(&s.default_account)
@@ -53,6 +58,8 @@ impl Store {
         .bind(s.updated_at)
         .bind(&s.admin_emails)
         .bind(s.tenant_daily_cap)
+        .bind(&s.proxy)
+        .bind(&s.proxy_secret)
         .execute(p)
         .await
         .map(|r| r.rows_affected())

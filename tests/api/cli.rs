@@ -875,3 +875,144 @@ async fn authorize_through_a_loopback_listener() {
     assert!(out.stdout.contains("AUTH XOAUTH2 ********"), "{}", out.all());
     h.assert_never_printed("test-secret");
 }
+
+#[tokio::test]
+async fn an_account_through_a_proxy_and_with_a_pinned_certificate_from_the_command_line() {
+    use crate::proxy::{PASSWORD, Pproxy, USER};
+    let peer = Peer::aiosmtpd(PyPeer {
+        mode: "plain",
+        certs: None,
+        user: None,
+        require_tls: false,
+    });
+    let proxy = Pproxy::start("socks5", true).await;
+    let h = Herald::new();
+    let port = peer.port.to_string();
+    let proxy_port = proxy.port.to_string();
+    h.run_stdin(
+        &[
+            "account",
+            "add",
+            "--name",
+            "via-proxy",
+            "--provider",
+            "custom",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--security",
+            "none",
+            "--auth",
+            "none",
+            "--from",
+            "noreply@herald.test",
+            "--timeout-secs",
+            "10",
+            "--proxy",
+            "socks5",
+            "--proxy-host",
+            "127.0.0.1",
+            "--proxy-port",
+            &proxy_port,
+            "--proxy-username",
+            USER,
+            "--proxy-secret-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    )
+    .ok();
+    let out = h
+        .run(&["account", "test", "via-proxy", "--to", "someone@example.com"])
+        .ok();
+    assert!(out.stdout.contains("socks5 proxy"), "{}", out.stdout);
+    peer.wait_messages(1).await;
+    let shown = h.run(&["--json", "account", "show", "via-proxy"]).ok().json();
+    assert_eq!(shown["proxy"]["username"], USER, "{shown}");
+    assert_eq!(shown["proxy"]["secret_set"], true, "{shown}");
+    h.assert_never_printed(PASSWORD);
+    assert_not_at_rest(&h, PASSWORD);
+
+    let pin = "AB:".repeat(31) + "AB";
+    h.run(&[
+        "account",
+        "edit",
+        "via-proxy",
+        "--pin-sha256",
+        &pin,
+        "--proxy",
+        "default",
+    ])
+    .ok();
+    let shown = h.run(&["--json", "account", "show", "via-proxy"]).ok().json();
+    assert_eq!(shown["tls"]["pin_sha256"], "ab".repeat(32), "{shown}");
+    assert!(shown.get("proxy").is_none(), "back to the platform default: {shown}");
+    let out = h.run(&["account", "edit", "via-proxy", "--pin-sha256", "nope"]);
+    assert_ne!(out.code, Some(0));
+    assert!(out.all().contains("tls.pin_sha256"), "{}", out.all());
+}
+
+#[test]
+fn dkim_keys_from_the_command_line() {
+    // The check asks the DNS server of herald.toml's dns_server: a loopback
+    // dnslib server with no record yet.
+    let records = tempfile::tempdir().unwrap();
+    let file = records.path().join("records.json");
+    std::fs::write(&file, "{}").unwrap();
+    let mut cmd = Command::new("python3");
+    cmd.arg(crate::helpers::repo().join("tests/peers/dkim_peers.py"))
+        .args(["dns", "--records"])
+        .arg(&file);
+    let dns = crate::helpers::start_peer(cmd, tempfile::tempdir().unwrap());
+    let h = Herald::new();
+    std::fs::write(
+        h.root.path().join("herald.toml"),
+        format!("dns_server = \"127.0.0.1:{}\"\n", dns.port),
+    )
+    .unwrap();
+
+    let out = h.run(&["dkim", "add", "example.com", "--selector", "mail2026"]).ok();
+    assert!(
+        out.stdout.contains("publish TXT mail2026._domainkey.example.com") && out.stdout.contains("v=DKIM1; k=rsa; p="),
+        "{}",
+        out.all()
+    );
+    let ed = h
+        .run(&["--json", "dkim", "add", "example.com", "--algorithm", "ed25519-sha256"])
+        .ok()
+        .json();
+    assert_eq!(ed["algorithm"], "ed25519-sha256");
+    assert_eq!(ed["signing"], true);
+    let list = h.run(&["--json", "dkim", "list"]).ok().json();
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    let id = ed["id"].as_str().unwrap();
+
+    // Not published yet: exit 1, and what to do.
+    let out = h.run(&["dkim", "check", id]);
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    assert!(
+        out.stdout.contains("status     missing") && out.stdout.contains("No TXT record"),
+        "{}",
+        out.all()
+    );
+    std::fs::write(
+        &file,
+        json!({ed["dns_name"].as_str().unwrap(): [ed["dns_value"]]}).to_string(),
+    )
+    .unwrap();
+    let out = h.run(&["--json", "dkim", "check", id]).ok().json();
+    assert_eq!(out["status"], "published", "{out}");
+    assert_eq!(
+        h.run(&["--json", "dkim", "show", id]).ok().json()["status"],
+        "published"
+    );
+
+    let out = h.run(&["dkim", "add", "example.com", "--selector", "mail2026"]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("selector:"), "{}", out.all());
+    h.run(&["dkim", "remove", id]).ok();
+    assert_eq!(
+        h.run(&["--json", "dkim", "list"]).ok().json().as_array().unwrap().len(),
+        1
+    );
+}

@@ -141,6 +141,9 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         ("HERALD_PUBLIC_URL", base.clone()),
         ("HERALD_RETRY_MIN_SECS", "1".to_string()),
         ("HERALD_RETRY_MAX_SECS", "2".to_string()),
+        // Every peer is on loopback: tenants' accounts may use it here
+        // (tests/api/tenants.rs checks the guard with this unset).
+        ("HERALD_ALLOW_NETWORKS", "127.0.0.0/8, ::1".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -264,7 +267,7 @@ impl Drop for Peer {
     }
 }
 
-fn start_peer(mut cmd: Command, maildir: tempfile::TempDir) -> Peer {
+pub fn start_peer(mut cmd: Command, maildir: tempfile::TempDir) -> Peer {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

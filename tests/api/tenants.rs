@@ -32,6 +32,18 @@ impl Tenant<'_> {
     async fn put(&self, path: &str, body: &Value) -> reqwest::Response {
         self.req(reqwest::Method::PUT, path, Some(body)).await
     }
+    async fn patch_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.req(reqwest::Method::PATCH, path, Some(body)).await
+    }
+    /// Adds an account as this tenant (201 expected).
+    async fn add_account(&self, body: &Value) -> Value {
+        self.json(self.post("/api/v1/accounts", body).await, 201).await
+    }
+    /// This tenant's test email of account `id`.
+    async fn test_email(&self, id: &str, body: Value) -> Value {
+        self.json(self.post(&format!("/api/v1/accounts/{id}/test"), &body).await, 200)
+            .await
+    }
     async fn json(&self, r: reqwest::Response, want: u16) -> Value {
         let status = r.status().as_u16();
         let v: Value = r.json().await.unwrap_or(Value::Null);
@@ -565,5 +577,110 @@ async fn a_tenant_without_mail_service_is_served_by_the_platform_sender() {
     );
     let brules = b.json(b.get("/api/v1/rules").await, 200).await;
     assert!(brules.as_array().unwrap().iter().all(|r| r["name"] != "Disks"));
+    app.stop().await;
+}
+
+/// A tenant cannot make Herald connect inside the platform's network (its
+/// test email would show an internal service's banner), while the platform's
+/// own accounts may use internal relays; the platform can allow networks.
+#[tokio::test]
+async fn a_tenant_cannot_reach_internal_addresses() {
+    let peer = Peer::aiosmtpd(PyPeer {
+        mode: "plain",
+        certs: None,
+        user: None,
+        require_tls: false,
+    });
+    let app = spawn_app_with(&[("HERALD_ALLOW_NETWORKS", "")]).await;
+    let acme = tenant(&app, "Acme").await;
+
+    // By address and by a name that resolves to loopback: refused before a
+    // connection is made, with the reason and the fix, in either language.
+    for (name, host) in [("by-ip", "127.0.0.1"), ("by-name", "localhost")] {
+        let mut body = local_account(name, peer.port, "none", None, None);
+        body["host"] = json!(host);
+        let acc = acme.add_account(&body).await;
+        let id = acc["id"].as_str().unwrap();
+        let report = acme
+            .test_email(id, json!({"to": "ops@acme.test", "locale": "en"}))
+            .await;
+        assert_eq!(report["ok"], false, "{report}");
+        assert_eq!(report["stage"], "connect", "{report}");
+        assert_eq!(report["class"], "configuration", "{report}");
+        let hint = report["hint"].as_str().unwrap();
+        assert!(
+            hint.contains("internal address") && hint.contains("HERALD_ALLOW_NETWORKS"),
+            "{hint}"
+        );
+        let transcript = report["transcript"].as_array().unwrap();
+        assert!(
+            transcript.iter().all(|l| l["dir"] != "S"),
+            "nothing may be read from the internal server: {report}"
+        );
+        assert!(report.to_string().contains("loopback address"), "{report}");
+        let zh = acme
+            .test_email(id, json!({"to": "ops@acme.test", "locale": "zh-CN"}))
+            .await;
+        assert!(zh["hint"].as_str().unwrap().contains("内部地址"), "{zh}");
+    }
+    // Nothing reached the server.
+    assert_eq!(peer.count(), 0);
+
+    // A tenant's OAuth2 token endpoint on an internal address is not called either.
+    let oauth = acme
+        .add_account(&json!({
+            "name": "oauth-internal", "provider": "custom", "host": "smtp.example.com", "port": 587,
+            "security": "starttls", "from": {"address": "noreply@acme.test"},
+            "auth": {"method": "oauth2", "oauth": {
+                "provider": "custom", "flow": "client_credentials", "client_id": "c",
+                "client_secret": "s", "token_url": "https://169.254.169.254/token", "scope": "smtp"}}
+        }))
+        .await;
+    let id = oauth["id"].as_str().unwrap();
+    let report = acme.test_email(id, json!({"to": "ops@acme.test"})).await;
+    assert_eq!(report["stage"], "oauth_token", "{report}");
+    assert!(
+        report.to_string().contains("was not called") && report.to_string().contains("169.254.169.254"),
+        "{report}"
+    );
+    // By name: the resolver hands the HTTP client no address to connect to.
+    let by_name = acme
+        .json(
+            acme.patch_json(
+                &format!("/api/v1/accounts/{id}"),
+                &json!({"auth": {"oauth": {"token_url": "http://localhost:9/token"}}}),
+            )
+            .await,
+            200,
+        )
+        .await;
+    assert_eq!(by_name["auth"]["oauth"]["token_url"], "http://localhost:9/token");
+    let report = acme.test_email(id, json!({"to": "ops@acme.test"})).await;
+    assert_eq!(report["stage"], "oauth_token", "{report}");
+    assert_eq!(report["class"], "configuration", "{report}");
+    assert!(report.to_string().contains("loopback address"), "{report}");
+
+    // The platform admin keeps internal relays.
+    let platform = app
+        .create_account(local_account("relay", peer.port, "none", None, None))
+        .await;
+    let report = app
+        .test_email(platform["id"].as_str().unwrap(), "ops@platform.test", "en")
+        .await;
+    assert_eq!(report["ok"], true, "{report}");
+    peer.wait_messages(1).await;
+    app.stop().await;
+
+    // Allowed by the platform: the tenant's relay on loopback works.
+    let app = spawn_app_with(&[("HERALD_ALLOW_NETWORKS", "127.0.0.1/32")]).await;
+    let acme = tenant(&app, "Acme").await;
+    let acc = acme
+        .add_account(&local_account("relay", peer.port, "none", None, None))
+        .await;
+    let report = acme
+        .test_email(acc["id"].as_str().unwrap(), json!({"to": "ops@acme.test"}))
+        .await;
+    assert_eq!(report["ok"], true, "{report}");
+    peer.wait_messages(2).await;
     app.stop().await;
 }
