@@ -2,12 +2,15 @@
 # Installs the real test peers Herald's tests talk to on loopback
 # (see tests/peers/README.md):
 #   - Debian: postfix (only for smtp-sink / smtp-source; its daemon is stopped
-#     and disabled so port 25 stays free), swaks, openssl
+#     and disabled so port 25 stays free), swaks, openssl; chromium (the
+#     console's browser tests, driven by playwright-core) and a CJK font
+#     (fonts-wqy-microhei) so its 简体中文 screenshots show characters
 #   - PyPI:   aiosmtpd, into the python3 on PATH (tests/peers/smtp_auth_server.py);
 #             pproxy, an HTTP CONNECT and SOCKS5 proxy (tests/api/proxy.rs)
 #             dkimpy, PyNaCl, dnslib (tests/peers/dkim_peers.py)
 #   - npm:    tests/peers/package-lock.json (smtp-server, oauth2-mock-server,
-#             standardwebhooks for tests/peers/robot_receiver.js)
+#             standardwebhooks for tests/peers/robot_receiver.js,
+#             playwright-core: never `npx playwright install`, it drives Debian's chromium)
 # Idempotent, quiet unless something fails, meant to run as root (CI, dev
 # machines). Prints one summary line of versions at the end.
 set -euo pipefail
@@ -51,7 +54,7 @@ deb_installed() {
 }
 
 missing=()
-for pkg in postfix swaks openssl; do
+for pkg in postfix swaks openssl chromium fonts-wqy-microhei; do
     deb_installed "$pkg" || missing+=("$pkg")
 done
 
@@ -80,7 +83,7 @@ if command -v update-rc.d >/dev/null 2>&1; then
     as_root update-rc.d postfix disable >/dev/null 2>&1 || true
 fi
 
-for tool in smtp-sink smtp-source swaks openssl; do
+for tool in smtp-sink smtp-source swaks openssl chromium; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || die "$tool not found after install"
 done
 
@@ -162,4 +165,5 @@ echo "test peers ready: postfix $(pkgver postfix), swaks $(pkgver swaks), openss
     "python $(python3 -c 'import platform; print(platform.python_version())') aiosmtpd $aiosmtpd_ver" \
     "pproxy ${pproxy_ver:-?}," \
     "node $(node --version) smtp-server $(npmver smtp-server) oauth2-mock-server $(npmver oauth2-mock-server)" \
-    "standardwebhooks $(npmver standardwebhooks)"
+    "standardwebhooks $(npmver standardwebhooks)," \
+    "chromium $(pkgver chromium) playwright-core $(npmver playwright-core)"

@@ -17,6 +17,8 @@ pub mod cli;
 pub(crate) mod compose;
 pub mod config;
 pub(crate) mod connect;
+pub(crate) mod console;
+pub(crate) mod console_users;
 pub(crate) mod delivery;
 pub(crate) mod diagnosis;
 pub(crate) mod discovery;

@@ -5,6 +5,7 @@
 use crate::accounts::Accounts;
 use crate::channels::Channels;
 use crate::config::Config;
+use crate::console_users::ConsoleUsers;
 use crate::delivery::Worker;
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -46,6 +47,7 @@ pub struct Wired {
     pub(crate) worker: Worker,
     pub(crate) channels: Channels,
     pub(crate) dkim: crate::dkim::Dkim,
+    pub(crate) console_users: ConsoleUsers,
     /// Closed at shutdown; the services hold clones of it.
     store: Store,
 }
@@ -75,6 +77,7 @@ extract!(
     worker: Worker,
     channels: Channels,
     dkim: crate::dkim::Dkim,
+    console_users: ConsoleUsers,
 );
 
 impl std::ops::Deref for Services {
@@ -146,6 +149,7 @@ impl Services {
                 .with_channels(keys.clone(), channel_http),
             channels,
             dkim,
+            console_users: ConsoleUsers::new(store.clone(), config.public_url.clone()),
             accounts,
             outbox,
             rules,

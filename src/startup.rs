@@ -17,6 +17,14 @@ pub async fn serve(app: Services) -> anyhow::Result<()> {
              Use it as: Authorization: Bearer <token>. Lost it? `herald token create` makes another.\n"
         );
     }
+    match app.console_users.first_start_link().await? {
+        Some(link) => eprintln!(
+            "\n  Herald's console: {}/\n  Set the platform admin's password there (user \"admin\"; the link works once, for 24 hours):\n\n    {link}\n\n  \
+             Lost it, or the password? `herald admin reset-password` prints a new link.\n",
+            app.config.public_url
+        ),
+        None => eprintln!("\n  Herald's console: {}/\n", app.config.public_url),
+    }
     app.worker.release_claims_of_previous_run().await?;
     let listener = tokio::net::TcpListener::bind(app.config.listen)
         .await
@@ -127,7 +135,10 @@ async fn accept_loop(listener: tokio::net::TcpListener, router: axum::Router, mu
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
+            .serve_connection(
+                TokioIo::new(stream),
+                TowerToHyperService::new(with_peer(router.clone(), peer)),
+            );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -138,6 +149,24 @@ async fn accept_loop(listener: tokio::net::TcpListener, router: axum::Router, mu
     }
     drop(listener);
     let _ = tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await;
+}
+
+/// The router for one connection, its requests carrying the peer's address
+/// (`ConnectInfo`: the console's sign-in rate limit counts per address).
+fn with_peer(
+    router: axum::Router,
+    peer: std::net::SocketAddr,
+) -> impl tower::Service<
+    axum::http::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone {
+    use tower::ServiceExt;
+    router.map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        req
+    })
 }
 
 async fn shutdown_signal() {

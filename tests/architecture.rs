@@ -37,10 +37,11 @@ const LAYERS: &[(&str, &[&str])] = &[
             "tenants",
             "settings",
             "testmail",
+            "console_users",
         ],
     ),
     ("wiring", &["services"]),
-    ("edges", &["api", "cli"]),
+    ("edges", &["api", "cli", "console"]),
     ("start-up", &["startup"]),
 ];
 

@@ -39,7 +39,7 @@ pub fn router(app: Services) -> Router {
         )
         .route("/api/v1/accounts/{id}/test", post(accounts::test))
         .route("/api/v1/accounts/{id}/authorize", post(oauth::authorize))
-        .route("/oauth2/callback", get(oauth::callback))
+        .route("/oauth2/callback", get(oauth::callback_page))
         .route("/api/v1/messages", get(messages::list).post(messages::create))
         .route("/api/v1/messages/batch", post(messages::batch))
         .route("/api/v1/messages/{id}", get(messages::show))
@@ -70,6 +70,8 @@ pub fn router(app: Services) -> Router {
             get(templates::show).put(templates::save).delete(templates::remove),
         )
         .route("/api/v1/templates/{name}/{locale}/preview", post(templates::preview))
+        // The web console: its pages, at `/`.
+        .merge(crate::console::router())
         .fallback(ops::not_found)
         // Batches of 1,000 messages of a few KB each exceed axum's 2 MB default.
         .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))

@@ -6,7 +6,7 @@ use crate::oauth::Authorization;
 use crate::oauth::Authorizations;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Html;
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 pub async fn authorize(
@@ -30,7 +30,25 @@ pub struct CallbackQuery {
 }
 
 /// The redirect URI. Answers a page for the person in the browser: success,
-/// or a 400 that says what went wrong; nothing is stored on failure.
+/// or a 400 that says what went wrong; nothing is stored on failure. An
+/// authorization started from the console goes back to the account's page.
+pub async fn callback_page(
+    State(authorizations): State<Authorizations>,
+    State(console): State<crate::console_users::ConsoleUsers>,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
+    let state = q.state.clone();
+    let answer = callback(State(authorizations), Query(q)).await;
+    if answer.0 == StatusCode::OK
+        && let Some(state) = state
+        && let Some(account) = console.take_oauth_return(&state).await
+    {
+        return Redirect::to(&format!("/accounts/{account}?authorized=1")).into_response();
+    }
+    answer.into_response()
+}
+
+/// The callback's page (the CLI's loopback redirect shows it too).
 pub async fn callback(
     State(authorizations): State<Authorizations>,
     Query(q): Query<CallbackQuery>,

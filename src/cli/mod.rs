@@ -8,6 +8,7 @@
 //! reading secrets and files named by flags.
 
 mod accounts;
+mod admin;
 mod channels;
 mod dkim;
 mod messages;
@@ -81,6 +82,9 @@ enum Command {
     /// DKIM keys per sending domain: the TXT record to publish, its check.
     #[command(subcommand)]
     Dkim(dkim::DkimCommand),
+    /// The web console's users (`herald admin reset-password`).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 /// How `herald serve` runs the services: given by `main`, which alone knows
@@ -167,6 +171,7 @@ async fn run(cli: Cli, config: Config, serve: Serve) -> anyhow::Result<ExitCode>
         Command::Event(args) => rules::event(&app, tenant, args, json).await?,
         Command::Channel(cmd) => channels::run(&app, tenant, *cmd, json).await?,
         Command::Dkim(cmd) => dkim::run(&app, tenant, cmd, json).await?,
+        Command::Admin(cmd) => admin::run(&app, cmd, json).await?,
     };
     close(&app).await?;
     Ok(code)

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod channels;
 mod condition;
+pub mod console;
 pub mod dkim;
 mod error;
 pub mod group_commit;

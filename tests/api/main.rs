@@ -8,6 +8,7 @@ mod accounts;
 mod addresses;
 mod channels;
 mod cli;
+mod console;
 mod delivery;
 mod dkim;
 mod messages;
