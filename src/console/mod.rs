@@ -6,6 +6,7 @@
 
 mod accounts;
 mod auth;
+mod dkim;
 mod i18n;
 mod messages;
 mod pages;
@@ -33,6 +34,10 @@ pub fn router() -> Router<Services> {
         )
         .route("/accounts/{id}/test", post(accounts::test))
         .route("/accounts/{id}/authorize", post(accounts::authorize))
+        .route("/accounts/{id}/trust", post(accounts::trust))
+        .route("/dkim", get(dkim::list).post(dkim::create))
+        .route("/dkim/{id}/check", post(dkim::check))
+        .route("/dkim/{id}/delete", get(dkim::delete_page).post(dkim::delete))
         .route("/messages", get(messages::list))
         .route("/messages/bulk", post(messages::bulk))
         .route("/messages/{id}", get(messages::show))

@@ -57,6 +57,8 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../console/templates/account_fields.html"),
     ),
     ("authorize.html", include_str!("../../console/templates/authorize.html")),
+    ("dkim.html", include_str!("../../console/templates/dkim.html")),
+    ("dkim_delete.html", include_str!("../../console/templates/dkim_delete.html")),
 ];
 
 /// The names of the embedded templates (for the translation test).
