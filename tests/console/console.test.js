@@ -460,6 +460,47 @@ test('an account\'s proxy and pinned certificate are kept after save; the proxy 
     assert.equal((await api('DELETE', `/api/v1/accounts/${id}`)).status, 204);
 });
 
+test('a test email refused for a self-signed certificate shows it, and "Trust this certificate" pins it', async () => {
+    // The usual one-step self-signed certificate, served by aiosmtpd over TLS.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-console-cert-'));
+    const cert = path.join(dir, 'cert.pem');
+    const key = path.join(dir, 'key.pem');
+    const { execFileSync } = require('node:child_process');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
+        '-subj', '/CN=localhost', '-keyout', key, '-out', cert], { stdio: 'pipe' });
+    const fingerprint = execFileSync('openssl', ['x509', '-noout', '-fingerprint', '-sha256', '-in', cert])
+        .toString().trim().split('=')[1].replace(/:/g, '').toLowerCase();
+    const maildir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-console-tls-'));
+    const peer = await startPeer('python3', ['tests/peers/smtp_auth_server.py', '--mode', 'tls',
+        '--cert', cert, '--key', key, '--maildir', maildir], 'aiosmtpd (TLS)');
+    const created = await api('POST', '/api/v1/accounts', {
+        name: 'Office server', provider: 'custom', host: 'localhost', port: peer.ports[0], security: 'tls',
+        auth: { method: 'none' }, from: { address: 'noreply@herald.test' }, timeout_secs: 20,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.json));
+    const id = created.json.id;
+    await page.goto(herald.base + `/accounts/${id}`);
+    await page.fill('#to', 'someone@example.com');
+    await page.click('#send-test');
+    await page.waitForSelector('#test-report.bad', { timeout: LONG });
+    // The certificate, and the advice to compare before trusting it.
+    assert.equal(await page.locator('#cert-sha256').innerText(), fingerprint);
+    assert.match(await page.locator('#test-certificate').innerText(), /CN=localhost/);
+    assert.match(await page.locator('#cert-compare').innerText(), /compare this fingerprint/);
+    await shoot(page, 'account-certificate');
+    await page.click('#trust-certificate'); // the confirmation is accepted
+    await page.waitForURL(/done=done_pinned/);
+    assert.equal(await page.locator('#pin_sha256').inputValue(), fingerprint);
+    assert.equal((await api('GET', `/api/v1/accounts/${id}`)).json.tls.pin_sha256, fingerprint);
+    // Trusted now: the test email goes through.
+    await page.fill('#to', 'someone@example.com');
+    await page.click('#send-test');
+    await page.waitForSelector('#test-report.ok', { timeout: LONG });
+    await until(() => maildirCount(maildir) >= 1, 'the test email reached the TLS server');
+    assert.equal((await api('DELETE', `/api/v1/accounts/${id}`)).status, 204);
+    peer.proc.kill('SIGTERM');
+});
+
 test('create a rule, dry-run it, and find the event\'s message and attempts in the delivery log', async () => {
     await page.goto(herald.base + '/rules');
     assert.ok(await page.locator('.badge', { hasText: 'built-in' }).count() > 0, 'built-in rules are marked');
