@@ -58,7 +58,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("authorize.html", include_str!("../../console/templates/authorize.html")),
     ("dkim.html", include_str!("../../console/templates/dkim.html")),
-    ("dkim_delete.html", include_str!("../../console/templates/dkim_delete.html")),
+    (
+        "dkim_delete.html",
+        include_str!("../../console/templates/dkim_delete.html"),
+    ),
 ];
 
 /// The names of the embedded templates (for the translation test).
