@@ -121,7 +121,6 @@ fn input_of(f: &Fields, ctx: &Ctx) -> Result<AccountInput, Error> {
         limits: None,
         backup_account: None,
         proxy,
-        ..Default::default()
     })
 }
 
