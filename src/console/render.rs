@@ -345,6 +345,15 @@ impl Fields {
             .collect()
     }
 
+    /// Every value given for a name (checkboxes sharing it), trimmed, empty ones left out.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, v)| k == name && !v.trim().is_empty())
+            .map(|(_, v)| v.trim().to_string())
+            .collect()
+    }
+
     /// The fields as a map, to fill a form in again.
     pub fn values(&self) -> BTreeMap<String, String> {
         self.0

@@ -616,7 +616,8 @@ test('a DingTalk channel: added with its advice, tested with a wrong secret (the
     await shoot(page, 'channels');
     // A rule names it: deleting is refused with the service's reason.
     const rule = await api('POST', '/api/v1/rules', {
-        name: 'to-dingtalk', match: { types: ['backup.*'] }, methods: [{ channel: 'ops-dingtalk' }],
+        name: 'to-dingtalk', match: { types: ['backup.*'] },
+        methods: [{ channel: 'email', to: ['ops@example.com'] }, { channel: 'ops-dingtalk' }],
     });
     assert.equal(rule.status, 201, JSON.stringify(rule.json));
     await page.goto(channelUrl);
@@ -624,7 +625,17 @@ test('a DingTalk channel: added with its advice, tested with a wrong secret (the
     await page.click('#confirm-delete');
     await page.waitForSelector('#delete-refused');
     assert.match(await page.locator('#delete-refused').innerText(), /to-dingtalk/);
-    assert.equal((await api('DELETE', `/api/v1/rules/${rule.json.id}`)).status, 204);
+    // The rule form shows the channel ticked; untick it and save: the rule sends by email only.
+    const channelId = channelUrl.split('/').pop();
+    await page.goto(`${herald.base}/rules/${rule.json.id}`);
+    const box = page.locator(`#rule-channels input[value="${channelId}"]`);
+    assert.ok(await box.isChecked());
+    await shoot(page, 'rule-with-channel');
+    await box.uncheck();
+    await page.click('#save-rule');
+    await page.waitForURL(/done=done_saved/);
+    const saved = await api('GET', `/api/v1/rules/${rule.json.id}`);
+    assert.deepEqual(saved.json.methods.map(m => m.channel), ['email'], JSON.stringify(saved.json));
     // In 简体中文: the nav, the page, the kind's advice and the test's hint.
     await page.goto(channelUrl);
     await page.click('#lang-switch');
