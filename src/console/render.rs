@@ -59,10 +59,22 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("authorize.html", include_str!("../../console/templates/authorize.html")),
     ("channels.html", include_str!("../../console/templates/channels.html")),
     ("channel.html", include_str!("../../console/templates/channel.html")),
-    ("channel_form.html", include_str!("../../console/templates/channel_form.html")),
-    ("channel_fields.html", include_str!("../../console/templates/channel_fields.html")),
-    ("channel_delete.html", include_str!("../../console/templates/channel_delete.html")),
-    ("channel_report.html", include_str!("../../console/templates/channel_report.html")),
+    (
+        "channel_form.html",
+        include_str!("../../console/templates/channel_form.html"),
+    ),
+    (
+        "channel_fields.html",
+        include_str!("../../console/templates/channel_fields.html"),
+    ),
+    (
+        "channel_delete.html",
+        include_str!("../../console/templates/channel_delete.html"),
+    ),
+    (
+        "channel_report.html",
+        include_str!("../../console/templates/channel_report.html"),
+    ),
 ];
 
 /// The names of the embedded templates (for the translation test).
