@@ -6,6 +6,7 @@
 
 mod accounts;
 mod auth;
+mod channels;
 mod i18n;
 mod messages;
 mod pages;
@@ -33,6 +34,14 @@ pub fn router() -> Router<Services> {
         )
         .route("/accounts/{id}/test", post(accounts::test))
         .route("/accounts/{id}/authorize", post(accounts::authorize))
+        .route("/channels", get(channels::list))
+        .route("/channels/new", get(channels::new_page).post(channels::create))
+        .route("/channels/{id}", get(channels::show).post(channels::edit))
+        .route(
+            "/channels/{id}/delete",
+            get(channels::delete_page).post(channels::delete),
+        )
+        .route("/channels/{id}/test", post(channels::test))
         .route("/messages", get(messages::list))
         .route("/messages/bulk", post(messages::bulk))
         .route("/messages/{id}", get(messages::show))
