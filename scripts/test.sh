@@ -15,7 +15,7 @@ trap 'rm -f "$log"' EXIT
 # Two cores: one test binary at a time keeps the peers' timings sane.
 cargo test --locked --all-targets 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
-passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+passed=$(grep -aEo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
 if [ "$status" -ne 0 ]; then
     exit "$status"
 fi
@@ -24,8 +24,8 @@ clog="$(mktemp -t herald-console-test.XXXXXX)"
 trap 'rm -f "$log" "$clog"' EXIT
 cstatus=0
 node --test --test-reporter=tap tests/console/ >"$clog" 2>&1 || cstatus=$?
-cpassed=$(grep -Eo '^# pass [0-9]+' "$clog" | awk '{print $3}' | tail -1)
-cfailed=$(grep -Eo '^# fail [0-9]+' "$clog" | awk '{print $3}' | tail -1)
+cpassed=$(grep -aEo '^# pass [0-9]+' "$clog" | awk '{print $3}' | tail -1)
+cfailed=$(grep -aEo '^# fail [0-9]+' "$clog" | awk '{print $3}' | tail -1)
 cpassed=${cpassed:-0}
 cfailed=${cfailed:-0}
 if [ "$cstatus" -ne 0 ] || [ "$cfailed" -ne 0 ] || [ "$cpassed" -eq 0 ]; then

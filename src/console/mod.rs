@@ -6,6 +6,7 @@
 
 mod accounts;
 mod auth;
+mod channels;
 mod dkim;
 mod i18n;
 mod messages;
@@ -38,6 +39,14 @@ pub fn router() -> Router<Services> {
         .route("/dkim", get(dkim::list).post(dkim::create))
         .route("/dkim/{id}/check", post(dkim::check))
         .route("/dkim/{id}/delete", get(dkim::delete_page).post(dkim::delete))
+        .route("/channels", get(channels::list))
+        .route("/channels/new", get(channels::new_page).post(channels::create))
+        .route("/channels/{id}", get(channels::show).post(channels::edit))
+        .route(
+            "/channels/{id}/delete",
+            get(channels::delete_page).post(channels::delete),
+        )
+        .route("/channels/{id}/test", post(channels::test))
         .route("/messages", get(messages::list))
         .route("/messages/bulk", post(messages::bulk))
         .route("/messages/{id}", get(messages::show))

@@ -57,6 +57,24 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../console/templates/account_fields.html"),
     ),
     ("authorize.html", include_str!("../../console/templates/authorize.html")),
+    ("channels.html", include_str!("../../console/templates/channels.html")),
+    ("channel.html", include_str!("../../console/templates/channel.html")),
+    (
+        "channel_form.html",
+        include_str!("../../console/templates/channel_form.html"),
+    ),
+    (
+        "channel_fields.html",
+        include_str!("../../console/templates/channel_fields.html"),
+    ),
+    (
+        "channel_delete.html",
+        include_str!("../../console/templates/channel_delete.html"),
+    ),
+    (
+        "channel_report.html",
+        include_str!("../../console/templates/channel_report.html"),
+    ),
     ("dkim.html", include_str!("../../console/templates/dkim.html")),
     (
         "dkim_delete.html",
@@ -341,6 +359,15 @@ impl Fields {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(String::from)
+            .collect()
+    }
+
+    /// Every value given for a name (checkboxes sharing it), trimmed, empty ones left out.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, v)| k == name && !v.trim().is_empty())
+            .map(|(_, v)| v.trim().to_string())
             .collect()
     }
 

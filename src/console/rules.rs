@@ -35,7 +35,16 @@ fn values_of(r: &RuleView) -> BTreeMap<String, String> {
     v.insert("keywords".into(), r.matcher.keywords.join(", "));
     v.insert("sources".into(), r.matcher.sources.join(", "));
     v.insert("throttle_secs".into(), r.throttle_secs.to_string());
-    if let Some(m) = r.methods.first() {
+    v.insert(
+        "channels".into(),
+        r.methods
+            .iter()
+            .filter(|m| m.channel != "email")
+            .map(|m| m.channel.clone())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    if let Some(m) = r.methods.iter().find(|m| m.channel == "email") {
         v.insert("account".into(), m.account.clone().unwrap_or_default());
         v.insert("to".into(), m.to.join(", "));
         v.insert("template".into(), m.template.clone().unwrap_or_default());
@@ -51,6 +60,11 @@ async fn rule_page(
     extra: Value,
 ) -> Page {
     let accounts = ctx.app.accounts.list_accounts(ctx.tenant()).await.unwrap_or_default();
+    let channels = ctx.app.channels.list(ctx.tenant()).await.unwrap_or_default();
+    let checked: Vec<String> = v
+        .get("channels")
+        .map(|c| c.split(',').filter(|x| !x.is_empty()).map(String::from).collect())
+        .unwrap_or_default();
     ctx.page_with(
         status,
         "rule.html",
@@ -59,6 +73,8 @@ async fn rule_page(
             rule => rule,
             v => v,
             accounts => accounts,
+            channels => channels,
+            checked => checked,
             severities => SEVERITIES,
             ..extra
         },
@@ -72,6 +88,13 @@ pub async fn new_page(ctx: Ctx) -> Page {
     v.insert("to".into(), ADMINS.into());
     v.insert("throttle_secs".into(), "0".into());
     rule_page(&ctx, StatusCode::OK, None, v, context! {}).await
+}
+
+/// The form as typed, the ticked channels included.
+fn typed(f: &Fields) -> BTreeMap<String, String> {
+    let mut v = f.values();
+    v.insert("channels".into(), f.all("channel").join(","));
+    v
 }
 
 /// The rule a form describes; `methods` keeps the rule's other methods.
@@ -90,7 +113,19 @@ fn input_of(f: &Fields, ctx: &Ctx, others: &[Method]) -> Result<RuleInput, Error
         from_name: None,
         template: f.opt("template"),
     }];
-    methods.extend(others.iter().skip(1).cloned());
+    // The rule's other email methods stay; its channels are the ones ticked
+    // (a channel it had keeps its settings).
+    methods.extend(others.iter().filter(|m| m.channel == "email").skip(1).cloned());
+    for id in f.all("channel") {
+        let kept = others.iter().find(|m| m.channel == id).cloned();
+        methods.push(kept.unwrap_or(Method {
+            channel: id,
+            account: None,
+            to: Vec::new(),
+            from_name: None,
+            template: None,
+        }));
+    }
     Ok(RuleInput {
         name: f.opt("name"),
         enabled: Some(f.has("enabled")),
@@ -139,7 +174,7 @@ pub async fn create(form: Form) -> Page {
                     &ctx,
                     StatusCode::UNPROCESSABLE_ENTITY,
                     None,
-                    fields.values(),
+                    typed(&fields),
                     context! { errors => errors },
                 )
                 .await
@@ -212,7 +247,7 @@ pub async fn edit(Path(id): Path<String>, form: Form) -> Page {
                     &ctx,
                     StatusCode::UNPROCESSABLE_ENTITY,
                     Some(&rule),
-                    fields.values(),
+                    typed(&fields),
                     context! { errors => errors, sample => sample_event(&rule) },
                 )
                 .await
@@ -321,7 +356,7 @@ pub async fn dry_run(Path(id): Path<String>, form: Form) -> Page {
         .unwrap_or_default();
     let mut methods = Vec::new();
     let mut sent = Vec::new();
-    for m in &rule.methods {
+    for m in rule.methods.iter().filter(|m| m.channel == "email") {
         let to = recipients(&ctx, &m.to).await;
         let route = match ctx
             .app

@@ -5,7 +5,8 @@
  * HERALD_BIN), on a fresh data directory and a free port, with the real test
  * peers: aiosmtpd (tests/peers/smtp_auth_server.py), the OAuth2 server
  * (tests/peers/oauth_server.js), the XOAUTH2 SMTP peer
- * (tests/peers/scripted_smtp.js) and the DNS server the DKIM check asks
+ * (tests/peers/scripted_smtp.js), the DingTalk robot
+ * (tests/peers/robot_receiver.js) and the DNS server the DKIM check asks
  * (tests/peers/dkim_peers.py dns, HERALD_DNS_SERVER).
  *
  *   node --test --test-reporter=tap tests/console/
@@ -710,6 +711,123 @@ test('a tenant admin, set up from the tenants page, sees only its tenant', async
     assert.match(await p.locator('.banner.info').first().innerText(), /capture mailbox/);
     await shoot(p, 'tenant-overview');
     await acme.close();
+});
+
+test('a DingTalk channel: added with its advice, tested with a wrong secret (the hint), fixed (ok), refused deletion while a rule names it, and in 简体中文', async () => {
+    const SECRET = 'SEC0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd';
+    const TOKEN = 'console0123456789abcdef';
+    const r = await startPeer('node', ['tests/peers/robot_receiver.js',
+        '--kind', 'dingtalk', '--secret', SECRET, '--token', TOKEN], 'robot_receiver');
+    const robot = `http://127.0.0.1:${r.ports[0]}`;
+    await page.goto(herald.base + '/channels');
+    assert.match(await page.locator('nav').innerText(), /Channels/);
+    await page.click('#add-channel');
+    await page.waitForURL(herald.base + '/channels/new');
+    // The kind's advice follows the choice (the script).
+    assert.ok(await page.locator('[data-advice-for="webhook"]').isVisible());
+    await page.selectOption('#kind', 'dingtalk');
+    const advice = page.locator('[data-advice-for="dingtalk"]');
+    assert.ok(await advice.isVisible());
+    assert.match(await advice.innerText(), /SEC/);
+    assert.ok(!(await page.locator('[data-advice-for="webhook"]').isVisible()));
+    // A URL without its access_token is refused next to the field.
+    await page.fill('#name', 'ops-dingtalk');
+    await page.fill('#url', `${robot}/robot/send`);
+    await page.fill('#secret', 'SECwrongwrongwrong');
+    await page.click('#save-channel');
+    await page.waitForSelector('.field-error');
+    assert.match(await page.locator('.field-error').first().innerText(), /access_token/);
+    assert.ok(!(await page.content()).includes('SECwrongwrongwrong'), 'the secret is not sent back');
+    await shoot(page, 'channel-new');
+    await page.fill('#url', `${robot}/robot/send?access_token=${TOKEN}`);
+    await page.fill('#secret', 'SECwrongwrongwrong');
+    await page.click('#save-channel');
+    await page.waitForURL(/\/channels\/[^/]+\?done=done_channel_created$/);
+    const channelUrl = page.url().split('?')[0];
+    assert.match(await page.locator('#channel-status').innerText(), /Not tested/);
+    const html = await page.content();
+    assert.ok(!html.includes(TOKEN), 'the token is masked');
+    assert.ok(!html.includes('SECwrongwrongwrong'), 'the secret is write-only');
+    // The wrong secret: DingTalk's 310000 and the hint about the signature.
+    await page.click('#test-channel');
+    await page.waitForSelector('#test-report.bad');
+    assert.equal(page.url().split('?')[0], channelUrl, 'tested in the background, on the same page');
+    const report = await page.locator('#test-report').innerText();
+    assert.match(report, /310000/, report);
+    assert.match(report, /200/, report);
+    assert.match(report, /configuration/, report);
+    assert.match(await page.locator('#test-body').innerText(), /sign not match/);
+    assert.match(await page.locator('#test-hint').innerText(), /signature/i);
+    assert.match(await page.locator('#channel-status').innerText(), /Failing/);
+    await shoot(page, 'channel-test-failed');
+    // The right secret; the URL left empty keeps the stored one.
+    await page.fill('#secret', SECRET);
+    await page.click('#save-channel');
+    await page.waitForURL(/done=done_saved/);
+    await page.click('#test-channel');
+    await page.waitForSelector('#test-report.ok');
+    assert.match(await page.locator('#test-report').innerText(), /the channel works/);
+    assert.match(await page.locator('#channel-status').innerText(), /Ready/);
+    const got = await until(async () => {
+        const list = await (await fetch(robot + '/_received')).json();
+        return list.find(x => x.accepted);
+    }, 'the robot accepted the test notification');
+    assert.match(JSON.stringify(got.body), /ops-dingtalk/);
+    await shoot(page, 'channel-test-ok');
+    await page.goto(herald.base + '/channels');
+    assert.match(await page.locator('#channels').innerText(), /ops-dingtalk[\s\S]*DingTalk[\s\S]*Ready/);
+    assert.ok(!(await page.content()).includes(TOKEN));
+    await shoot(page, 'channels');
+    // A rule names it: deleting is refused with the service's reason.
+    const rule = await api('POST', '/api/v1/rules', {
+        name: 'to-dingtalk', match: { types: ['backup.*'] },
+        methods: [{ channel: 'email', to: ['ops@example.com'] }, { channel: 'ops-dingtalk' }],
+    });
+    assert.equal(rule.status, 201, JSON.stringify(rule.json));
+    await page.goto(channelUrl);
+    await page.click('#delete-channel');
+    await page.click('#confirm-delete');
+    await page.waitForSelector('#delete-refused');
+    assert.match(await page.locator('#delete-refused').innerText(), /to-dingtalk/);
+    // The rule form shows the channel ticked; untick it and save: the rule sends by email only.
+    const channelId = channelUrl.split('/').pop();
+    await page.goto(`${herald.base}/rules/${rule.json.id}`);
+    const box = page.locator(`#rule-channels input[value="${channelId}"]`);
+    assert.ok(await box.isChecked());
+    await shoot(page, 'rule-with-channel');
+    await box.uncheck();
+    await page.click('#save-rule');
+    await page.waitForURL(/done=done_saved/);
+    const saved = await api('GET', `/api/v1/rules/${rule.json.id}`);
+    assert.deepEqual(saved.json.methods.map(m => m.channel), ['email'], JSON.stringify(saved.json));
+    // In 简体中文: the nav, the page, the kind's advice and the test's hint.
+    await page.goto(channelUrl);
+    await page.click('#lang-switch');
+    await page.waitForURL(channelUrl);
+    assert.equal(await page.getAttribute('html', 'lang'), 'zh-CN');
+    assert.match(await page.locator('nav').innerText(), /通知通道/);
+    assert.match(await page.locator('#test-h').innerText(), /测试通道/);
+    assert.match(await page.locator('#channel-status').innerText(), /正常/);
+    assert.match(await page.locator('[data-advice-for="dingtalk"]').innerText(), /加签/);
+    await page.fill('#secret', 'SECwrongwrongwrong');
+    await page.click('#save-channel');
+    await page.waitForURL(/done=done_saved/);
+    await page.click('#test-channel');
+    await page.waitForSelector('#test-report.bad');
+    assert.match(await page.locator('#test-report').innerText(), /测试通知失败于/);
+    assert.match(await page.locator('#test-hint').innerText(), /加签/);
+    await shoot(page, 'channel-test-failed-zh');
+    await page.goto(herald.base + '/channels/new');
+    assert.match(await page.locator('h1').innerText(), /添加通道/);
+    await shoot(page, 'channel-new-zh');
+    // Deleted (no rule names it now); back to English for the tests after this one.
+    await page.goto(channelUrl + '/delete');
+    await page.click('#confirm-delete');
+    await page.waitForURL(/\/channels\?done=done_deleted/);
+    assert.doesNotMatch(await page.locator('main').innerText(), /ops-dingtalk/);
+    await page.click('#lang-switch');
+    await page.waitForURL(/\/channels/);
+    assert.equal(await page.getAttribute('html', 'lang'), 'en');
 });
 
 test('switching to 简体中文 translates the pages, and the choice is remembered', async () => {
