@@ -22,8 +22,17 @@
       b.addEventListener("click", function () {
         var input = document.getElementById(b.getAttribute("data-copy"));
         if (!input) return;
-        input.select();
-        if (navigator.clipboard) { navigator.clipboard.writeText(input.value).catch(function () {}); }
+        // An input's value, or a code block's text (selected as a range).
+        var text = "value" in input ? input.value : input.textContent;
+        if (input.select) { input.select(); }
+        else {
+          var range = document.createRange();
+          range.selectNodeContents(input);
+          var sel = window.getSelection();
+          sel.removeAllRanges();
+          sel.addRange(range);
+        }
+        if (navigator.clipboard) { navigator.clipboard.writeText(text).catch(function () {}); }
         else { try { document.execCommand("copy"); } catch (e) {} }
       });
     });

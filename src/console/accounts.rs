@@ -54,6 +54,13 @@ fn values_of(a: &AccountView) -> BTreeMap<String, String> {
     put("address", Some(a.from.address.clone()));
     put("from_name", a.from.name.clone());
     put("ca_pem", a.tls.ca_pem.clone());
+    put("pin_sha256", a.tls.pin_sha256.clone());
+    // No proxy of its own: the platform default applies ("" in the form).
+    let proxy = a.proxy.clone().unwrap_or_default();
+    put("proxy_kind", proxy.kind.clone());
+    put("proxy_host", proxy.host.clone());
+    put("proxy_port", proxy.port.map(|p| p.to_string()));
+    put("proxy_username", proxy.username.clone());
     if let Some(o) = &a.auth.oauth {
         put("oauth_provider", Some(o.provider.clone()));
         put("oauth_client_id", Some(o.client_id.clone()));
@@ -74,6 +81,7 @@ fn input_of(f: &Fields, ctx: &Ctx) -> Result<AccountInput, Error> {
                 .map_err(|_| Error::field("port", ctx.t("error_port")))?,
         ),
     };
+    let proxy = proxy_of(f, ctx)?;
     let method = f.opt("auth_method").unwrap_or_else(|| "password".into());
     let oauth = (method == "oauth2").then(|| crate::oauth::OAuthInput {
         provider: f.opt("oauth_provider"),
@@ -106,14 +114,47 @@ fn input_of(f: &Fields, ctx: &Ctx) -> Result<AccountInput, Error> {
         tls: Some(TlsInput {
             ca_pem: f.opt("ca_pem").map(|_| f.raw("ca_pem")),
             skip_verify: None,
-            ..Default::default()
+            // Empty clears the pin (the field is always on the form).
+            pin_sha256: f.has("pin_sha256").then(|| f.get("pin_sha256")),
         }),
         timeout_secs: None,
         limits: None,
         backup_account: None,
-        // Absent: an edit keeps the account's proxy (the API sets it).
-        ..Default::default()
+        proxy,
     })
+}
+
+/// The proxy section: absent (a form without it) keeps the account's proxy;
+/// "platform default" removes the account's own; an empty password keeps
+/// the stored one.
+fn proxy_of(f: &Fields, ctx: &Ctx) -> Result<Option<Option<crate::proxy::ProxyDoc>>, Error> {
+    if !f.has("proxy_kind") {
+        return Ok(None);
+    }
+    let Some(kind) = f.opt("proxy_kind") else {
+        return Ok(Some(None));
+    };
+    if kind == "none" {
+        return Ok(Some(Some(crate::proxy::ProxyDoc {
+            kind: Some(kind),
+            ..Default::default()
+        })));
+    }
+    let port = match f.opt("proxy_port") {
+        None => None,
+        Some(p) => Some(
+            p.parse::<u16>()
+                .map_err(|_| Error::field("proxy.port", ctx.t("error_port")))?,
+        ),
+    };
+    Ok(Some(Some(crate::proxy::ProxyDoc {
+        kind: Some(kind),
+        host: Some(f.get("proxy_host")),
+        port,
+        username: Some(f.get("proxy_username")),
+        secret: f.opt("proxy_secret"),
+        secret_set: None,
+    })))
 }
 
 pub async fn list(ctx: Ctx, Query(q): Query<Done>) -> Page {
@@ -429,4 +470,37 @@ pub async fn authorize(Path(id): Path<String>, form: Form) -> Page {
         "accounts",
         context! { url => auth.authorize_url, name => row.name.clone(), id => row.id.clone() },
     )
+}
+
+/// "Trust this certificate" in a test email's report: pins the fingerprint
+/// the report showed (the page asked to compare it first).
+pub async fn trust(Path(id): Path<String>, form: Form) -> Page {
+    let Form { ctx, fields } = form;
+    let input = AccountInput {
+        tls: Some(TlsInput {
+            pin_sha256: Some(fields.get("sha256")),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let result = if fields.get("sha256").is_empty() {
+        Err(Error::field("tls.pin_sha256", ctx.t("error_no_fingerprint")))
+    } else {
+        ctx.app.accounts.edit_account(ctx.tenant(), &id, input).await
+    };
+    match result {
+        Ok(a) => see_other(&format!("/accounts/{}?done=done_pinned", a.id)),
+        Err(e) => match field_errors(&e) {
+            Some(errors) => {
+                account_page(
+                    &ctx,
+                    &id,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    context! { errors => errors, editing => true },
+                )
+                .await
+            }
+            None => ctx.error(e),
+        },
+    }
 }

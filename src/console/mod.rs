@@ -7,6 +7,7 @@
 mod accounts;
 mod auth;
 mod channels;
+mod dkim;
 mod i18n;
 mod messages;
 mod pages;
@@ -34,6 +35,10 @@ pub fn router() -> Router<Services> {
         )
         .route("/accounts/{id}/test", post(accounts::test))
         .route("/accounts/{id}/authorize", post(accounts::authorize))
+        .route("/accounts/{id}/trust", post(accounts::trust))
+        .route("/dkim", get(dkim::list).post(dkim::create))
+        .route("/dkim/{id}/check", post(dkim::check))
+        .route("/dkim/{id}/delete", get(dkim::delete_page).post(dkim::delete))
         .route("/channels", get(channels::list))
         .route("/channels/new", get(channels::new_page).post(channels::create))
         .route("/channels/{id}", get(channels::show).post(channels::edit))

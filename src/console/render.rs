@@ -75,6 +75,11 @@ const TEMPLATES: &[(&str, &str)] = &[
         "channel_report.html",
         include_str!("../../console/templates/channel_report.html"),
     ),
+    ("dkim.html", include_str!("../../console/templates/dkim.html")),
+    (
+        "dkim_delete.html",
+        include_str!("../../console/templates/dkim_delete.html"),
+    ),
 ];
 
 /// The names of the embedded templates (for the translation test).

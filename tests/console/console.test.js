@@ -5,8 +5,9 @@
  * HERALD_BIN), on a fresh data directory and a free port, with the real test
  * peers: aiosmtpd (tests/peers/smtp_auth_server.py), the OAuth2 server
  * (tests/peers/oauth_server.js), the XOAUTH2 SMTP peer
- * (tests/peers/scripted_smtp.js) and the DingTalk robot
- * (tests/peers/robot_receiver.js).
+ * (tests/peers/scripted_smtp.js), the DingTalk robot
+ * (tests/peers/robot_receiver.js) and the DNS server the DKIM check asks
+ * (tests/peers/dkim_peers.py dns, HERALD_DNS_SERVER).
  *
  *   node --test --test-reporter=tap tests/console/
  *
@@ -44,6 +45,7 @@ let xoauth; // XOAUTH2 SMTP peer
 let context;
 let page;
 let qqAccountUrl;
+let dns; // { port, records }: the DNS server the DKIM check asks
 let oauthAccountUrl;
 
 // ------------------------------------------------------------------ helpers
@@ -98,6 +100,7 @@ async function startHerald() {
             HERALD_RETRY_MIN_SECS: '1',
             HERALD_RETRY_MAX_SECS: '2',
             HERALD_LOG: 'info,sqlx=warn',
+            HERALD_DNS_SERVER: `127.0.0.1:${dns.port}`,
         },
     });
     children.push(proc);
@@ -146,6 +149,13 @@ async function controlPost(p, body) {
     assert.ok(r.ok, `oauth control ${p}: ${r.status} ${await r.text()}`);
 }
 
+/** What the DNS peer answers from now on: TXT records by name. */
+function publish(records) {
+    const tmp = dns.records + '.tmp';
+    fs.writeFileSync(tmp, JSON.stringify(records));
+    fs.renameSync(tmp, dns.records);
+}
+
 function maildirCount(dir) {
     return fs.readdirSync(dir).filter(n => /^\d+\.json$/.test(n)).length;
 }
@@ -187,6 +197,12 @@ before(async () => {
         '--maildir', mail2,
     ], 'scripted_smtp');
     xoauth = { port: x.ports[0], maildir: mail2 };
+
+    const dnsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-console-dns-'));
+    const records = path.join(dnsDir, 'records.json');
+    fs.writeFileSync(records, '{}');
+    const d = await startPeer('python3', ['tests/peers/dkim_peers.py', 'dns', '--records', records], 'dns');
+    dns = { port: d.ports[0], records };
 
     herald = await startHerald();
     browser = await chromium.launch({
@@ -336,6 +352,154 @@ test('with the authorization code the test email says configured successfully', 
     await shoot(page, 'account-test-ok');
     await page.goto(herald.base + '/accounts');
     await shoot(page, 'accounts');
+});
+
+test('a DKIM key: add it, copy its TXT record, and Check DNS says missing, then published', async () => {
+    await page.goto(herald.base + '/dkim');
+    assert.equal(await page.locator('nav a[aria-current="page"]').innerText(), 'DKIM');
+    assert.ok(await page.locator('#no-dkim').isVisible());
+    // A bad domain: the error is next to the field, and nothing is created.
+    await page.fill('#domain', 'not a domain');
+    await page.click('#add-dkim');
+    await page.waitForSelector('.field-error');
+    assert.equal(await page.locator('#domain').inputValue(), 'not a domain');
+    assert.equal((await api('GET', '/api/v1/dkim')).json.length, 0);
+    // RSA-2048 by default, the selector Herald picks.
+    await page.fill('#domain', 'Herald.Test');
+    assert.equal(await page.locator('#algorithm').inputValue(), 'rsa-sha256');
+    await page.click('#add-dkim');
+    await page.waitForURL(/\/dkim\?done=done_dkim_created/, { timeout: LONG });
+    const keys = (await api('GET', '/api/v1/dkim')).json;
+    assert.equal(keys.length, 1);
+    const key = keys[0];
+    const card = page.locator(`#key-${key.id}`);
+    assert.match(await card.locator('[data-dkim-status]').innerText(), /Not checked/);
+    assert.equal(await card.locator('[data-dns-name]').innerText(), `${key.selector}._domainkey.herald.test`);
+    const value = await card.locator('[data-dns-value]').innerText();
+    assert.equal(value, key.dns_value);
+    assert.match(value, /^v=DKIM1; k=rsa; p=MII/);
+    // The copy button selects the whole record (the script).
+    await card.locator('button[data-copy^="dns-value-"]').click();
+    assert.equal(await page.evaluate(() => String(window.getSelection())), value);
+    await shoot(page, 'dkim-unchecked');
+    // Nothing published yet: the check says missing, with what to do.
+    await card.locator('[data-check]').click();
+    await until(async () => /Missing/.test(await page.locator(`#key-${key.id} [data-dkim-status]`).innerText()),
+        'the check says missing');
+    const hint = await page.locator(`#key-${key.id} [data-dkim-hint]`).innerText();
+    assert.match(hint, new RegExp(`No TXT record at ${key.selector}\\._domainkey\\.herald\\.test`), hint);
+    assert.ok(hint.includes(value), hint);
+    assert.equal((await api('GET', `/api/v1/dkim/${key.id}`)).json.status, 'missing');
+    await shoot(page, 'dkim-missing');
+    // Published at the DNS server: the check says so.
+    publish({ [key.dns_name]: [value] });
+    await page.locator(`#key-${key.id} [data-check]`).click();
+    await until(async () => /Published/.test(await page.locator(`#key-${key.id} [data-dkim-status]`).innerText()),
+        'the check says published');
+    assert.match(await page.locator(`#key-${key.id} [data-dkim-hint]`).innerText(), /matches this key/);
+    await shoot(page, 'dkim-published');
+});
+
+test('an account\'s proxy and pinned certificate are kept after save; the proxy password never comes back', async () => {
+    await page.goto(herald.base + '/accounts/new');
+    await page.fill('#address', 'ops@proxied.example');
+    await page.fill('#name', 'Behind the proxy');
+    await page.fill('#host', '127.0.0.1');
+    await page.fill('#port', '2525');
+    await page.selectOption('#security', 'none');
+    await page.fill('#secret', 'smtp-password');
+    // Collapsed until opened.
+    assert.ok(!(await page.locator('#proxy_host').isVisible()));
+    await page.click('#proxy-section summary');
+    await page.selectOption('#proxy_kind', 'http');
+    await page.fill('#proxy_host', '127.0.0.1');
+    await page.fill('#proxy_port', '3128');
+    await page.fill('#proxy_username', 'corp-user');
+    await page.fill('#proxy_secret', 'proxy-pass-123');
+    await page.fill('#pin_sha256', 'not-a-fingerprint');
+    await page.click('#save-account');
+    // A bad pin: the error is next to the pin field, the proxy fields stay as typed.
+    await page.waitForSelector('#pin_sha256 ~ .field-error');
+    assert.equal(await page.locator('#proxy_host').inputValue(), '127.0.0.1');
+    assert.equal(await page.locator('#proxy_kind').inputValue(), 'http');
+    const pin = 'ab'.repeat(32);
+    await page.fill('#pin_sha256', pin);
+    await page.fill('#secret', 'smtp-password');
+    if (!(await page.locator('#proxy_secret').isVisible())) await page.click('#proxy-section summary');
+    await page.fill('#proxy_secret', 'proxy-pass-123');
+    await page.click('#save-account');
+    await page.waitForURL(/\/accounts\/[^/]+\?done=done_created$/);
+    const url = page.url().split('?')[0];
+    const id = url.split('/').pop();
+    assert.match(await page.locator('#proxy-summary').innerText(), /HTTP proxy .*127\.0\.0\.1:3128/);
+    assert.equal(await page.locator('#proxy_kind').inputValue(), 'http');
+    assert.equal(await page.locator('#proxy_port').inputValue(), '3128');
+    assert.equal(await page.locator('#proxy_username').inputValue(), 'corp-user');
+    assert.equal(await page.locator('#proxy_secret').inputValue(), '');
+    assert.equal(await page.locator('#pin_sha256').inputValue(), pin);
+    assert.ok(!(await page.content()).includes('proxy-pass-123'));
+    await page.click('#proxy-section summary');
+    await shoot(page, 'account-proxy');
+    // Saved again without touching the password: it is kept.
+    await page.fill('#from_name', 'Ops');
+    await page.click('#save-account');
+    await page.waitForURL(/done=done_saved/);
+    let a = (await api('GET', `/api/v1/accounts/${id}`)).json;
+    assert.deepEqual(a.proxy, { kind: 'http', host: '127.0.0.1', port: 3128, username: 'corp-user', secret_set: true });
+    assert.equal(a.tls.pin_sha256, pin);
+    assert.equal(a.from.name, 'Ops');
+    // Back to the platform default, and no pin.
+    await page.click('#proxy-section summary');
+    await page.selectOption('#proxy_kind', '');
+    await page.fill('#pin_sha256', '');
+    await page.click('#save-account');
+    await page.waitForURL(/done=done_saved/);
+    a = (await api('GET', `/api/v1/accounts/${id}`)).json;
+    assert.equal(a.proxy, undefined, JSON.stringify(a.proxy));
+    assert.equal(a.tls.pin_sha256, null);
+    assert.match(await page.locator('#proxy-summary').innerText(), /Platform default/);
+    assert.equal((await api('DELETE', `/api/v1/accounts/${id}`)).status, 204);
+});
+
+test('a test email refused for a self-signed certificate shows it, and "Trust this certificate" pins it', async () => {
+    // The usual one-step self-signed certificate, served by aiosmtpd over TLS.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-console-cert-'));
+    const cert = path.join(dir, 'cert.pem');
+    const key = path.join(dir, 'key.pem');
+    const { execFileSync } = require('node:child_process');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
+        '-subj', '/CN=localhost', '-keyout', key, '-out', cert], { stdio: 'pipe' });
+    const fingerprint = execFileSync('openssl', ['x509', '-noout', '-fingerprint', '-sha256', '-in', cert])
+        .toString().trim().split('=')[1].replace(/:/g, '').toLowerCase();
+    const maildir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-console-tls-'));
+    const peer = await startPeer('python3', ['tests/peers/smtp_auth_server.py', '--mode', 'tls',
+        '--cert', cert, '--key', key, '--maildir', maildir], 'aiosmtpd (TLS)');
+    const created = await api('POST', '/api/v1/accounts', {
+        name: 'Office server', provider: 'custom', host: 'localhost', port: peer.ports[0], security: 'tls',
+        auth: { method: 'none' }, from: { address: 'noreply@herald.test' }, timeout_secs: 20,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.json));
+    const id = created.json.id;
+    await page.goto(herald.base + `/accounts/${id}`);
+    await page.fill('#to', 'someone@example.com');
+    await page.click('#send-test');
+    await page.waitForSelector('#test-report.bad', { timeout: LONG });
+    // The certificate, and the advice to compare before trusting it.
+    assert.equal(await page.locator('#cert-sha256').innerText(), fingerprint);
+    assert.match(await page.locator('#test-certificate').innerText(), /CN=localhost/);
+    assert.match(await page.locator('#cert-compare').innerText(), /compare this fingerprint/);
+    await shoot(page, 'account-certificate');
+    await page.click('#trust-certificate'); // the confirmation is accepted
+    await page.waitForURL(/done=done_pinned/);
+    assert.equal(await page.locator('#pin_sha256').inputValue(), fingerprint);
+    assert.equal((await api('GET', `/api/v1/accounts/${id}`)).json.tls.pin_sha256, fingerprint);
+    // Trusted now: the test email goes through.
+    await page.fill('#to', 'someone@example.com');
+    await page.click('#send-test');
+    await page.waitForSelector('#test-report.ok', { timeout: LONG });
+    await until(() => maildirCount(maildir) >= 1, 'the test email reached the TLS server');
+    assert.equal((await api('DELETE', `/api/v1/accounts/${id}`)).status, 204);
+    peer.proc.kill('SIGTERM');
 });
 
 test('create a rule, dry-run it, and find the event\'s message and attempts in the delivery log', async () => {
@@ -704,6 +868,32 @@ test('switching to 简体中文 translates the pages, and the choice is remember
     await p.waitForURL(herald.base + '/');
     assert.match(await p.locator('h1').innerText(), /概览/);
     await fresh.close();
+});
+
+test('the DKIM page and the proxy section in 简体中文: a different key is explained in Chinese', async () => {
+    await page.goto(herald.base + '/dkim');
+    assert.equal(await page.getAttribute('html', 'lang'), 'zh-CN');
+    const key = (await api('GET', '/api/v1/dkim')).json[0];
+    assert.match(await page.locator(`#key-${key.id} [data-dkim-status]`).innerText(), /已发布/);
+    publish({ [key.dns_name]: ['v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAother'] });
+    await page.locator(`#key-${key.id} [data-check]`).click();
+    await until(async () => /密钥不一致/.test(await page.locator(`#key-${key.id} [data-dkim-status]`).innerText()),
+        'the check says mismatch');
+    assert.match(await page.locator(`#key-${key.id} [data-dkim-hint]`).innerText(), /另一个公钥/);
+    await shoot(page, 'dkim-zh');
+    await page.goto(herald.base + `/dkim/${key.id}/delete`);
+    assert.match(await page.locator('h1').innerText(), /删除密钥/);
+    assert.match(await page.locator('main').innerText(), /不带签名/);
+    await shoot(page, 'dkim-delete-zh');
+    await page.click('#confirm-delete');
+    await page.waitForURL(/\/dkim\?done=done_deleted/);
+    assert.ok(await page.locator('#no-dkim').isVisible());
+    assert.equal((await api('GET', '/api/v1/dkim')).json.length, 0);
+    await page.goto(qqAccountUrl);
+    await page.click('#proxy-section summary');
+    assert.match(await page.locator('#proxy-summary').innerText(), /平台默认/);
+    assert.match(await page.locator('label[for=pin_sha256]').innerText(), /固定证书/);
+    await shoot(page, 'account-proxy-zh');
 });
 
 test('sign out, and sign-in attempts are rate-limited', async () => {
