@@ -168,12 +168,32 @@ impl GuardedResolver {
     }
 }
 
+/// The host did not resolve at all (a `dns` stage, unlike a [`Refused`] one).
+#[derive(Debug, thiserror::Error)]
+#[error("{host} does not resolve: {reason}")]
+pub struct Unresolved {
+    /// The host as configured.
+    pub host: String,
+    /// The resolver's words.
+    pub reason: String,
+}
+
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let looked_up = tokio::net::lookup_host((host.as_str(), 0)).await;
+            let resolved: Vec<SocketAddr> = match looked_up {
+                Ok(addrs) => addrs.collect(),
+                Err(e) => {
+                    let unresolved = Unresolved {
+                        host: host.clone(),
+                        reason: e.to_string(),
+                    };
+                    return Err(Box::new(unresolved) as Box<dyn std::error::Error + Send + Sync>);
+                }
+            };
             let permitted = policy.filter(&host, resolved)?;
             Ok(Box::new(permitted.into_iter()) as reqwest::dns::Addrs)
         })

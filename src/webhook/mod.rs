@@ -9,13 +9,13 @@ pub mod sign;
 
 use crate::catalog::Class;
 use crate::i18n::Locale;
-use crate::netguard::{NetPolicy, Refused};
+use crate::netguard::{GuardedResolver, NetPolicy, Refused, Unresolved};
 use crate::robots::{Answer, RobotHint};
 use crate::secrets::Secret;
 use crate::status::ChannelKind;
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// How long a request may take in all; connecting has its own, shorter bound.
@@ -357,42 +357,6 @@ fn slack_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// A resolver that keeps the addresses the policy permits and says clearly
-/// when it keeps none (a stage `dns` in the report).
-#[derive(Debug, Clone)]
-struct Resolver {
-    policy: NetPolicy,
-}
-
-/// The host did not resolve.
-#[derive(Debug, thiserror::Error)]
-#[error("{host} does not resolve: {reason}")]
-struct Unresolved {
-    host: String,
-    reason: String,
-}
-
-impl reqwest::dns::Resolve for Resolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = self.policy.clone();
-        Box::pin(async move {
-            let host = name.as_str().to_string();
-            let looked_up = tokio::net::lookup_host((host.as_str(), 0)).await;
-            let resolved: Vec<SocketAddr> = match looked_up {
-                Ok(a) => a.collect(),
-                Err(e) => {
-                    return Err(Box::new(Unresolved {
-                        host: host.clone(),
-                        reason: e.to_string(),
-                    }) as Box<dyn std::error::Error + Send + Sync>);
-                }
-            };
-            let permitted = policy.filter(&host, resolved)?;
-            Ok(Box::new(permitted.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
 /// The HTTP clients of channels: one for the platform (unrestricted), one
 /// for tenants (the network policy). Redirects are never followed.
 #[derive(Clone)]
@@ -409,7 +373,7 @@ fn client(policy: NetPolicy) -> reqwest::Client {
         .timeout(REQUEST_TIMEOUT)
         .connect_timeout(CONNECT_TIMEOUT)
         .no_proxy()
-        .dns_resolver(std::sync::Arc::new(Resolver { policy }))
+        .dns_resolver(std::sync::Arc::new(GuardedResolver::new(policy)))
         .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("the HTTP client builds")
